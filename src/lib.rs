@@ -1,0 +1,8 @@
+//! mobilenet-cli: a model explorer and cost calculator for the MobileNet family
+//! (Howard et al. 2017, arXiv:1704.04861).
+//!
+//! Dependency direction: `arch` (the spec) <- `cost` (pure integer counts) and the network;
+//! `report` only formats what the computing modules return.
+
+pub mod arch;
+pub mod cost;
