@@ -6,3 +6,8 @@
 
 pub mod arch;
 pub mod cost;
+pub mod published;
+pub mod report;
+pub mod output;
+pub mod cli;
+pub mod app;

@@ -95,8 +95,10 @@ pub enum ConfigError {
     #[error("--alpha must be a finite number in (0, {MAX_ALPHA}], got {0}")]
     Alpha(f64),
     #[error("--res must be an integer from {MIN_RESOLUTION} to {MAX_RESOLUTION}, got {0}")]
-    Resolution(u64),
-    #[error("--rho must be a finite number > 0 giving a resolution from {MIN_RESOLUTION} to {MAX_RESOLUTION}, got {0}")]
+    Resolution(i64),
+    #[error(
+        "--rho must be a finite number > 0 giving a resolution from {MIN_RESOLUTION} to {MAX_RESOLUTION}, got {0}"
+    )]
     Rho(f64),
     #[error("--depth-multiplier must be an integer from 1 to 16, got {0}")]
     DepthMultiplier(u32),
@@ -221,7 +223,12 @@ mod tests {
             let err = Config::paper(bad, 224).unwrap_err();
             assert!(err.to_string().starts_with("--alpha"), "{err}");
         }
-        assert!(Config::paper(1.0, 31).unwrap_err().to_string().starts_with("--res"));
+        assert!(
+            Config::paper(1.0, 31)
+                .unwrap_err()
+                .to_string()
+                .starts_with("--res")
+        );
         assert!(Config::paper(1.0, 32).is_ok());
         assert!(Config::paper(2.0, 224).is_ok());
         assert!(Config::new(1.0, 224, 0, 1000, Variant::Standard).is_err());

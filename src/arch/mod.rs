@@ -10,7 +10,7 @@
 //! Shapes follow TensorFlow "SAME" padding: output = ceil(input / stride) (eq. 7's rho*D_F is
 //! realised by choosing the input resolution).
 
-mod config;
+pub mod config;
 mod layer;
 mod spec;
 

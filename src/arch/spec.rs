@@ -59,15 +59,36 @@ impl Block {
         match *self {
             Block::Conv { kernel, stride, out } => {
                 let out = scaled_channels(out, config.alpha);
-                vec![conv(format!("conv_{index}"), LayerKind::Conv, kernel, stride, input, out)]
+                vec![conv(
+                    format!("conv_{index}"),
+                    LayerKind::Conv,
+                    kernel,
+                    stride,
+                    input,
+                    out,
+                )]
             }
             Block::DepthwiseSeparable { kernel, stride, out } => {
                 let out = scaled_channels(out, config.alpha);
                 if config.variant == Variant::FullConv {
-                    return vec![conv(format!("conv_{index}"), LayerKind::Conv, kernel, stride, input, out)];
+                    return vec![conv(
+                        format!("conv_{index}"),
+                        LayerKind::Conv,
+                        kernel,
+                        stride,
+                        input,
+                        out,
+                    )];
                 }
                 let dw_out = input.c * config.depth_multiplier;
-                let dw = conv(format!("dw_{index}"), LayerKind::Depthwise, kernel, stride, input, dw_out);
+                let dw = conv(
+                    format!("dw_{index}"),
+                    LayerKind::Depthwise,
+                    kernel,
+                    stride,
+                    input,
+                    dw_out,
+                );
                 let pw = conv(format!("pw_{index}"), LayerKind::Pointwise, 1, 1, dw.output, out);
                 vec![dw, pw]
             }
@@ -134,7 +155,10 @@ mod tests {
         assert_eq!(inputs[24], "7x7x512");
         assert_eq!(inputs[25], "7x7x1024");
         assert_eq!(layers[25].name, "dw_13");
-        assert_eq!(layers[25].stride, 1, "the last depthwise layer is stride 1 (Table 1 erratum)");
+        assert_eq!(
+            layers[25].stride, 1,
+            "the last depthwise layer is stride 1 (Table 1 erratum)"
+        );
         assert_eq!(layers[28].output, Shape::new(1, 1, 1000));
         assert_eq!(layers[27].kernel, 7);
     }
@@ -161,7 +185,11 @@ mod tests {
         let base = Config::paper(1.0, 224).unwrap();
         let full = instantiate(&base.with_variant(Variant::FullConv));
         assert_eq!(full.len(), 14 + 2);
-        assert!(full[..14].iter().all(|l| l.kind == LayerKind::Conv && l.kernel == 3));
+        assert!(
+            full[..14]
+                .iter()
+                .all(|l| l.kind == LayerKind::Conv && l.kernel == 3)
+        );
         let shallow = instantiate(&base.with_variant(Variant::Shallow));
         assert_eq!(shallow.len(), 1 + 16 + 2);
         assert!(!shallow.iter().any(|l| l.name == "dw_7" || l.name == "pw_11"));

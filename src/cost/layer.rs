@@ -98,7 +98,10 @@ mod tests {
         let pw = layer_cost(&layers[2]);
         assert_eq!((pw.weights, pw.mult_adds), (2_048, 25_690_112));
         let fc = layer_cost(layers.last().unwrap());
-        assert_eq!((fc.weights, fc.mult_adds, fc.fc_bias, fc.bn_channels), (1_024_000, 1_024_000, 1000, 0));
+        assert_eq!(
+            (fc.weights, fc.mult_adds, fc.fc_bias, fc.bn_channels),
+            (1_024_000, 1_024_000, 1000, 0)
+        );
     }
 
     #[test]

@@ -101,14 +101,21 @@ pub struct CostReport {
 }
 
 fn percent(part: u64, whole: u64) -> f64 {
-    if whole == 0 { 0.0 } else { 100.0 * part as f64 / whole as f64 }
+    if whole == 0 {
+        0.0
+    } else {
+        100.0 * part as f64 / whole as f64
+    }
 }
 
 /// Instantiates `config` and counts everything.
 pub fn analyze(config: &Config) -> CostReport {
     let layers: Vec<LayerRow> = instantiate(config)
         .into_iter()
-        .map(|layer| LayerRow { cost: layer_cost(&layer), layer })
+        .map(|layer| LayerRow {
+            cost: layer_cost(&layer),
+            layer,
+        })
         .collect();
 
     let sum = |f: fn(&LayerCost) -> u64| layers.iter().map(|r| f(&r.cost)).sum::<u64>();
@@ -214,7 +221,10 @@ mod tests {
 
     #[test]
     fn tf_slim_body_totals() {
-        for (alpha, res, params, macs) in [(1.0, 224, 3_185_088, 567_716_352), (0.75, 128, 1_800_144, 106_002_432)] {
+        for (alpha, res, params, macs) in [
+            (1.0, 224, 3_185_088, 567_716_352),
+            (0.75, 128, 1_800_144, 106_002_432),
+        ] {
             let r = paper(alpha, res);
             let body = r.layers.iter().filter(|l| l.layer.block.is_some());
             let (p, m) = body.fold((0, 0), |(p, m), l| (p + l.cost.weights, m + l.cost.mult_adds));
@@ -231,10 +241,17 @@ mod tests {
             (0.25, 463_600, 470_072, 475_544),
         ] {
             let t = paper(alpha, 224).totals;
-            assert_eq!((t.params, t.params_trainable, t.params_keras), (params, trainable, keras));
+            assert_eq!(
+                (t.params, t.params_trainable, t.params_keras),
+                (params, trainable, keras)
+            );
         }
         // The shipped files' element counts (1001 classes).
-        for (alpha, res, deployed) in [(0.25, 128, 467_593), (0.5, 160, 1_326_633), (0.75, 192, 2_578_121)] {
+        for (alpha, res, deployed) in [
+            (0.25, 128, 467_593),
+            (0.5, 160, 1_326_633),
+            (0.75, 192, 2_578_121),
+        ] {
             let t = analyze(&Config::paper(alpha, res).unwrap().with_classes(1001)).totals;
             assert_eq!(t.params_deployed, deployed);
         }
@@ -246,14 +263,26 @@ mod tests {
         let share = |kind| *r.by_kind.iter().find(|s| s.kind == kind).unwrap();
         let hundredths = |pct: f64| (pct * 100.0).round() as u64;
         let pw = share(LayerKind::Pointwise);
-        assert_eq!((hundredths(pw.mult_adds_pct), hundredths(pw.params_pct)), (9486, 7459));
+        assert_eq!(
+            (hundredths(pw.mult_adds_pct), hundredths(pw.params_pct)),
+            (9486, 7459)
+        );
         let dw = share(LayerKind::Depthwise);
-        assert_eq!((hundredths(dw.mult_adds_pct), hundredths(dw.params_pct)), (306, 106));
+        assert_eq!(
+            (hundredths(dw.mult_adds_pct), hundredths(dw.params_pct)),
+            (306, 106)
+        );
         let conv = share(LayerKind::Conv);
         // The paper prints 1.19%: a digit swap of 1.91% (the rows must sum to 100%).
-        assert_eq!((hundredths(conv.mult_adds_pct), hundredths(conv.params_pct)), (191, 2));
+        assert_eq!(
+            (hundredths(conv.mult_adds_pct), hundredths(conv.params_pct)),
+            (191, 2)
+        );
         let fc = share(LayerKind::Fc);
-        assert_eq!((hundredths(fc.mult_adds_pct), hundredths(fc.params_pct)), (18, 2433));
+        assert_eq!(
+            (hundredths(fc.mult_adds_pct), hundredths(fc.params_pct)),
+            (18, 2433)
+        );
     }
 
     #[test]
@@ -263,11 +292,23 @@ mod tests {
         // 4867.3 M; the printed 4866 is the network without its FC layer (4866.3 M), unlike every
         // other row of the paper, so the published comparison flags it.
         let full = analyze(&base.with_variant(Variant::FullConv)).totals;
-        assert_eq!((round_to(full.mult_adds, 1_000_000), round_to(full.params, 100_000)), (4867, 293));
+        assert_eq!(
+            (
+                round_to(full.mult_adds, 1_000_000),
+                round_to(full.params, 100_000)
+            ),
+            (4867, 293)
+        );
         assert_eq!(round_to(full.mult_adds - 1_024_000, 1_000_000), 4866);
         // Table 5: Shallow 307, 2.9; 0.75 MobileNet 325, 2.6.
         let shallow = analyze(&base.with_variant(Variant::Shallow)).totals;
-        assert_eq!((round_to(shallow.mult_adds, 1_000_000), round_to(shallow.params, 100_000)), (307, 29));
+        assert_eq!(
+            (
+                round_to(shallow.mult_adds, 1_000_000),
+                round_to(shallow.params, 100_000)
+            ),
+            (307, 29)
+        );
         // Table 6 (width) and Table 7 (resolution).
         for (alpha, res, macs, params_tenths) in [
             (1.0, 224, 569, 42),
@@ -277,7 +318,10 @@ mod tests {
             (1.0, 192, 418, 42),
         ] {
             let t = paper(alpha, res).totals;
-            assert_eq!((round_to(t.mult_adds, 1_000_000), round_to(t.params, 100_000)), (macs, params_tenths));
+            assert_eq!(
+                (round_to(t.mult_adds, 1_000_000), round_to(t.params, 100_000)),
+                (macs, params_tenths)
+            );
         }
         // Table 7's 290 for 1.0-160 is 290.7 truncated; 186 for 1.0-128.
         assert_eq!(paper(1.0, 160).totals.mult_adds / 1_000_000, 290);
@@ -290,10 +334,16 @@ mod tests {
     #[test]
     fn layer_sums_equal_totals_and_peak_memory() {
         let r = paper(1.0, 224);
-        assert_eq!(r.by_kind.iter().map(|k| k.mult_adds).sum::<u64>(), r.totals.mult_adds);
+        assert_eq!(
+            r.by_kind.iter().map(|k| k.mult_adds).sum::<u64>(),
+            r.totals.mult_adds
+        );
         assert_eq!(r.by_kind.iter().map(|k| k.params).sum::<u64>(), r.totals.params);
         // Largest: dw_1 input 112x112x32 + output 112x112x32, or conv_0 in+out, or pw_1 32->64.
-        assert_eq!(r.totals.activation_peak_bytes, 4 * (112 * 112 * 32 + 112 * 112 * 64));
+        assert_eq!(
+            r.totals.activation_peak_bytes,
+            4 * (112 * 112 * 32 + 112 * 112 * 64)
+        );
         assert_eq!(r.totals.weight_bytes_f32, 4 * 4_221_032);
     }
 
@@ -303,6 +353,10 @@ mod tests {
         assert_eq!(r.separable.len(), 13);
         let s = r.separable_total.unwrap();
         assert!(s.reduction > 8.0 && s.reduction < 9.0, "{}", s.reduction);
-        assert!(analyze(&Config::paper(1.0, 224).unwrap().with_variant(Variant::FullConv)).separable_total.is_none());
+        assert!(
+            analyze(&Config::paper(1.0, 224).unwrap().with_variant(Variant::FullConv))
+                .separable_total
+                .is_none()
+        );
     }
 }

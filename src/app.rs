@@ -1,0 +1,130 @@
+//! Dispatch: validates the parsed command line into typed configurations, calls the computing
+//! modules and hands their results to `report` and `output`. The only module that wires
+//! everything together.
+
+use std::process::ExitCode;
+
+use anyhow::Result;
+use serde::Serialize;
+
+use crate::arch::{Config, Family, Variant};
+use crate::cli::{AnalyzeArgs, Cli, Command, ModelArgs, OutputArgs, PresetsArgs};
+use crate::cost::analyze;
+use crate::output::emit;
+use crate::published::{Store, compare, compare_table2};
+use crate::report::{self, AnalyzeReport, Format};
+
+/// Exit codes (documented in the README).
+pub mod exit {
+    /// Success.
+    pub const OK: u8 = 0;
+    /// A runtime failure: unreadable file, bad weights, failed write.
+    pub const FAILURE: u8 = 1;
+    /// A usage error: unknown flag, invalid flag value.
+    pub const USAGE: u8 = 2;
+    /// Some inputs of a multi-input run failed; the others have results.
+    pub const PARTIAL: u8 = 3;
+}
+
+/// An invalid flag value or combination (exit code 2). The message names the flag.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct UsageError(pub String);
+
+impl From<crate::arch::ConfigError> for UsageError {
+    fn from(e: crate::arch::ConfigError) -> Self {
+        UsageError(e.to_string())
+    }
+}
+
+/// The exit code for an error: usage errors are 2, everything else 1.
+pub fn exit_code_for(error: &anyhow::Error) -> u8 {
+    if error.downcast_ref::<UsageError>().is_some() {
+        exit::USAGE
+    } else {
+        exit::FAILURE
+    }
+}
+
+pub fn run(cli: Cli) -> Result<ExitCode> {
+    match cli.command {
+        Command::Analyze(args) => run_analyze(&args),
+        Command::Presets(args) => run_presets(&args),
+    }
+}
+
+/// The model configuration the flags describe.
+pub fn config_from(args: &ModelArgs) -> Result<Config, UsageError> {
+    let family: Family = args.family.parse()?;
+    let variant: Variant = args.variant.parse()?;
+    let resolution = match (args.resolution, args.rho) {
+        (Some(res), _) => u32::try_from(res).map_err(|_| crate::arch::ConfigError::Resolution(res))?,
+        (None, Some(rho)) => Config::resolution_from_rho(rho)?,
+        (None, None) => 224,
+    };
+    let config = Config::new(
+        args.alpha,
+        resolution,
+        args.depth_multiplier,
+        args.classes,
+        variant,
+    )?;
+    debug_assert_eq!(config.family, family);
+    Ok(config)
+}
+
+fn write_json<T: Serialize>(out: &OutputArgs, value: &T) -> Result<()> {
+    let text = serde_json::to_string_pretty(value)? + "\n";
+    emit(out.output.as_deref(), &text)
+}
+
+fn run_analyze(args: &AnalyzeArgs) -> Result<ExitCode> {
+    let config = config_from(&args.model)?;
+    let store = Store::embedded();
+    let cost = analyze(&config);
+    let report = AnalyzeReport {
+        table2: compare_table2(&store, &config, &cost.by_kind),
+        published: compare(&store, &config),
+        cost,
+    };
+    let text = match args.out.format {
+        Format::Json => report::analyze_json(&report)?,
+        format => report::render(&report::analyze_document(&report), format)?,
+    };
+    emit(args.out.output.as_deref(), &text)?;
+    Ok(ExitCode::from(exit::OK))
+}
+
+fn run_presets(args: &PresetsArgs) -> Result<ExitCode> {
+    if let Some(alpha) = args.alpha
+        && !(alpha.is_finite() && alpha > 0.0)
+    {
+        return Err(UsageError(format!("--alpha must be a finite number > 0, got {alpha}")).into());
+    }
+    let store = Store::embedded();
+    if let Some(source) = &args.source
+        && store.source(source).is_none()
+    {
+        let ids: Vec<&str> = store.sources.iter().map(|s| s.id.as_str()).collect();
+        return Err(UsageError(format!(
+            "unknown --source '{source}' (expected one of {})",
+            ids.join(", ")
+        ))
+        .into());
+    }
+    let rows = report::presets::select(
+        &store,
+        args.family.as_deref(),
+        args.alpha,
+        args.resolution,
+        args.source.as_deref(),
+    );
+    match args.out.format {
+        Format::Json => write_json(&args.out, &report::presets::json(&store, &rows))?,
+        format => emit(
+            args.out.output.as_deref(),
+            &report::render(&report::presets::document(&store, &rows), format)?,
+        )?,
+    }
+    Ok(ExitCode::from(exit::OK))
+}

@@ -1,0 +1,317 @@
+//! Published figures against the cost model for one configuration.
+
+use serde::Serialize;
+
+use super::table::{PublishedModel, Store, parse_figure};
+use crate::arch::Config;
+use crate::cost::analyze;
+
+/// How a published figure relates to the computed one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    /// Within one unit of the last printed digit.
+    Agrees,
+    /// Differs, and the data records this cell as a known misprint.
+    Erratum,
+    /// Differs with no recorded explanation.
+    Disagrees,
+}
+
+/// One published figure (in millions) next to the computed value.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct FigureCheck {
+    /// As printed, in millions.
+    pub published: String,
+    /// Computed exactly, for the class count and convention of the source.
+    pub computed: u64,
+    /// published - computed, in millions.
+    pub difference_m: f64,
+    pub status: Status,
+}
+
+/// A published row for the analysed variant with its checks.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Comparison {
+    pub source_title: String,
+    #[serde(flatten)]
+    pub row: PublishedModel,
+    /// Classes the computed figures assume (1001 for TF-slim's checkpoint convention).
+    pub classes: u32,
+    pub mult_adds: Option<FigureCheck>,
+    pub params: Option<FigureCheck>,
+}
+
+fn check(printed: &Option<String>, computed: u64, erratum: bool) -> Option<FigureCheck> {
+    let (value, unit) = parse_figure(printed.as_deref()?)?;
+    let computed_m = computed as f64 / 1e6;
+    let difference_m = value - computed_m;
+    // One unit of the last printed digit, plus a hair for binary floating point.
+    let agrees = difference_m.abs() <= unit * (1.0 + 1e-9);
+    let status = match (agrees, erratum) {
+        (true, _) => Status::Agrees,
+        (false, true) => Status::Erratum,
+        (false, false) => Status::Disagrees,
+    };
+    Some(FigureCheck {
+        published: printed.clone()?,
+        computed,
+        difference_m,
+        status,
+    })
+}
+
+fn same_variant(row: &PublishedModel, config: &Config) -> bool {
+    row.family == config.family.name()
+        && row.alpha.is_some_and(|a| (a - config.alpha).abs() < 1e-9)
+        && row.resolution == Some(config.resolution)
+        && row.variant == config.variant.name()
+        && config.depth_multiplier == 1
+}
+
+/// Every published row for `config`'s (family, alpha, resolution, variant), checked against the
+/// cost model. Published models use depth multiplier 1, so none match other multipliers.
+pub fn compare(store: &Store, config: &Config) -> Vec<Comparison> {
+    store
+        .models
+        .iter()
+        .filter(|row| same_variant(row, config))
+        .map(|row| {
+            let convention = row.params_convention.as_deref().unwrap_or("params");
+            let classes = if convention == "slim_checkpoint" {
+                1001
+            } else {
+                1000
+            };
+            let totals = analyze(&config.with_classes(classes)).totals;
+            let erratum = row.erratum.is_some();
+            let params = totals.params_by_convention(convention).unwrap_or(totals.params);
+            Comparison {
+                source_title: store
+                    .source(&row.source)
+                    .map(|s| s.title.clone())
+                    .unwrap_or_default(),
+                row: row.clone(),
+                classes,
+                mult_adds: check(&row.mult_adds_m, totals.mult_adds, erratum),
+                params: check(&row.params_m, params, erratum),
+            }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::arch::Variant;
+
+    fn statuses(alpha: f64, res: u32, variant: Variant) -> Vec<(String, Option<Status>, Option<Status>)> {
+        let config = Config::paper(alpha, res).unwrap().with_variant(variant);
+        compare(&Store::embedded(), &config)
+            .into_iter()
+            .map(|c| {
+                (
+                    c.row.model.clone(),
+                    c.mult_adds.map(|m| m.status),
+                    c.params.map(|p| p.status),
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_paper_grid_agrees_or_is_a_recorded_erratum() {
+        for alpha in [1.0, 0.75, 0.5, 0.25] {
+            for res in [224, 192, 160, 128] {
+                let rows = statuses(alpha, res, Variant::Standard);
+                assert!(
+                    rows.iter().any(|r| r.0.starts_with("MobileNet_v1_")),
+                    "{alpha}/{res}: no slim row"
+                );
+                for (model, macs, params) in rows {
+                    assert_ne!(macs, Some(Status::Disagrees), "{alpha}/{res} {model} mult-adds");
+                    assert_ne!(params, Some(Status::Disagrees), "{alpha}/{res} {model} params");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn known_misprints_are_flagged_not_matched() {
+        let macs = |alpha, res, model: &str| {
+            statuses(alpha, res, Variant::Standard)
+                .into_iter()
+                .find(|r| r.0 == model)
+                .and_then(|r| r.1)
+        };
+        assert_eq!(macs(0.75, 224, "MobileNet_v1_0.75_224"), Some(Status::Erratum));
+        assert_eq!(
+            macs(0.75, 128, "MobileNet_v1_0.75_128_quant"),
+            Some(Status::Erratum)
+        );
+        assert_eq!(macs(0.25, 192, "MobileNet_v1_0.25_192"), Some(Status::Erratum));
+        assert_eq!(macs(0.75, 224, "0.75 MobileNet-224"), Some(Status::Agrees));
+        assert_eq!(macs(1.0, 160, "MobileNet_v1_1.0_160"), Some(Status::Agrees));
+        let full = statuses(1.0, 224, Variant::FullConv);
+        assert_eq!(full[0].1, Some(Status::Erratum), "{full:?}");
+        assert_eq!(full[0].2, Some(Status::Agrees));
+        let shallow = statuses(1.0, 224, Variant::Shallow);
+        assert_eq!(
+            (shallow[0].1, shallow[0].2),
+            (Some(Status::Agrees), Some(Status::Agrees))
+        );
+    }
+
+    #[test]
+    fn slim_checkpoint_params_use_1001_classes() {
+        let config = Config::paper(1.0, 224).unwrap();
+        let slim = compare(&Store::embedded(), &config)
+            .into_iter()
+            .find(|c| c.row.model == "MobileNet_v1_1.0_224")
+            .unwrap();
+        assert_eq!(slim.classes, 1001);
+        assert_eq!(slim.params.unwrap().computed, 4_243_945);
+    }
+
+    #[test]
+    fn other_depth_multipliers_have_no_published_figures() {
+        let config = Config::new(1.0, 224, 2, 1000, Variant::Standard).unwrap();
+        assert!(compare(&Store::embedded(), &config).is_empty());
+    }
+}
+
+/// A row of the paper's Table 2 against the computed share of the same layer kind.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Table2Check {
+    pub kind: String,
+    pub mult_adds_pct: FigureCheckPct,
+    pub params_pct: FigureCheckPct,
+    pub erratum: Option<String>,
+}
+
+/// A printed percentage against the computed one.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct FigureCheckPct {
+    pub published: String,
+    pub computed: f64,
+    pub status: Status,
+}
+
+fn check_pct(printed: &str, computed: f64, erratum: bool) -> FigureCheckPct {
+    let agrees =
+        parse_figure(printed).is_some_and(|(value, unit)| (value - computed).abs() <= unit / 2.0 + 1e-9);
+    FigureCheckPct {
+        published: printed.to_string(),
+        computed,
+        status: match (agrees, erratum) {
+            (true, _) => Status::Agrees,
+            (false, true) => Status::Erratum,
+            (false, false) => Status::Disagrees,
+        },
+    }
+}
+
+/// The paper's Table 2 checked against `by_kind`, for the configuration it describes
+/// (1.0 MobileNet-224, 1000 classes); empty for any other.
+pub fn compare_table2(
+    store: &Store,
+    config: &Config,
+    by_kind: &[crate::cost::KindShare],
+) -> Vec<Table2Check> {
+    if *config != Config::paper(1.0, 224).expect("the paper's configuration is valid") {
+        return Vec::new();
+    }
+    store
+        .table2
+        .iter()
+        .filter_map(|row| {
+            let share = by_kind.iter().find(|s| s.kind.name() == row.kind)?;
+            let erratum = row.erratum.is_some();
+            Some(Table2Check {
+                kind: row.kind.clone(),
+                mult_adds_pct: check_pct(&row.mult_adds_pct, share.mult_adds_pct, erratum),
+                params_pct: check_pct(&row.params_pct, share.params_pct, erratum),
+                erratum: row.erratum.clone(),
+            })
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod table_tests {
+    use super::*;
+    use crate::arch::{Activation, Layer, LayerKind, Shape};
+    use crate::cost::layer_cost;
+
+    #[test]
+    fn table2_matches_except_the_recorded_digit_swap() {
+        let config = Config::paper(1.0, 224).unwrap();
+        let report = analyze(&config);
+        let checks = compare_table2(&Store::embedded(), &config, &report.by_kind);
+        assert_eq!(checks.len(), 4);
+        for c in &checks {
+            assert_eq!(c.params_pct.status, Status::Agrees, "{c:?}");
+            let expected = if c.kind == "conv" {
+                Status::Erratum
+            } else {
+                Status::Agrees
+            };
+            assert_eq!(c.mult_adds_pct.status, expected, "{c:?}");
+        }
+        assert!(compare_table2(&Store::embedded(), &config.with_classes(1001), &report.by_kind).is_empty());
+    }
+
+    /// Table 3: one 3x3 layer with M = N = 512 at 14x14, then separable, alpha 0.75, rho 0.714.
+    #[test]
+    fn table3_single_layer_rows() {
+        for row in Store::embedded().table3 {
+            let shape = |c| Shape::new(row.feature_size, row.feature_size, c);
+            let layer = |kind, kernel, input: Shape, out| Layer {
+                name: String::new(),
+                block: None,
+                kind,
+                kernel,
+                stride: 1,
+                input,
+                output: shape(out),
+                batch_norm: true,
+                activation: Activation::Relu6,
+            };
+            let (macs, params) = if row.separable {
+                let dw = layer_cost(&layer(
+                    LayerKind::Depthwise,
+                    row.kernel,
+                    shape(row.in_channels),
+                    row.in_channels,
+                ));
+                let pw = layer_cost(&layer(
+                    LayerKind::Pointwise,
+                    1,
+                    shape(row.in_channels),
+                    row.out_channels,
+                ));
+                (dw.mult_adds + pw.mult_adds, dw.weights + pw.weights)
+            } else {
+                let c = layer_cost(&layer(
+                    LayerKind::Conv,
+                    row.kernel,
+                    shape(row.in_channels),
+                    row.out_channels,
+                ));
+                (c.mult_adds, c.weights)
+            };
+            let (pub_macs, unit) = parse_figure(&row.mult_adds_m).unwrap();
+            assert!(
+                (pub_macs - macs as f64 / 1e6).abs() <= unit / 2.0,
+                "{}: {macs}",
+                row.modification
+            );
+            let (pub_params, unit) = parse_figure(&row.params_m).unwrap();
+            assert!(
+                (pub_params - params as f64 / 1e6).abs() <= unit / 2.0,
+                "{}: {params}",
+                row.modification
+            );
+        }
+    }
+}

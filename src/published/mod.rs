@@ -1,0 +1,13 @@
+//! Published figures as data: the rows of `presets/published/*.csv`, embedded in the binary,
+//! and their comparison with the cost model.
+//!
+//! Each row keeps its printed digits as a string, so the comparison knows the printed precision:
+//! a published figure agrees when it is within one unit of its last printed digit of the
+//! computed value (covering both rounding and the truncation some tables use). Known misprints
+//! carry an erratum note in the data and are flagged, never matched.
+
+mod compare;
+mod table;
+
+pub use compare::{Comparison, FigureCheck, FigureCheckPct, Status, Table2Check, compare, compare_table2};
+pub use table::{PaperTable2Row, PaperTable3Row, PublishedModel, SlimLayerRow, Source, Store, parse_figure};

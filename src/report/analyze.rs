@@ -1,0 +1,456 @@
+//! The `analyze` report: paper Table 1 with costs, totals, Table 2, the separable saving, memory
+//! and the published figures for the variant.
+
+use serde::Serialize;
+
+use super::document::{Align, Document, TextTable};
+use super::units::{megabytes, percent, si, thousands};
+use crate::arch::config::format_alpha;
+use crate::arch::{Layer, LayerKind, WIDTH_RULE};
+use crate::cost::{CostReport, KindShare, SavingTotal, SeparableSaving, Totals};
+use crate::published::{Comparison, FigureCheck, FigureCheckPct, Status, Table2Check};
+
+/// What `analyze` computed: the cost report and the published comparison.
+#[derive(Debug, Clone)]
+pub struct AnalyzeReport {
+    pub cost: CostReport,
+    pub published: Vec<Comparison>,
+    /// The paper's Table 2 against `cost.by_kind` (only for 1.0 MobileNet-224).
+    pub table2: Vec<Table2Check>,
+}
+
+/// Counting conventions, stated in every report.
+pub const MULT_ADDS_CONVENTION: &str = "mult-adds: multiply-adds of convolution and fully connected layers (paper eq. 2, 4, 5); BatchNorm, ReLU6, pooling and softmax count zero";
+pub const FLOPS_CONVENTION: &str =
+    "FLOPs = 2 x mult-adds (one multiply and one add); many tools print mult-adds (MACs) as \"FLOPs\"";
+
+#[derive(Serialize)]
+struct ModelJson<'a> {
+    family: &'a str,
+    alpha: f64,
+    resolution: u32,
+    rho: f64,
+    depth_multiplier: u32,
+    classes: u32,
+    variant: &'a str,
+    label: String,
+}
+
+#[derive(Serialize)]
+struct LayerJson<'a> {
+    name: &'a str,
+    kind: LayerKind,
+    block: Option<usize>,
+    kernel: u32,
+    stride: u32,
+    input: [u32; 3],
+    output: [u32; 3],
+    mult_adds: u64,
+    params: u64,
+    bn_channels: u64,
+    bias: u64,
+    output_elements: u64,
+}
+
+#[derive(Serialize)]
+struct ConventionsJson {
+    width_rule: &'static str,
+    mult_adds: &'static str,
+    flops: &'static str,
+    params: &'static str,
+    params_trainable: &'static str,
+    params_keras: &'static str,
+    params_deployed: &'static str,
+    activation_peak_bytes: &'static str,
+}
+
+const CONVENTIONS: ConventionsJson = ConventionsJson {
+    width_rule: WIDTH_RULE,
+    mult_adds: MULT_ADDS_CONVENTION,
+    flops: FLOPS_CONVENTION,
+    params: "convolution and FC weights only (the paper's Table 2 convention)",
+    params_trainable: "weights + BatchNorm gamma and beta + FC bias (PyTorch/timm)",
+    params_keras: "weights + BatchNorm gamma, beta, moving mean and variance + FC bias (Keras \"Total params\")",
+    params_deployed: "BatchNorm folded: weights + one bias per conv output channel + FC bias (the element count of a deployed weight file)",
+    activation_peak_bytes: "largest input + output of one layer at batch 1, float32",
+};
+
+#[derive(Serialize)]
+struct SeparableJson<'a> {
+    layers: &'a [SeparableSaving],
+    total: Option<SavingTotal>,
+}
+
+#[derive(Serialize)]
+struct AnalyzeJson<'a> {
+    schema_version: u32,
+    model: ModelJson<'a>,
+    conventions: ConventionsJson,
+    layers: Vec<LayerJson<'a>>,
+    totals: &'a Totals,
+    by_kind: &'a [KindShare],
+    separable: SeparableJson<'a>,
+    published: &'a [Comparison],
+    paper_table2: &'a [Table2Check],
+}
+
+/// The JSON document (see README, "JSON schema").
+pub fn analyze_json(report: &AnalyzeReport) -> serde_json::Result<String> {
+    let cost = &report.cost;
+    let c = &cost.config;
+    let json = AnalyzeJson {
+        schema_version: 1,
+        model: ModelJson {
+            family: c.family.name(),
+            alpha: c.alpha,
+            resolution: c.resolution,
+            rho: c.rho(),
+            depth_multiplier: c.depth_multiplier,
+            classes: c.classes,
+            variant: c.variant.name(),
+            label: c.label(),
+        },
+        conventions: CONVENTIONS,
+        layers: cost
+            .layers
+            .iter()
+            .map(|r| LayerJson {
+                name: &r.layer.name,
+                kind: r.layer.kind,
+                block: r.layer.block,
+                kernel: r.layer.kernel,
+                stride: r.layer.stride,
+                input: r.layer.input.to_array(),
+                output: r.layer.output.to_array(),
+                mult_adds: r.cost.mult_adds,
+                params: r.cost.weights,
+                bn_channels: r.cost.bn_channels,
+                bias: r.cost.fc_bias,
+                output_elements: r.cost.output_elements,
+            })
+            .collect(),
+        totals: &cost.totals,
+        by_kind: &cost.by_kind,
+        separable: SeparableJson {
+            layers: &cost.separable,
+            total: cost.separable_total,
+        },
+        published: &report.published,
+        paper_table2: &report.table2,
+    };
+    serde_json::to_string_pretty(&json).map(|s| s + "\n")
+}
+
+/// Table 1's "Type / Stride" cell.
+fn type_stride(layer: &Layer) -> String {
+    let kind = match layer.kind {
+        LayerKind::Conv | LayerKind::Pointwise => "Conv",
+        LayerKind::Depthwise => "Conv dw",
+        LayerKind::AvgPool => "Avg Pool",
+        LayerKind::Fc => "FC",
+    };
+    format!("{kind} / s{}", layer.stride)
+}
+
+/// Table 1's "Filter Shape" cell.
+fn filter_shape(layer: &Layer) -> String {
+    let (k, m, n) = (layer.kernel, layer.input.c, layer.output.c);
+    match layer.kind {
+        LayerKind::Conv | LayerKind::Pointwise => format!("{k}x{k}x{m}x{n}"),
+        LayerKind::Depthwise if n == m => format!("{k}x{k}x{m} dw"),
+        LayerKind::Depthwise => format!("{k}x{k}x{m}x{} dw", n / m),
+        LayerKind::AvgPool => format!("Pool {k}x{k}"),
+        LayerKind::Fc => format!("{m}x{n}"),
+    }
+}
+
+/// Table 2's row names.
+fn kind_label(kind: LayerKind, kernel: u32) -> String {
+    match kind {
+        LayerKind::Pointwise => "Conv 1x1".into(),
+        LayerKind::Depthwise => format!("Conv DW {kernel}x{kernel}"),
+        LayerKind::Conv => format!("Conv {kernel}x{kernel}"),
+        LayerKind::AvgPool => "Avg Pool".into(),
+        LayerKind::Fc => "Fully Connected".into(),
+    }
+}
+
+fn mark(status: Status) -> &'static str {
+    match status {
+        Status::Agrees => "ok",
+        Status::Erratum => "ERRATUM",
+        Status::Disagrees => "DIFFERS",
+    }
+}
+
+fn pct_cell(check: &FigureCheckPct) -> String {
+    format!("{}% ({})", check.published, mark(check.status))
+}
+
+fn status_cell(check: &Option<FigureCheck>) -> String {
+    match check {
+        None => "-".into(),
+        Some(c) => {
+            format!("{} vs {} ({})", c.published, si_m(c.computed), mark(c.status))
+        }
+    }
+}
+
+/// Millions with three decimals: the computed side of a published comparison.
+fn si_m(n: u64) -> String {
+    format!("{:.3}", n as f64 / 1e6)
+}
+
+/// The human-readable report.
+pub fn analyze_document(report: &AnalyzeReport) -> Document {
+    let cost = &report.cost;
+    let c = &cost.config;
+    let t = &cost.totals;
+    let mut doc = Document::default();
+
+    doc.heading(format!(
+        "MobileNet {} {}: alpha {}, {}x{} (rho {:.3}), depth multiplier {}, {} classes, {} variant",
+        c.family,
+        c.label(),
+        format_alpha(c.alpha),
+        c.resolution,
+        c.resolution,
+        c.rho(),
+        c.depth_multiplier,
+        c.classes,
+        c.variant
+    ));
+    doc.lines(vec![
+        format!("Width rule: {WIDTH_RULE}"),
+        "Spatial sizes: TensorFlow SAME padding, output = ceil(input / stride)".into(),
+        format!("Counting: {MULT_ADDS_CONVENTION}"),
+    ]);
+
+    let mut layers = TextTable::new(&[
+        ("Layer", Align::Left),
+        ("Type / Stride", Align::Left),
+        ("Filter Shape", Align::Left),
+        ("Input Size", Align::Left),
+        ("Output Size", Align::Left),
+        ("Mult-Adds", Align::Right),
+        ("Params", Align::Right),
+    ]);
+    for row in &cost.layers {
+        let l = &row.layer;
+        layers.push(vec![
+            l.name.clone(),
+            type_stride(l),
+            filter_shape(l),
+            l.input.to_string(),
+            l.output.to_string(),
+            thousands(row.cost.mult_adds),
+            thousands(row.cost.weights),
+        ]);
+    }
+    layers.push(vec![
+        "total".into(),
+        String::new(),
+        String::new(),
+        String::new(),
+        String::new(),
+        thousands(t.mult_adds),
+        thousands(t.params),
+    ]);
+    doc.heading("Layers (paper Table 1 layout; params are weights only)");
+    doc.main_table(layers);
+
+    let mut totals = TextTable::new(&[
+        ("Quantity", Align::Left),
+        ("Value", Align::Right),
+        ("Convention", Align::Left),
+    ]);
+    let rows: [(&str, u64, &str); 6] = [
+        ("mult_adds", t.mult_adds, "paper: conv + FC multiply-adds"),
+        ("flops", t.flops, "2 x mult_adds"),
+        ("params", t.params, "conv + FC weights (paper Table 2)"),
+        (
+            "params_trainable",
+            t.params_trainable,
+            "+ BN gamma/beta + FC bias (PyTorch, timm)",
+        ),
+        (
+            "params_keras",
+            t.params_keras,
+            "+ BN moving mean/var (Keras \"Total params\")",
+        ),
+        (
+            "params_deployed",
+            t.params_deployed,
+            "BN folded: weights + conv biases + FC bias",
+        ),
+    ];
+    for (name, value, convention) in rows {
+        totals.push(vec![
+            name.into(),
+            format!("{} ({})", thousands(value), si(value)),
+            convention.into(),
+        ]);
+    }
+    doc.heading("Totals");
+    doc.table(totals);
+
+    let with_paper = !report.table2.is_empty();
+    let mut columns = vec![
+        ("Type", Align::Left),
+        ("Layers", Align::Right),
+        ("Mult-Adds", Align::Right),
+        ("% Mult-Adds", Align::Right),
+        ("Params", Align::Right),
+        ("% Params", Align::Right),
+    ];
+    if with_paper {
+        columns.extend([
+            ("Paper % Mult-Adds", Align::Right),
+            ("Paper % Params", Align::Right),
+        ]);
+    }
+    let mut kinds = TextTable::new(&columns);
+    for share in &cost.by_kind {
+        let kernel = cost
+            .layers
+            .iter()
+            .find(|r| r.layer.kind == share.kind)
+            .map_or(1, |r| r.layer.kernel);
+        let mut row = vec![
+            kind_label(share.kind, kernel),
+            share.layers.to_string(),
+            thousands(share.mult_adds),
+            percent(share.mult_adds_pct),
+            thousands(share.params),
+            percent(share.params_pct),
+        ];
+        if with_paper {
+            match report.table2.iter().find(|c| c.kind == share.kind.name()) {
+                Some(c) => row.extend([pct_cell(&c.mult_adds_pct), pct_cell(&c.params_pct)]),
+                None => row.extend(["-".to_string(), "-".to_string()]),
+            }
+        }
+        kinds.push(row);
+    }
+    doc.heading("Resource per layer type (paper Table 2)");
+    doc.table(kinds);
+    let errata: Vec<String> = report
+        .table2
+        .iter()
+        .filter_map(|c| {
+            c.erratum
+                .as_ref()
+                .map(|e| format!("erratum, paper-v1 Table 2 {}: {e}", c.kind))
+        })
+        .collect();
+    if !errata.is_empty() {
+        doc.lines(errata);
+    }
+
+    if let Some(total) = &cost.separable_total {
+        let mut saving = TextTable::new(&[
+            ("Layers", Align::Left),
+            ("Separable Mult-Adds", Align::Right),
+            ("Standard Conv Mult-Adds", Align::Right),
+            ("Ratio", Align::Right),
+            ("1/N + 1/Dk^2", Align::Right),
+        ]);
+        for s in &cost.separable {
+            saving.push(vec![
+                s.layers.clone(),
+                thousands(s.separable_mult_adds),
+                thousands(s.standard_mult_adds),
+                format!("{:.4}", s.ratio),
+                format!("{:.4}", s.formula),
+            ]);
+        }
+        doc.heading("Depthwise separable vs standard convolution (eq. 5 / eq. 2)");
+        doc.table(saving);
+        doc.lines(vec![
+            format!(
+                "Separable layers: {} mult-adds instead of {} as standard 3x3 convolutions: {:.2}x less computation (ratio {:.4}).",
+                thousands(total.separable_mult_adds),
+                thousands(total.standard_mult_adds),
+                total.reduction,
+                total.ratio
+            ),
+            format!(
+                "The whole network with standard convolutions: {} mult-adds.",
+                thousands(total.network_with_standard_convs)
+            ),
+        ]);
+    }
+
+    doc.heading("Memory");
+    doc.lines(vec![
+        format!(
+            "Weights (params_deployed = {}): {} at f32, {} at f16, {} at int8",
+            thousands(t.params_deployed),
+            megabytes(t.weight_bytes_f32),
+            megabytes(t.weight_bytes_f16),
+            megabytes(t.weight_bytes_int8)
+        ),
+        format!(
+            "Peak activation memory, batch 1, f32 (largest input + output of one layer): {}",
+            megabytes(t.activation_peak_bytes)
+        ),
+    ]);
+
+    doc.heading("Published figures for this variant (mult-adds and params in millions)");
+    if report.published.is_empty() {
+        doc.lines(vec![
+            "None: no source publishes this (alpha, resolution, variant, depth multiplier).".into(),
+        ]);
+    } else {
+        let mut published = TextTable::new(&[
+            ("Source", Align::Left),
+            ("Table", Align::Left),
+            ("Model", Align::Left),
+            ("Top-1", Align::Right),
+            ("Top-5", Align::Right),
+            ("Mult-Adds (M) published vs computed", Align::Left),
+            ("Params (M) published vs computed", Align::Left),
+            ("Params convention", Align::Left),
+        ]);
+        let mut notes = Vec::new();
+        for p in &report.published {
+            published.push(vec![
+                p.row.source.clone(),
+                p.row.table.clone(),
+                p.row.model.clone(),
+                p.row.top1.clone().unwrap_or_else(|| "-".into()),
+                p.row.top5.clone().unwrap_or_else(|| "-".into()),
+                status_cell(&p.mult_adds),
+                status_cell(&p.params),
+                match p.row.params_convention.as_deref() {
+                    Some(conv) if p.classes != 1000 => format!("{conv} ({} classes)", p.classes),
+                    Some(conv) => conv.to_string(),
+                    None => "-".into(),
+                },
+            ]);
+            let flagged = [&p.mult_adds, &p.params]
+                .iter()
+                .any(|c| c.as_ref().is_some_and(|c| c.status != Status::Agrees));
+            if let (true, Some(erratum)) = (flagged, &p.row.erratum) {
+                notes.push(format!("erratum, {} {}: {erratum}", p.row.source, p.row.model));
+            }
+            if let Some(note) = &p.row.note {
+                notes.push(format!("note, {} {}: {note}", p.row.source, p.row.model));
+            }
+        }
+        doc.table(published);
+        notes.push(
+            "ok = within one unit of the last printed digit; ERRATUM = a known misprint recorded in presets/published; DIFFERS = unexplained"
+                .into(),
+        );
+        let mut sources: Vec<&str> = report.published.iter().map(|p| p.row.source.as_str()).collect();
+        sources.dedup();
+        for id in sources {
+            if let Some(p) = report.published.iter().find(|p| p.row.source == id) {
+                notes.push(format!("{id}: {}", p.source_title));
+            }
+        }
+        doc.lines(notes);
+    }
+    doc
+}

@@ -1,0 +1,56 @@
+//! Formatting: every report is a [`Document`] of titled tables and text lines, rendered as a
+//! terminal table (comfy-table), Markdown or CSV; JSON is serialised from the computing modules'
+//! own serde structs. Nothing here computes a figure: it only turns values into text.
+
+mod analyze;
+mod document;
+pub mod presets;
+pub mod units;
+
+pub use analyze::{AnalyzeReport, analyze_document, analyze_json};
+pub use document::{Align, Document, Section, TextTable};
+
+use std::fmt;
+use std::str::FromStr;
+
+/// Output formats shared by every command.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    /// Human-readable tables (comfy-table).
+    Table,
+    /// JSON, for scripts and plotting.
+    Json,
+    /// CSV of the command's main table.
+    Csv,
+    /// GitHub-flavoured Markdown tables.
+    Markdown,
+}
+
+impl fmt::Display for Format {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Format::Table => "table",
+            Format::Json => "json",
+            Format::Csv => "csv",
+            Format::Markdown => "markdown",
+        })
+    }
+}
+
+impl FromStr for Format {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        <Format as clap::ValueEnum>::from_str(s, false)
+            .map_err(|_| format!("unknown format '{s}' (expected table, json, csv or markdown)"))
+    }
+}
+
+/// Renders a document in a text format (not JSON: JSON comes from the data structs).
+pub fn render(doc: &Document, format: Format) -> anyhow::Result<String> {
+    Ok(match format {
+        Format::Table => doc.to_terminal(),
+        Format::Markdown => doc.to_markdown(),
+        Format::Csv => doc.to_csv()?,
+        Format::Json => anyhow::bail!("JSON is serialised from the report data, not a document"),
+    })
+}
