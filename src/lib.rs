@@ -4,10 +4,10 @@
 //! Dependency direction: `arch` (the spec) <- `cost` (pure integer counts) and the network;
 //! `report` only formats what the computing modules return.
 
+pub mod app;
 pub mod arch;
+pub mod cli;
 pub mod cost;
+pub mod output;
 pub mod published;
 pub mod report;
-pub mod output;
-pub mod cli;
-pub mod app;

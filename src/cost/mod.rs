@@ -9,6 +9,7 @@
 //! - pointwise convolution: M * N * D_F * D_F, so a separable layer costs eq. 5
 //!   D_K^2 M D_F^2 + M N D_F^2, a fraction 1/N + 1/D_K^2 of the standard convolution;
 //! - fully connected: M * N.
+//!
 //! eq. 6 and 7 (width multiplier alpha, resolution multiplier rho) are realised by instantiating
 //! the spec at alpha and at the resolution, not by scaling totals, so channel rounding is exact.
 //!
