@@ -25,7 +25,50 @@ pub enum Command {
     /// List the published figures (papers, TF-slim, TFLite, Keras, timm, torchvision), each with its source.
     #[command(after_help = PRESETS_HELP)]
     Presets(PresetsArgs),
+    /// Classify images with real ImageNet weights that ship inside the tool: top-k labels with probabilities.
+    #[command(after_help = CLASSIFY_HELP)]
+    Classify(ClassifyArgs),
+    /// Top-1/top-5 accuracy on a labelled folder (one subfolder per class), per-class accuracy and confusions.
+    #[command(after_help = EVALUATE_HELP)]
+    Evaluate(EvaluateArgs),
+    /// Measure inference latency of one variant on this machine (median, p90, throughput, GFLOP/s).
+    #[command(after_help = BENCH_HELP)]
+    Bench(BenchArgs),
+    /// Latency / accuracy / size trade-off over an alpha x resolution grid, with Pareto front, budgets and plot.
+    #[command(after_help = SWEEP_HELP)]
+    Sweep(SweepArgs),
 }
+
+const CLASSIFY_HELP: &str = "\
+Examples:
+  mobilenet-cli classify photo.jpg
+  mobilenet-cli classify photos/ --model 0.25_128 --top 3 --format json
+  mobilenet-cli classify a.png b.webp --weights my_mobilenet.safetensors
+
+Exit codes: 0 all images classified; 1 nothing could be classified; 2 usage error;
+3 some images failed (each failure is reported on stderr, the others have results).";
+
+const EVALUATE_HELP: &str = "\
+The folder holds one subfolder per class, named by its ImageNet label (e.g. 'Egyptian cat',
+case-insensitive) or WordNet id where known.
+
+Examples:
+  mobilenet-cli evaluate my_val_set/
+  mobilenet-cli evaluate my_val_set/ --model 0.5_160 --format json --output eval.json";
+
+const BENCH_HELP: &str = "\
+Examples:
+  mobilenet-cli bench --model 1.0_224
+  mobilenet-cli bench --alpha 0.5 --res 160 --threads 1 --runs 50
+  mobilenet-cli bench --model 1.0_224 --per-layer
+  mobilenet-cli bench --alpha 1.0 --res 224 --engine reference --min-time 5";
+
+const SWEEP_HELP: &str = "\
+Examples:
+  mobilenet-cli sweep                                   # the paper's 16 points, timed
+  mobilenet-cli sweep --no-timing --format markdown
+  mobilenet-cli sweep --max-latency-ms 5 --min-top1 60 --plot tradeoff.svg
+  mobilenet-cli sweep --alphas 0.35,0.6,1.0 --resolutions 96,176 --format json --output sweep.json";
 
 const ANALYZE_HELP: &str = "\
 Counting conventions (all reported):
@@ -111,6 +154,170 @@ pub struct PresetsArgs {
     pub source: Option<String>,
     #[command(flatten)]
     pub out: OutputArgs,
+}
+
+pub use crate::infer::EngineKind;
+
+/// How to run inference.
+#[derive(Debug, Clone, Args)]
+pub struct RunArgs {
+    /// Inference threads (default: all cores). Set before candle starts its thread pool.
+    #[arg(long, value_name = "N")]
+    pub threads: Option<usize>,
+    /// Inference engine.
+    #[arg(long, value_enum, default_value_t = EngineKind::Fast)]
+    pub engine: EngineKind,
+}
+
+/// Which pretrained weights to use.
+#[derive(Debug, Clone, Args)]
+pub struct WeightsArgs {
+    /// A shipped ImageNet model: 0.25_128, 0.5_160, 0.75_192 or 1.0_224.
+    #[arg(long, default_value = "1.0_224", conflicts_with = "weights")]
+    pub model: String,
+    /// Your own weights (safetensors; see the README for the tensor names): f32, f16, bf16 or
+    /// the uint8 format, with or without BatchNorm tensors.
+    #[arg(long, value_name = "FILE")]
+    pub weights: Option<PathBuf>,
+    /// Width multiplier of --weights when its metadata does not say.
+    #[arg(long, allow_negative_numbers = true)]
+    pub alpha: Option<f64>,
+    /// Resolution to run at (default: the model's trained resolution). The network is fully
+    /// convolutional, so any resolution >= 32 works; accuracy is best at the trained one.
+    #[arg(long = "res", value_name = "PIXELS")]
+    pub resolution: Option<i64>,
+}
+
+#[derive(Debug, Args)]
+pub struct ClassifyArgs {
+    /// Image files (JPEG, PNG, BMP, WebP) and directories (their images, not recursive).
+    #[arg(required = true, value_name = "IMAGE_OR_DIR")]
+    pub inputs: Vec<PathBuf>,
+    #[command(flatten)]
+    pub weights: WeightsArgs,
+    /// How many classes to show per image.
+    #[arg(long, default_value_t = 5)]
+    pub top: usize,
+    /// Images per forward pass.
+    #[arg(long, default_value_t = 8)]
+    pub batch: usize,
+    #[command(flatten)]
+    pub run: RunArgs,
+    #[command(flatten)]
+    pub out: OutputArgs,
+    /// No progress bar.
+    #[arg(long, short)]
+    pub quiet: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct EvaluateArgs {
+    /// A folder with one subfolder of images per class.
+    #[arg(value_name = "DIR")]
+    pub dir: PathBuf,
+    #[command(flatten)]
+    pub weights: WeightsArgs,
+    /// Images per forward pass.
+    #[arg(long, default_value_t = 8)]
+    pub batch: usize,
+    /// Most frequent confusions to list.
+    #[arg(long, default_value_t = 10)]
+    pub confusions: usize,
+    #[command(flatten)]
+    pub run: RunArgs,
+    #[command(flatten)]
+    pub out: OutputArgs,
+    /// No progress bar.
+    #[arg(long, short)]
+    pub quiet: bool,
+}
+
+/// Timing options shared by bench and sweep.
+#[derive(Debug, Clone, Args)]
+pub struct TimingArgs {
+    /// Untimed runs before measuring.
+    #[arg(long, default_value_t = 3)]
+    pub warmup: usize,
+    /// Timed runs (ignored with --min-time).
+    #[arg(long, default_value_t = 20)]
+    pub runs: usize,
+    /// Keep timing until this many seconds have been measured (at least 3 runs).
+    #[arg(long, allow_negative_numbers = true, value_name = "SECONDS")]
+    pub min_time: Option<f64>,
+    /// Images per forward pass.
+    #[arg(long, default_value_t = 1)]
+    pub batch: usize,
+    /// Deterministic synthetic timings for tests: nothing is run.
+    #[arg(long, hide = true)]
+    pub mock_timer: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    /// Time a shipped model (its weights, alpha and resolution) instead of --alpha/--res.
+    #[arg(long, value_name = "MODEL")]
+    pub model: Option<String>,
+    #[command(flatten)]
+    pub spec: ModelArgs,
+    #[command(flatten)]
+    pub timing: TimingArgs,
+    /// Time every layer: layer, kind, mult-adds, time, share of time next to share of mult-adds.
+    #[arg(long)]
+    pub per_layer: bool,
+    #[command(flatten)]
+    pub run: RunArgs,
+    #[command(flatten)]
+    pub out: OutputArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct SweepArgs {
+    /// Width multipliers, comma-separated.
+    #[arg(long, default_value = "1.0,0.75,0.5,0.25", value_name = "LIST")]
+    pub alphas: String,
+    /// Resolutions, comma-separated.
+    #[arg(long, default_value = "224,192,160,128", value_name = "LIST")]
+    pub resolutions: String,
+    /// Analytic columns only: no inference is run.
+    #[arg(long)]
+    pub no_timing: bool,
+    /// Published accuracy table: slim (TF-slim float), slim-quant, paper, tflite.
+    #[arg(long, value_enum, default_value_t = crate::sweep::AccuracySource::Slim)]
+    pub accuracy_source: crate::sweep::AccuracySource,
+    /// Budget: median latency at most this many milliseconds.
+    #[arg(long, allow_negative_numbers = true, value_name = "MS")]
+    pub max_latency_ms: Option<f64>,
+    /// Budget: f32 weights at most this many megabytes (10^6 bytes).
+    #[arg(long, allow_negative_numbers = true, value_name = "MB")]
+    pub max_size_mb: Option<f64>,
+    /// Budget: top-1 accuracy at least this many percent.
+    #[arg(long, allow_negative_numbers = true, value_name = "PERCENT")]
+    pub min_top1: Option<f64>,
+    /// Also draw the trade-off plot to this SVG file.
+    #[arg(long, value_name = "FILE.svg")]
+    pub plot: Option<PathBuf>,
+    #[command(flatten)]
+    pub timing: TimingArgs,
+    #[command(flatten)]
+    pub run: RunArgs,
+    #[command(flatten)]
+    pub out: OutputArgs,
+    /// No progress bar.
+    #[arg(long, short)]
+    pub quiet: bool,
+}
+
+impl Command {
+    /// The --threads flag of commands that run inference.
+    pub fn threads(&self) -> Option<usize> {
+        match self {
+            Command::Classify(a) => a.run.threads,
+            Command::Evaluate(a) => a.run.threads,
+            Command::Bench(a) => a.run.threads,
+            Command::Sweep(a) => a.run.threads,
+            Command::Analyze(_) | Command::Presets(_) => None,
+        }
+    }
 }
 
 #[cfg(test)]

@@ -6,8 +6,15 @@
 
 pub mod app;
 pub mod arch;
+pub mod bench;
+pub mod classify;
 pub mod cli;
 pub mod cost;
+pub mod engine;
+pub mod infer;
+pub mod nn;
 pub mod output;
 pub mod published;
 pub mod report;
+pub mod sweep;
+pub mod vision;

@@ -5,6 +5,7 @@
 mod analyze;
 mod document;
 pub mod presets;
+pub mod runs;
 pub mod units;
 
 pub use analyze::{AnalyzeReport, analyze_document, analyze_json};

@@ -46,10 +46,19 @@ pub fn exit_code_for(error: &anyhow::Error) -> u8 {
     }
 }
 
+mod images;
+mod measure;
+
+pub use measure::{RANDOM_SEED, parse_grid, thread_count};
+
 pub fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
         Command::Analyze(args) => run_analyze(&args),
         Command::Presets(args) => run_presets(&args),
+        Command::Classify(args) => images::run_classify(&args),
+        Command::Evaluate(args) => images::run_evaluate(&args),
+        Command::Bench(args) => measure::run_bench(&args),
+        Command::Sweep(args) => measure::run_sweep(&args),
     }
 }
 
@@ -73,7 +82,7 @@ pub fn config_from(args: &ModelArgs) -> Result<Config, UsageError> {
     Ok(config)
 }
 
-fn write_json<T: Serialize>(out: &OutputArgs, value: &T) -> Result<()> {
+pub(crate) fn write_json<T: Serialize>(out: &OutputArgs, value: &T) -> Result<()> {
     let text = serde_json::to_string_pretty(value)? + "\n";
     emit(out.output.as_deref(), &text)
 }

@@ -1,0 +1,186 @@
+//! Engine benchmarks: the whole 1.0-MobileNet-224 and 0.25-MobileNet-128 at 1 and 2 threads,
+//! and the largest pointwise and depthwise layers of the 1.0-MobileNet-224 in place.
+//!
+//! Run with `cargo bench --bench engine`. Before divan's table a summary prints median
+//! latencies with GFLOP/s (2 x the paper's mult-adds / time) and the share of FMA peak
+//! (`PEAK_GFLOPS_PER_CORE` per thread), plus a per-layer breakdown.
+
+use std::time::{Duration, Instant};
+
+use divan::Bencher;
+use mobilenet_cli::arch::{Config, Layer, LayerKind, instantiate};
+use mobilenet_cli::cost::{analyze, layer_cost};
+use mobilenet_cli::engine::{Engine, FoldedLayerWeights, Isa};
+
+/// fp32 FMA peak of one core of the reference machine (Zen 4: one 512-bit FMA per cycle at
+/// ~3.7 GHz = 16 lanes x 2 flops x 3.7e9).
+const PEAK_GFLOPS_PER_CORE: f64 = 117.0;
+
+fn main() {
+    summary();
+    divan::main();
+}
+
+/// Weights with the right sizes and harmless values: timing does not depend on them.
+fn weights(layers: &[Layer]) -> Vec<FoldedLayerWeights> {
+    let mut state = 0x1234_5678_u32;
+    let mut next = move || {
+        state = state.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+        (state >> 8) as f32 / (1 << 24) as f32 - 0.5
+    };
+    layers
+        .iter()
+        .map(|l| {
+            let (cin, cout, k) = (l.input.c as usize, l.output.c as usize, l.kernel as usize);
+            let len = match l.kind {
+                LayerKind::Conv => cout * cin * k * k,
+                LayerKind::Depthwise => cout * k * k,
+                LayerKind::Pointwise | LayerKind::Fc => cout * cin,
+                LayerKind::AvgPool => return FoldedLayerWeights::default(),
+            };
+            let scale = 0.2 / (len / cout) as f32;
+            let weight = (0..len).map(|_| next() * scale).collect();
+            FoldedLayerWeights { weight, bias: (0..cout).map(|_| next() * 0.1).collect() }
+        })
+        .collect()
+}
+
+struct Setup {
+    config: Config,
+    layers: Vec<Layer>,
+    engine: Engine,
+    input: Vec<f32>,
+}
+
+fn setup(alpha: f64, res: u32, threads: usize, isa: Isa) -> Setup {
+    let config = Config::paper(alpha, res).unwrap();
+    let layers = instantiate(&config);
+    let engine = Engine::with_isa(&layers, &weights(&layers), threads, isa).unwrap();
+    let input = (0..engine.input_len()).map(|i| ((i % 255) as f32 / 127.5) - 1.0).collect();
+    Setup { config, layers, engine, input }
+}
+
+fn median(mut samples: Vec<Duration>) -> Duration {
+    samples.sort();
+    samples[samples.len() / 2]
+}
+
+/// Median wall time of `run` over about `budget`, after a warm-up.
+fn measure(budget: Duration, mut run: impl FnMut()) -> Duration {
+    for _ in 0..3 {
+        run();
+    }
+    let (start, mut samples) = (Instant::now(), Vec::new());
+    while samples.len() < 5 || (start.elapsed() < budget && samples.len() < 2000) {
+        let t = Instant::now();
+        run();
+        samples.push(t.elapsed());
+    }
+    median(samples)
+}
+
+fn summary() {
+    // `cargo bench -- <filter>` runs divan only; the summary is for plain runs.
+    if std::env::args().skip(1).any(|a| !a.starts_with('-')) {
+        return;
+    }
+    println!("engine summary (median; GFLOP/s = 2 x mult-adds / time; peak {PEAK_GFLOPS_PER_CORE} GFLOP/s per thread)");
+    for isa in Isa::available() {
+        for (alpha, res) in [(1.0, 224), (0.25, 128)] {
+            for threads in [1, 2] {
+                let mut s = setup(alpha, res, threads, isa);
+                let flops = 2.0 * analyze(&s.config).totals.mult_adds as f64;
+                let time = measure(Duration::from_secs(2), || {
+                    divan::black_box(s.engine.forward(&s.input, 1));
+                });
+                let gflops = flops / time.as_secs_f64() / 1e9;
+                println!(
+                    "  {isa:9} {:20} {threads} thread(s): {:8.3} ms  {gflops:6.1} GFLOP/s  {:5.1}% of peak",
+                    s.config.label(),
+                    time.as_secs_f64() * 1e3,
+                    100.0 * gflops / (PEAK_GFLOPS_PER_CORE * threads as f64)
+                );
+            }
+        }
+    }
+    for threads in [1, 2] {
+        layer_table(threads);
+    }
+}
+
+/// Per-layer medians of the 1.0-MobileNet-224 from `forward_timed`.
+fn layer_table(threads: usize) {
+    let mut s = setup(1.0, 224, threads, Isa::detect());
+    let mut samples = vec![Vec::new(); s.layers.len()];
+    for _ in 0..40 {
+        s.engine.forward_timed(&s.input, 1, |index, time| samples[index].push(time));
+    }
+    println!("per-layer, {} on {}, {threads} thread(s):", s.config.label(), s.engine.isa());
+    let mut total = 0.0;
+    for (layer, times) in s.layers.iter().zip(samples) {
+        let time = median(times[5..].to_vec()).as_secs_f64();
+        total += time;
+        let gflops = 2.0 * layer_cost(layer).mult_adds as f64 / time / 1e9;
+        println!(
+            "  {:8} {:>14} -> {:>14}  {:7.3} ms  {gflops:6.1} GFLOP/s",
+            layer.name,
+            layer.input.to_string(),
+            layer.output.to_string(),
+            time * 1e3
+        );
+    }
+    println!("  sum of medians {:.3} ms", total * 1e3);
+}
+
+fn forward(bencher: Bencher, alpha: f64, res: u32, threads: usize) {
+    let mut s = setup(alpha, res, threads, Isa::detect());
+    bencher.bench_local(|| s.engine.forward(&s.input, 1)[0]);
+}
+
+#[divan::bench(args = [1, 2], max_time = 3)]
+fn mobilenet_1_0_224(bencher: Bencher, threads: usize) {
+    forward(bencher, 1.0, 224, threads);
+}
+
+#[divan::bench(args = [1, 2], max_time = 3)]
+fn mobilenet_0_25_128(bencher: Bencher, threads: usize) {
+    forward(bencher, 0.25, 128, threads);
+}
+
+/// One layer of the 1.0-MobileNet-224 run alone with `Engine::profile_layer`.
+fn layer(bencher: Bencher, name: &str, threads: usize) {
+    let mut s = setup(1.0, 224, threads, Isa::detect());
+    let index = s.layers.iter().position(|l| l.name == name).unwrap();
+    s.engine.forward(&s.input, 1);
+    bencher.bench_local(|| s.engine.profile_layer(&s.input, 1, index));
+}
+
+/// 56x56x128 -> 128: the pointwise layer with the most pixels among the largest (51 M mult-adds).
+#[divan::bench(args = [1, 2], max_time = 2)]
+fn pw_3_56x56x128(bencher: Bencher, threads: usize) {
+    layer(bencher, "pw_3", threads);
+}
+
+/// 7x7x1024 -> 1024: the pointwise layer with the largest weights (4 MiB).
+#[divan::bench(args = [1, 2], max_time = 2)]
+fn pw_13_7x7x1024(bencher: Bencher, threads: usize) {
+    layer(bencher, "pw_13", threads);
+}
+
+/// 112x112x32, stride 1: the depthwise layer with the most mult-adds and memory traffic.
+#[divan::bench(args = [1, 2], max_time = 2)]
+fn dw_1_112x112x32(bencher: Bencher, threads: usize) {
+    layer(bencher, "dw_1", threads);
+}
+
+/// 112x112x64, stride 2.
+#[divan::bench(args = [1, 2], max_time = 2)]
+fn dw_2_112x112x64_s2(bencher: Bencher, threads: usize) {
+    layer(bencher, "dw_2", threads);
+}
+
+/// The 224x224x3 -> 112x112x32 stem, including the NCHW -> padded NHWC staging.
+#[divan::bench(args = [1, 2], max_time = 2)]
+fn conv_0_stem(bencher: Bencher, threads: usize) {
+    layer(bencher, "conv_0", threads);
+}

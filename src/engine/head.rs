@@ -1,0 +1,89 @@
+//! The classifier head: global average pooling, then the fully connected layer as a GEMM with
+//! `batch` rows (a GEMV at batch 1) over the packed `[C, classes]` weights.
+//!
+//! Both read the activation where it lies: pooling sums each image's pixels into a
+//! `[batch, C_pad]` buffer, and the FC layer takes that buffer as its `A` operand and writes
+//! the logits unpadded, `[batch, classes]`, straight into the engine's output.
+
+use super::gemm::{Act, Gemm, Segment};
+use super::pack::{CHANNEL_ALIGN, PackedB};
+use super::parallel::Ctx;
+use super::pointwise;
+use super::simd::Isa;
+
+#[derive(Debug)]
+pub(crate) struct PoolOp {
+    pub(crate) pixels: usize,
+    pub(crate) c_pad: usize,
+}
+
+impl PoolOp {
+    /// Averages this thread's share of channel vectors for every image.
+    ///
+    /// # Safety
+    /// `src` must hold `batch * pixels * c_pad` floats and `dst` room for `batch * c_pad`. All
+    /// threads of `ctx` must call this together.
+    pub(crate) unsafe fn run(&self, ctx: &Ctx<'_>, src: *const f32, dst: *mut f32, batch: usize) {
+        let channels = ctx.share(self.c_pad, CHANNEL_ALIGN);
+        let scale = 1.0 / self.pixels as f32;
+        for n in 0..batch {
+            // SAFETY: image `n` and its pooled row are inside the buffers; this thread owns
+            // `channels` of the pooled row.
+            let (image, pooled) = unsafe {
+                (
+                    std::slice::from_raw_parts(
+                        src.add(n * self.pixels * self.c_pad),
+                        self.pixels * self.c_pad,
+                    ),
+                    std::slice::from_raw_parts_mut(dst.add(n * self.c_pad + channels.start), channels.len()),
+                )
+            };
+            // Fixed-width blocks so the baseline compiler vectorises the sum.
+            for (block, out) in pooled.chunks_exact_mut(CHANNEL_ALIGN).enumerate() {
+                let c0 = channels.start + block * CHANNEL_ALIGN;
+                let mut sum = [0.0f32; CHANNEL_ALIGN];
+                for pixel in image.chunks_exact(self.c_pad) {
+                    for (s, x) in sum.iter_mut().zip(&pixel[c0..c0 + CHANNEL_ALIGN]) {
+                        *s += x;
+                    }
+                }
+                for (o, s) in out.iter_mut().zip(sum) {
+                    *o = s * scale;
+                }
+            }
+        }
+    }
+}
+
+#[derive(Debug)]
+pub(crate) struct FcOp {
+    pub(crate) in_c_pad: usize,
+    pub(crate) classes: usize,
+    /// `[in_c_pad, classes]`.
+    pub(crate) weights: PackedB,
+    pub(crate) act: Act,
+}
+
+impl FcOp {
+    /// # Safety
+    /// `isa` must be available; `src` must hold `batch * in_c_pad` floats and `dst` room for
+    /// `batch * classes`. All threads of `ctx` must call this together.
+    pub(crate) unsafe fn run(&self, ctx: &Ctx<'_>, isa: Isa, src: *const f32, dst: *mut f32, batch: usize) {
+        let segs = [Segment {
+            offset: 0,
+            len: self.in_c_pad,
+        }];
+        let gemm = Gemm {
+            a: src,
+            lda: self.in_c_pad,
+            segs: &segs,
+            b: &self.weights,
+            c: dst,
+            ldc: self.classes,
+            act: self.act,
+        };
+        let (rows, panels) = pointwise::share(ctx, isa, batch, &self.weights);
+        // SAFETY: buffer sizes from the caller; disjoint shares from `share`.
+        unsafe { gemm.run(isa, rows, panels) };
+    }
+}

@@ -1,0 +1,301 @@
+//! Validation of a layer list and its weights, and the per-layer operations built from them.
+
+use super::depthwise::DepthwiseOp;
+use super::gemm::{Act, Segment};
+use super::head::{FcOp, PoolOp};
+use super::pack::{DepthwiseTaps, PackedB, padded};
+use super::parallel::Ctx;
+use super::pointwise::PointwiseOp;
+use super::simd::Isa;
+use super::stem::{ConvOp, Source};
+use super::{EngineError, FoldedLayerWeights};
+use crate::arch::{Activation, Layer, LayerKind};
+
+/// One layer, planned.
+#[derive(Debug)]
+pub(crate) enum Op {
+    Conv(ConvOp),
+    Depthwise(DepthwiseOp),
+    Pointwise(PointwiseOp),
+    Pool(PoolOp),
+    Fc(FcOp),
+}
+
+/// Pointers a forward pass works on.
+pub(crate) struct Io {
+    pub(crate) stage: *mut f32,
+    pub(crate) zero_row: *const f32,
+}
+
+impl Op {
+    /// Floats of output per image, as stored (padded channels included; logits unpadded).
+    pub(crate) fn out_len(&self) -> usize {
+        match self {
+            Op::Conv(op) => op.out_hw.0 * op.out_hw.1 * op.out_c_pad,
+            Op::Depthwise(op) => op.out_hw.0 * op.out_hw.1 * op.out_c.1,
+            Op::Pointwise(op) => op.pixels * op.out_c_pad,
+            Op::Pool(op) => op.c_pad,
+            Op::Fc(op) => op.classes,
+        }
+    }
+
+    /// # Safety
+    /// `isa` must be available, `src`/`dst` must be sized for this op's input and output at
+    /// `batch`, and `io` must point at the engine's staging buffer and zero row, sized by
+    /// [`Plan`]. All threads of `ctx` must call this together.
+    pub(crate) unsafe fn run(
+        &self,
+        ctx: &Ctx<'_>,
+        isa: Isa,
+        io: &Io,
+        src: *const f32,
+        dst: *mut f32,
+        batch: usize,
+    ) {
+        // SAFETY: forwarded from the caller.
+        unsafe {
+            match self {
+                Op::Conv(op) => op.run(ctx, isa, src, io.stage, dst, batch),
+                Op::Depthwise(op) => op.run(ctx, isa, src, dst, io.zero_row, batch),
+                Op::Pointwise(op) => op.run(ctx, isa, src, dst, batch),
+                Op::Pool(op) => op.run(ctx, src, dst, batch),
+                Op::Fc(op) => op.run(ctx, isa, src, dst, batch),
+            }
+        }
+    }
+}
+
+/// A validated network: its ops and the buffer sizes they need.
+#[derive(Debug)]
+pub(crate) struct Plan {
+    pub(crate) ops: Vec<Op>,
+    /// Floats of NCHW input per image.
+    pub(crate) input_len: usize,
+    pub(crate) classes: usize,
+    /// Floats per image of the largest padded NHWC activation.
+    pub(crate) act_len: usize,
+    /// Floats per image of the largest padded staging image.
+    pub(crate) stage_len: usize,
+    pub(crate) zero_row_len: usize,
+}
+
+fn act(activation: Activation) -> Act {
+    match activation {
+        Activation::Relu6 => Act::Relu6,
+        Activation::Linear => Act::Linear,
+    }
+}
+
+/// Validates `layers` and `weights` and packs the weights.
+pub(crate) fn build(layers: &[Layer], weights: &[FoldedLayerWeights]) -> Result<Plan, EngineError> {
+    if layers.is_empty() {
+        return Err(EngineError::Empty);
+    }
+    if layers.len() != weights.len() {
+        return Err(EngineError::WeightCount {
+            layers: layers.len(),
+            weights: weights.len(),
+        });
+    }
+    let mut ops = Vec::with_capacity(layers.len());
+    let (mut act_len, mut stage_len, mut zero_row_len) = (0, 0, 0);
+    for (index, (layer, w)) in layers.iter().zip(weights).enumerate() {
+        let fail = |reason: String| EngineError::Layer {
+            index,
+            name: layer.name.clone(),
+            reason,
+        };
+        check_shapes(layers, index).map_err(fail)?;
+        let op = plan_layer(layer, w, index == 0).map_err(fail)?;
+        match &op {
+            Op::Conv(op) => stage_len = stage_len.max(op.stage_len()),
+            Op::Depthwise(op) => zero_row_len = zero_row_len.max(op.zero_row_len()),
+            _ => {}
+        }
+        if layer.kind != LayerKind::Fc {
+            let out = layer.output;
+            act_len = act_len.max(out.h as usize * out.w as usize * padded(out.c as usize));
+        }
+        ops.push(op);
+    }
+    let first = layers[0].input;
+    Ok(Plan {
+        ops,
+        input_len: (first.c * first.h * first.w) as usize,
+        classes: layers[layers.len() - 1].output.c as usize,
+        act_len,
+        stage_len,
+        zero_row_len,
+    })
+}
+
+/// Checks the layer's place in the network and its shape rules.
+fn check_shapes(layers: &[Layer], index: usize) -> Result<(), String> {
+    let layer = &layers[index];
+    let (input, output) = (layer.input, layer.output);
+    let last = index + 1 == layers.len();
+    if index > 0 && layers[index - 1].output != input {
+        return Err(format!(
+            "takes {input} but the previous layer produces {}",
+            layers[index - 1].output
+        ));
+    }
+    if [
+        input.h,
+        input.w,
+        input.c,
+        output.h,
+        output.w,
+        output.c,
+        layer.kernel,
+        layer.stride,
+    ]
+    .contains(&0)
+    {
+        return Err("has a zero dimension, kernel or stride".into());
+    }
+    if index == 0 && layer.kind != LayerKind::Conv {
+        return Err("the first layer must be a full convolution (it reads the NCHW input)".into());
+    }
+    if last != (layer.kind == LayerKind::Fc) {
+        return Err("the network must end in its only fully connected layer".into());
+    }
+    let same = |stride: u32| output.h == input.h.div_ceil(stride) && output.w == input.w.div_ceil(stride);
+    let ok = match layer.kind {
+        LayerKind::Conv => same(layer.stride),
+        LayerKind::Depthwise => same(layer.stride) && output.c % input.c == 0,
+        LayerKind::Pointwise => layer.kernel == 1 && layer.stride == 1 && same(1),
+        LayerKind::AvgPool => output.h == 1 && output.w == 1 && output.c == input.c,
+        LayerKind::Fc => input.h == 1 && input.w == 1 && output.h == 1 && output.w == 1,
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err(format!("unsupported {} shape {input} -> {output}", layer.kind))
+    }
+}
+
+/// Checks that a weight tensor has the expected number of values.
+fn expect(what: &str, values: &[f32], expected: usize) -> Result<(), String> {
+    if values.len() == expected {
+        Ok(())
+    } else {
+        Err(format!("{what} has {} values, expected {expected}", values.len()))
+    }
+}
+
+fn plan_layer(layer: &Layer, w: &FoldedLayerWeights, first: bool) -> Result<Op, String> {
+    let (input, output) = (layer.input, layer.output);
+    let (cin, cout, k, stride) = (
+        input.c as usize,
+        output.c as usize,
+        layer.kernel as usize,
+        layer.stride as usize,
+    );
+    let (in_hw, out_hw) = (
+        (input.h as usize, input.w as usize),
+        (output.h as usize, output.w as usize),
+    );
+    let (top, bottom, left, right) = layer.same_padding();
+    let (cin_pad, cout_pad) = (padded(cin), padded(cout));
+    let act = act(layer.activation);
+    Ok(match layer.kind {
+        LayerKind::Conv => {
+            expect("weight", &w.weight, cout * cin * k * k)?;
+            expect("bias", &w.bias, cout)?;
+            // The NCHW input is staged unpadded (3 channels); activations keep their padding.
+            let (source, cs) = if first {
+                (Source::Nchw, cin)
+            } else {
+                (Source::Nhwc, cin_pad)
+            };
+            let wp = in_hw.1 + (left + right) as usize;
+            let staged = (in_hw.0 + (top + bottom) as usize, wp, cs);
+            let segs = (0..k)
+                .map(|ky| Segment {
+                    offset: ky * wp * cs,
+                    len: k * cs,
+                })
+                .collect();
+            // B row (ky, kx, c) matches the staged window's memory order.
+            let weights = PackedB::new(k * k * cs, cout_pad, &w.bias, |row, o| {
+                let (tap, c) = (row / cs, row % cs);
+                if o < cout && c < cin {
+                    w.weight[(o * cin + c) * k * k + tap]
+                } else {
+                    0.0
+                }
+            });
+            let in_c = (cin, if first { cin } else { cin_pad });
+            let pad = (top as usize, left as usize);
+            Op::Conv(ConvOp {
+                source,
+                stride,
+                in_hw,
+                in_c,
+                out_hw,
+                out_c_pad: cout_pad,
+                pad,
+                staged,
+                segs,
+                weights,
+                act,
+            })
+        }
+        LayerKind::Depthwise => {
+            expect("weight", &w.weight, cout * k * k)?;
+            expect("bias", &w.bias, cout)?;
+            Op::Depthwise(DepthwiseOp {
+                kernel: k,
+                stride,
+                multiplier: cout / cin,
+                in_hw,
+                out_hw,
+                in_c: (cin, cin_pad),
+                out_c: (cout, cout_pad),
+                pad: (top as usize, left as usize),
+                taps: DepthwiseTaps::new(&w.weight, &w.bias, k, cout),
+                act,
+            })
+        }
+        LayerKind::Pointwise => {
+            expect("weight", &w.weight, cout * cin)?;
+            expect("bias", &w.bias, cout)?;
+            let weights = PackedB::new(cin_pad, cout_pad, &w.bias, |c, o| {
+                if c < cin && o < cout {
+                    w.weight[o * cin + c]
+                } else {
+                    0.0
+                }
+            });
+            Op::Pointwise(PointwiseOp {
+                pixels: in_hw.0 * in_hw.1,
+                in_c_pad: cin_pad,
+                out_c_pad: cout_pad,
+                weights,
+                act,
+            })
+        }
+        LayerKind::AvgPool => {
+            expect("weight", &w.weight, 0)?;
+            expect("bias", &w.bias, 0)?;
+            Op::Pool(PoolOp {
+                pixels: in_hw.0 * in_hw.1,
+                c_pad: cin_pad,
+            })
+        }
+        LayerKind::Fc => {
+            expect("weight", &w.weight, cout * cin)?;
+            expect("bias", &w.bias, cout)?;
+            let weights = PackedB::new(cin_pad, cout, &w.bias, |c, o| {
+                if c < cin { w.weight[o * cin + c] } else { 0.0 }
+            });
+            Op::Fc(FcOp {
+                in_c_pad: cin_pad,
+                classes: cout,
+                weights,
+                act,
+            })
+        }
+    })
+}

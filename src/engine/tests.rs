@@ -1,0 +1,361 @@
+//! The engine against a naive reference: straightforward NCHW loops with TF SAME padding and
+//! f64 accumulation. Every layer's output is compared, for every available instruction set,
+//! 1 and 2 threads, batch 1 and a larger batch.
+
+use super::*;
+use crate::arch::{Activation, Config, LayerKind, Shape, Variant, instantiate};
+
+/// A small deterministic generator (xorshift64*), uniform in [-1, 1).
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> f32 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        let bits = self.0.wrapping_mul(0x2545_f491_4f6c_dd1d) >> 40;
+        bits as f32 / (1u64 << 23) as f32 - 1.0
+    }
+
+    fn vec(&mut self, len: usize, scale: f32) -> Vec<f32> {
+        (0..len).map(|_| self.next() * scale).collect()
+    }
+}
+
+/// Random weights that keep activations O(1), so ReLU6 neither zeroes nor saturates most of
+/// them and the comparison sees real arithmetic.
+fn random_weights(layers: &[Layer], seed: u64) -> Vec<FoldedLayerWeights> {
+    let mut rng = Rng(seed);
+    layers
+        .iter()
+        .map(|l| {
+            let (cin, cout, k) = (l.input.c as usize, l.output.c as usize, l.kernel as usize);
+            let fan_in = match l.kind {
+                LayerKind::Conv => cin * k * k,
+                LayerKind::Depthwise => k * k,
+                LayerKind::Pointwise | LayerKind::Fc => cin,
+                LayerKind::AvgPool => return FoldedLayerWeights::default(),
+            };
+            let len = match l.kind {
+                LayerKind::Depthwise => cout * k * k,
+                _ => cout * fan_in,
+            };
+            let scale = (3.0 / fan_in as f32).sqrt() * 1.5;
+            FoldedLayerWeights {
+                weight: rng.vec(len, scale),
+                bias: rng.vec(cout, 0.5),
+            }
+        })
+        .collect()
+}
+
+/// The reference forward pass of one image: each layer's output, NCHW.
+fn reference(layers: &[Layer], weights: &[FoldedLayerWeights], image: &[f32]) -> Vec<Vec<f64>> {
+    let mut x: Vec<f64> = image.iter().map(|&v| f64::from(v)).collect();
+    let mut outputs = Vec::new();
+    for (layer, w) in layers.iter().zip(weights) {
+        let (i, o) = (layer.input, layer.output);
+        let (ih, iw, cin) = (i.h as usize, i.w as usize, i.c as usize);
+        let (oh, ow, cout) = (o.h as usize, o.w as usize, o.c as usize);
+        let (k, s) = (layer.kernel as usize, layer.stride as usize);
+        let (top, _, left, _) = layer.same_padding();
+        let (top, left) = (top as isize, left as isize);
+        let weight = |idx: usize| f64::from(w.weight[idx]);
+        let mut y = vec![0.0f64; oh * ow * cout];
+        match layer.kind {
+            LayerKind::Conv | LayerKind::Depthwise => {
+                let depthwise = layer.kind == LayerKind::Depthwise;
+                for oc in 0..cout {
+                    for oy in 0..oh {
+                        for ox in 0..ow {
+                            let mut acc = f64::from(w.bias[oc]);
+                            let channels = if depthwise {
+                                oc * cin / cout..oc * cin / cout + 1
+                            } else {
+                                0..cin
+                            };
+                            for (wc, ic) in channels.enumerate() {
+                                for ky in 0..k {
+                                    for kx in 0..k {
+                                        let iy = (oy * s + ky) as isize - top;
+                                        let ix = (ox * s + kx) as isize - left;
+                                        if iy < 0 || ix < 0 || iy >= ih as isize || ix >= iw as isize {
+                                            continue;
+                                        }
+                                        let wc = if depthwise { 0 } else { wc };
+                                        let wi =
+                                            ((oc * (if depthwise { 1 } else { cin }) + wc) * k + ky) * k + kx;
+                                        acc += weight(wi) * x[(ic * ih + iy as usize) * iw + ix as usize];
+                                    }
+                                }
+                            }
+                            y[(oc * oh + oy) * ow + ox] = acc;
+                        }
+                    }
+                }
+            }
+            LayerKind::Pointwise | LayerKind::Fc => {
+                let pixels = oh * ow;
+                for oc in 0..cout {
+                    for p in 0..pixels {
+                        let dot: f64 = (0..cin)
+                            .map(|ic| weight(oc * cin + ic) * x[ic * pixels + p])
+                            .sum();
+                        y[oc * pixels + p] = f64::from(w.bias[oc]) + dot;
+                    }
+                }
+            }
+            LayerKind::AvgPool => {
+                for c in 0..cin {
+                    y[c] = x[c * ih * iw..(c + 1) * ih * iw].iter().sum::<f64>() / (ih * iw) as f64;
+                }
+            }
+        }
+        if layer.activation == Activation::Relu6 {
+            y.iter_mut().for_each(|v| *v = v.clamp(0.0, 6.0));
+        }
+        outputs.push(y.clone());
+        x = y;
+    }
+    outputs
+}
+
+/// Runs `layers` through the engine in every configuration and compares every layer's output
+/// with the reference.
+fn check_network(layers: &[Layer], batch: usize, seed: u64) {
+    let weights = random_weights(layers, seed);
+    let first = layers[0].input;
+    let image_len = (first.c * first.h * first.w) as usize;
+    let input = Rng(seed ^ 0x9e37_79b9_7f4a_7c15).vec(batch * image_len, 1.0);
+    let expected: Vec<_> = input
+        .chunks_exact(image_len)
+        .map(|image| reference(layers, &weights, image))
+        .collect();
+    for isa in Isa::available() {
+        for threads in [1, 2] {
+            let mut engine = Engine::with_isa(layers, &weights, threads, isa).unwrap();
+            for n in [1, batch] {
+                let what = format!("{isa}, {threads} threads, batch {n}");
+                let mut seen = 0;
+                engine.execute(&input[..n * image_len], n, 0..layers.len(), |index, output| {
+                    compare(&layers[index], output, &expected[..n], index, &what);
+                    seen += 1;
+                });
+                assert_eq!(seen, layers.len());
+                let logits = engine.forward(&input[..n * image_len], n).to_vec();
+                let last = layers.len() - 1;
+                compare(&layers[last], &logits, &expected[..n], last, &what);
+            }
+        }
+    }
+}
+
+/// Compares the engine's NHWC (channel-padded) output of `layer` with the NCHW reference.
+fn compare(layer: &Layer, output: &[f32], expected: &[Vec<Vec<f64>>], index: usize, what: &str) {
+    let Shape { h, w, c } = layer.output;
+    let (h, w, c) = (h as usize, w as usize, c as usize);
+    let c_pad = if layer.kind == LayerKind::Fc {
+        c
+    } else {
+        pack::padded(c)
+    };
+    assert_eq!(
+        output.len(),
+        expected.len() * h * w * c_pad,
+        "{what}: layer {index} size"
+    );
+    for (n, reference) in expected.iter().enumerate() {
+        let reference = &reference[index];
+        for y in 0..h {
+            for x in 0..w {
+                for ch in 0..c_pad {
+                    let got = output[((n * h + y) * w + x) * c_pad + ch];
+                    let want = if ch < c {
+                        reference[(ch * h + y) * w + x]
+                    } else {
+                        0.0
+                    };
+                    let tolerance = 1e-4 * want.abs().max(1.0);
+                    assert!(
+                        (f64::from(got) - want).abs() <= tolerance,
+                        "{what}: layer {index} ({}) image {n} at y={y} x={x} c={ch}: got {got}, want {want}",
+                        layer.name
+                    );
+                }
+            }
+        }
+    }
+}
+
+fn layer(kind: LayerKind, kernel: u32, stride: u32, input: Shape, out_c: u32) -> Layer {
+    let (h, w) = match kind {
+        LayerKind::AvgPool | LayerKind::Fc => (1, 1),
+        _ => (input.h.div_ceil(stride), input.w.div_ceil(stride)),
+    };
+    let activation = if kind == LayerKind::Fc {
+        Activation::Linear
+    } else {
+        Activation::Relu6
+    };
+    Layer {
+        name: format!("{kind}"),
+        block: None,
+        kind,
+        kernel,
+        stride,
+        input,
+        output: Shape::new(h, w, out_c),
+        batch_norm: kind != LayerKind::Fc,
+        activation,
+    }
+}
+
+/// stem -> `body` (each `(kind, kernel, stride, out_c)`) -> pool -> fc.
+fn network(
+    res: (u32, u32),
+    stem: (u32, u32),
+    body: &[(LayerKind, u32, u32, u32)],
+    classes: u32,
+) -> Vec<Layer> {
+    let mut layers = vec![layer(
+        LayerKind::Conv,
+        3,
+        stem.0,
+        Shape::new(res.0, res.1, 3),
+        stem.1,
+    )];
+    for &(kind, kernel, stride, out_c) in body {
+        let input = layers.last().unwrap().output;
+        let out_c = if kind == LayerKind::Depthwise {
+            input.c * out_c
+        } else {
+            out_c
+        };
+        layers.push(layer(kind, kernel, stride, input, out_c));
+    }
+    let input = layers.last().unwrap().output;
+    layers.push(layer(LayerKind::AvgPool, input.h, 1, input, input.c));
+    layers.push(layer(LayerKind::Fc, 1, 1, Shape::new(1, 1, input.c), classes));
+    layers
+}
+
+use LayerKind::{Conv, Depthwise as Dw, Pointwise as Pw};
+
+#[test]
+fn stem_even_and_odd_sizes_and_channel_counts() {
+    for (res, stride, c) in [
+        ((16, 16), 2, 8),
+        ((17, 15), 2, 24),
+        ((9, 12), 1, 40),
+        ((11, 11), 2, 32),
+    ] {
+        check_network(&network(res, (stride, c), &[], 5), 3, 1);
+    }
+}
+
+#[test]
+fn depthwise_strides_sizes_and_channel_counts() {
+    for (res, c) in [((16, 16), 8), ((15, 13), 24), ((14, 19), 40), ((10, 10), 16)] {
+        for stride in [1, 2] {
+            // Depth multiplier 1 (after the stem) at both sizes the stem can leave.
+            check_network(&network(res, (1, c), &[(Dw, 3, stride, 1)], 7), 2, 2);
+            check_network(&network(res, (2, c), &[(Dw, 3, stride, 1)], 7), 2, 3);
+        }
+    }
+}
+
+#[test]
+fn depthwise_slow_path_multiplier_and_kernel() {
+    let body = [(Dw, 3, 2, 2), (Pw, 1, 1, 24), (Dw, 5, 1, 1), (Dw, 1, 2, 1)];
+    check_network(&network((13, 12), (1, 8), &body, 6), 2, 4);
+}
+
+#[test]
+fn pointwise_channel_counts() {
+    for (cin, cout) in [(8, 24), (24, 40), (40, 8), (16, 100), (72, 64)] {
+        check_network(&network((9, 10), (2, cin), &[(Pw, 1, 1, cout)], 10), 3, 5);
+    }
+}
+
+#[test]
+fn head_classes_not_multiple_of_the_panel() {
+    for classes in [1, 10, 33, 1000] {
+        check_network(&network((8, 8), (2, 40), &[], classes), 2, 6);
+    }
+}
+
+#[test]
+fn full_convolution_inside_the_network() {
+    let body = [(Conv, 3, 1, 24), (Conv, 3, 2, 16), (Dw, 3, 1, 1), (Conv, 1, 1, 8)];
+    check_network(&network((12, 11), (2, 8), &body, 4), 2, 7);
+}
+
+#[test]
+fn whole_mobilenets() {
+    for (alpha, res) in [(0.25, 128), (0.5, 97), (1.0, 64)] {
+        let config = Config::paper(alpha, res).unwrap().with_classes(37);
+        check_network(&instantiate(&config), 4, 8);
+    }
+}
+
+#[test]
+fn ablation_variants() {
+    let base = Config::paper(0.25, 32).unwrap().with_classes(11);
+    check_network(&instantiate(&base.with_variant(Variant::FullConv)), 2, 9);
+    check_network(&instantiate(&base.with_variant(Variant::Shallow)), 2, 10);
+    let dm2 = Config::new(0.25, 32, 2, 5, Variant::Standard).unwrap();
+    check_network(&instantiate(&dm2), 2, 11);
+}
+
+#[test]
+fn batch_growth_reallocates_and_results_do_not_depend_on_batch() {
+    let layers = instantiate(&Config::paper(0.25, 64).unwrap().with_classes(20));
+    let weights = random_weights(&layers, 12);
+    let mut engine = Engine::new(&layers, &weights, 2).unwrap();
+    let image_len = engine.input_len();
+    let input = Rng(13).vec(3 * image_len, 1.0);
+    let batched = engine.forward(&input, 3).to_vec();
+    for n in 0..3 {
+        let single = engine
+            .forward(&input[n * image_len..(n + 1) * image_len], 1)
+            .to_vec();
+        assert_eq!(single, batched[n * 20..(n + 1) * 20], "image {n}");
+    }
+    assert!(engine.forward(&[], 0).is_empty());
+    let mut timed = Vec::new();
+    engine.forward_timed(&input[..image_len], 1, |index, _| timed.push(index));
+    assert_eq!(timed, (0..layers.len()).collect::<Vec<_>>());
+}
+
+#[test]
+fn validation() {
+    let layers = instantiate(&Config::paper(0.25, 32).unwrap());
+    let mut weights = random_weights(&layers, 14);
+    assert!(matches!(
+        Engine::new(&layers, &weights[1..], 1),
+        Err(EngineError::WeightCount { .. })
+    ));
+    assert_eq!(
+        Engine::new(&layers, &weights, 0).unwrap_err(),
+        EngineError::Threads
+    );
+    weights[3].bias.pop();
+    let err = Engine::new(&layers, &weights, 1).unwrap_err();
+    assert!(err.to_string().contains("bias has"), "{err}");
+    let weights = random_weights(&layers, 14);
+    assert!(
+        Engine::new(&layers[1..], &weights[1..], 1).is_err(),
+        "must start with the stem"
+    );
+    assert!(
+        Engine::new(&layers[..3], &weights[..3], 1).is_err(),
+        "must end with the FC layer"
+    );
+    assert!(Engine::new(&[], &[], 1).is_err());
+}
+
+#[test]
+fn every_isa_is_reported() {
+    assert!(Isa::available().contains(&Isa::Portable));
+    assert!(Isa::detect().is_available());
+}

@@ -1,0 +1,30 @@
+//! Real inference with candle: MobileNet v1 built from the architecture spec and loaded from
+//! safetensors weights.
+//!
+//! The network is `arch::instantiate(&config)` with tensors attached, never a second copy of
+//! the layer list. Each convolution layer computes its convolution (a full 3x3 for the stem,
+//! eq. 1-2; a depthwise 3x3, eq. 3-4; a pointwise 1x1, together with the depthwise the
+//! depthwise-separable factorisation of eq. 5), then BatchNorm in inference form or the bias it
+//! folds into, then ReLU6; a global average pool and a fully connected layer give the logits,
+//! and softmax the probabilities. Padding is TensorFlow SAME (asymmetric on even-sized stride-2
+//! layers), the input NCHW f32 scaled to [-1, 1].
+//!
+//! - [`ModelId`]: the four shipped ImageNet models (embedded in the binary);
+//! - [`MobileNet`]: load ([`MobileNet::from_embedded`], [`MobileNet::from_file`]), or create
+//!   ([`MobileNet::random`]), then run ([`MobileNet::forward`], [`MobileNet::probabilities`],
+//!   [`MobileNet::forward_with_hook`]);
+//! - [`depthwise_conv`], [`pointwise_conv`]: the two halves of a separable layer, exposed for
+//!   benchmarks and tests.
+
+mod depthwise;
+mod layers;
+mod model_id;
+mod network;
+mod random;
+mod weights;
+
+pub use depthwise::{Padding, depthwise_conv, depthwise_conv_taps};
+pub use layers::{BATCH_NORM_EPS, pointwise_conv, weight_shape};
+pub use model_id::{IMAGENET_CLASSES, ModelId, UnknownModel};
+pub use network::{MAX_WEIGHTS_BYTES, MobileNet};
+pub use weights::{DEFAULT_RESOLUTION, WeightOverrides, WeightsError};

@@ -1,0 +1,371 @@
+//! Reports of the commands that run the network: classify, evaluate, bench and sweep.
+
+use super::Format;
+use super::document::{Align, Document, TextTable};
+use super::units::{megabytes, millis, percent, thousands};
+use crate::bench::{BenchResult, Environment};
+use crate::classify::{EvalReport, ImageResult};
+use crate::sweep::{SweepReport, SweepRow};
+
+fn environment_lines(env: &Environment) -> Vec<String> {
+    vec![
+        format!(
+            "CPU: {} ({} logical cores; SIMD: {})",
+            env.cpu_model,
+            env.cores,
+            env.simd.join(" ")
+        ),
+        format!(
+            "Engine: {}, {} thread(s); candle {}; {} build; {}/{}",
+            env.engine, env.threads, env.candle_version, env.build_profile, env.os, env.arch
+        ),
+    ]
+}
+
+/// `classify`: CSV gets one flat row per (image, rank); the other formats a table per image.
+pub fn classify_document(results: &[ImageResult], format: Format) -> Document {
+    let mut doc = Document::default();
+    if format == Format::Csv {
+        let mut table = TextTable::new(&[
+            ("image", Align::Left),
+            ("model", Align::Left),
+            ("rank", Align::Right),
+            ("class_index", Align::Right),
+            ("label", Align::Left),
+            ("probability", Align::Right),
+        ]);
+        for r in results {
+            for p in &r.predictions {
+                table.push(vec![
+                    r.image.clone(),
+                    r.model.clone(),
+                    p.rank.to_string(),
+                    p.class_index.to_string(),
+                    p.label.clone(),
+                    format!("{:.6}", p.probability),
+                ]);
+            }
+        }
+        doc.main_table(table);
+        return doc;
+    }
+    for r in results {
+        doc.heading(format!("{} ({})", r.image, r.model));
+        let mut table = TextTable::new(&[
+            ("#", Align::Right),
+            ("label", Align::Left),
+            ("class", Align::Right),
+            ("probability", Align::Right),
+        ]);
+        for p in &r.predictions {
+            table.push(vec![
+                p.rank.to_string(),
+                p.label.clone(),
+                p.class_index.to_string(),
+                format!("{:.2}%", p.probability * 100.0),
+            ]);
+        }
+        doc.table(table);
+    }
+    doc
+}
+
+/// `evaluate`: summary, per-class accuracy and the most frequent confusions.
+pub fn evaluate_document(report: &EvalReport) -> Document {
+    let mut doc = Document::default();
+    doc.heading(format!("Evaluation of {} on {}", report.model, report.dir));
+    doc.lines(vec![
+        format!(
+            "top-1: {} ({} of {})    top-5: {} ({} of {})",
+            percent(report.top1_accuracy * 100.0),
+            report.top1_correct,
+            report.images,
+            percent(report.top5_accuracy * 100.0),
+            report.top5_correct,
+            report.images
+        ),
+        format!(
+            "images failed: {}; non-image files skipped: {}",
+            report.failed.len(),
+            report.skipped_files
+        ),
+    ]);
+    let mut classes = TextTable::new(&[
+        ("folder", Align::Left),
+        ("class", Align::Left),
+        ("class_index", Align::Right),
+        ("images", Align::Right),
+        ("top1_correct", Align::Right),
+        ("top1", Align::Right),
+        ("top5_correct", Align::Right),
+        ("top5", Align::Right),
+    ]);
+    for c in &report.classes {
+        classes.push(vec![
+            c.folder.clone(),
+            c.label.clone(),
+            c.class_index.to_string(),
+            c.images.to_string(),
+            c.top1_correct.to_string(),
+            percent(c.top1_accuracy * 100.0),
+            c.top5_correct.to_string(),
+            percent(c.top5_accuracy * 100.0),
+        ]);
+    }
+    doc.heading("Per class");
+    doc.main_table(classes);
+    if !report.confusions.is_empty() {
+        let mut confusions = TextTable::new(&[
+            ("true", Align::Left),
+            ("predicted", Align::Left),
+            ("count", Align::Right),
+        ]);
+        for c in &report.confusions {
+            confusions.push(vec![
+                c.true_label.clone(),
+                c.predicted_label.clone(),
+                c.count.to_string(),
+            ]);
+        }
+        doc.heading("Most frequent confusions (top-1)");
+        doc.table(confusions);
+    }
+    if !report.failed.is_empty() {
+        doc.heading("Failed images");
+        doc.lines(
+            report
+                .failed
+                .iter()
+                .map(|f| format!("{}: {}", f.image, f.error))
+                .collect(),
+        );
+    }
+    doc
+}
+
+/// `bench`: statistics, environment and (with --per-layer) the layer table.
+pub fn bench_document(result: &BenchResult) -> Document {
+    let m = &result.model;
+    let l = &result.latency_ms;
+    let mut doc = Document::default();
+    doc.heading(format!(
+        "{} ({} weights), batch {}, {} runs after {} warm-up",
+        m.label, m.weights, result.batch, result.runs, result.warmup
+    ));
+    let mut stats = TextTable::new(&[
+        ("median ms", Align::Right),
+        ("mean ms", Align::Right),
+        ("stddev ms", Align::Right),
+        ("min ms", Align::Right),
+        ("max ms", Align::Right),
+        ("p90 ms", Align::Right),
+        ("outliers", Align::Right),
+        ("images/s", Align::Right),
+        ("GFLOP/s", Align::Right),
+    ]);
+    stats.push(vec![
+        millis(l.median),
+        millis(l.mean),
+        millis(l.stddev),
+        millis(l.min),
+        millis(l.max),
+        millis(l.p90),
+        l.outliers.to_string(),
+        format!("{:.1}", result.throughput),
+        format!("{:.1}", result.gflops),
+    ]);
+    doc.main_table(stats);
+    let mut lines = environment_lines(&result.environment);
+    lines.push(format!(
+        "Work: {} mult-adds per image (GFLOP/s = 2 x mult-adds x batch / median)",
+        thousands(result.mult_adds)
+    ));
+    doc.lines(lines);
+    if let Some(layers) = &result.per_layer {
+        let mut table = TextTable::new(&[
+            ("layer", Align::Left),
+            ("kind", Align::Left),
+            ("mult-adds", Align::Right),
+            ("time ms", Align::Right),
+            ("% time", Align::Right),
+            ("% mult-adds", Align::Right),
+            ("GFLOP/s", Align::Right),
+        ]);
+        for t in layers {
+            table.push(vec![
+                t.name.clone(),
+                t.kind.to_string(),
+                thousands(t.mult_adds),
+                format!("{:.3}", t.time_ms),
+                percent(t.time_pct),
+                percent(t.mult_adds_pct),
+                format!("{:.1}", t.gflops),
+            ]);
+        }
+        doc.heading("Per layer (median of the timed runs)");
+        doc.table(table);
+    }
+    doc
+}
+
+fn top_cell(row: &SweepRow, top5: bool) -> String {
+    let acc = if top5 { &row.top5 } else { &row.top1 };
+    match acc {
+        Some(a) if a.estimated => format!("{:.1}*", a.value),
+        Some(a) => format!("{:.1}", a.value),
+        None => "-".into(),
+    }
+}
+
+/// `sweep`: the trade-off table. CSV gets raw values; the other formats readable ones.
+pub fn sweep_document(report: &SweepReport, format: Format) -> Document {
+    let mut doc = Document::default();
+    if format == Format::Csv {
+        let mut t = TextTable::new(&[
+            ("alpha", Align::Right),
+            ("resolution", Align::Right),
+            ("mult_adds", Align::Right),
+            ("params", Align::Right),
+            ("weight_bytes_f32", Align::Right),
+            ("weight_bytes_int8", Align::Right),
+            ("activation_peak_bytes", Align::Right),
+            ("latency_median_ms", Align::Right),
+            ("latency_p90_ms", Align::Right),
+            ("throughput", Align::Right),
+            ("top1", Align::Right),
+            ("top1_estimated", Align::Left),
+            ("top1_source", Align::Left),
+            ("top5", Align::Right),
+            ("pareto", Align::Left),
+            ("fits_budget", Align::Left),
+            ("best", Align::Left),
+        ]);
+        let opt = |v: Option<f64>| v.map_or(String::new(), |v| format!("{v}"));
+        for r in &report.rows {
+            t.push(vec![
+                r.alpha.to_string(),
+                r.resolution.to_string(),
+                r.mult_adds.to_string(),
+                r.params.to_string(),
+                r.weight_bytes_f32.to_string(),
+                r.weight_bytes_int8.to_string(),
+                r.activation_peak_bytes.to_string(),
+                opt(r.latency_ms.as_ref().map(|l| l.median)),
+                opt(r.latency_ms.as_ref().map(|l| l.p90)),
+                opt(r.throughput),
+                opt(r.top1.as_ref().map(|a| a.value)),
+                r.top1.as_ref().map_or(String::new(), |a| a.estimated.to_string()),
+                r.top1.as_ref().map_or(String::new(), |a| a.source.clone()),
+                opt(r.top5.as_ref().map(|a| a.value)),
+                r.pareto.to_string(),
+                r.fits_budget.map_or(String::new(), |b| b.to_string()),
+                r.best.to_string(),
+            ]);
+        }
+        doc.main_table(t);
+        return doc;
+    }
+    let timed = report.rows.iter().any(|r| r.latency_ms.is_some());
+    let budget = report.budget.is_set();
+    let mut columns = vec![
+        ("alpha", Align::Right),
+        ("res", Align::Right),
+        ("mult-adds", Align::Right),
+        ("params", Align::Right),
+        ("f32 weights", Align::Right),
+        ("int8 weights", Align::Right),
+        ("peak act.", Align::Right),
+    ];
+    if timed {
+        columns.extend([
+            ("median ms", Align::Right),
+            ("p90 ms", Align::Right),
+            ("images/s", Align::Right),
+        ]);
+    }
+    columns.extend([
+        ("top-1", Align::Right),
+        ("top-5", Align::Right),
+        ("pareto", Align::Left),
+    ]);
+    if budget {
+        columns.push(("budget", Align::Left));
+    }
+    let mut t = TextTable::new(&columns);
+    for r in &report.rows {
+        let mut row = vec![
+            crate::arch::config::format_alpha(r.alpha),
+            r.resolution.to_string(),
+            format!("{:.1}M", r.mult_adds as f64 / 1e6),
+            format!("{:.2}M", r.params as f64 / 1e6),
+            megabytes(r.weight_bytes_f32),
+            megabytes(r.weight_bytes_int8),
+            megabytes(r.activation_peak_bytes),
+        ];
+        if timed {
+            match &r.latency_ms {
+                Some(l) => row.extend([millis(l.median), millis(l.p90)]),
+                None => row.extend(["-".into(), "-".into()]),
+            }
+            row.push(r.throughput.map_or("-".into(), |t| format!("{t:.1}")));
+        }
+        row.extend([
+            top_cell(r, false),
+            top_cell(r, true),
+            if r.pareto { "*" } else { "" }.into(),
+        ]);
+        if budget {
+            row.push(match (r.best, r.fits_budget) {
+                (true, _) => "BEST".into(),
+                (false, Some(true)) => "fits".into(),
+                _ => String::new(),
+            });
+        }
+        t.push(row);
+    }
+    let cost_axis = if timed { "median latency" } else { "mult-adds" };
+    doc.heading(format!(
+        "MobileNet v1 trade-off: {} points, batch {}, accuracy from {}",
+        report.rows.len(),
+        report.batch,
+        report.accuracy_source.title()
+    ));
+    doc.main_table(t);
+    let mut lines = Vec::new();
+    if timed {
+        lines.extend(environment_lines(&report.environment));
+    }
+    lines.push(format!(
+        "pareto *: no other row is both at least as fast ({cost_axis}) and at least as accurate (top-1), and better in one"
+    ));
+    let sources: Vec<&str> = {
+        let mut s: Vec<&str> = report
+            .rows
+            .iter()
+            .filter_map(|r| r.top1.as_ref())
+            .filter(|a| !a.estimated)
+            .map(|a| a.source.split(',').next().unwrap_or(""))
+            .collect();
+        s.dedup();
+        s
+    };
+    if !sources.is_empty() {
+        lines.push(format!("published accuracy: {}", sources.join("; ")));
+    }
+    if let Some(fit) = &report.fit.top1
+        && report
+            .rows
+            .iter()
+            .any(|r| r.top1.as_ref().is_some_and(|a| a.estimated))
+    {
+        lines.push(format!("* {}", fit.description));
+    }
+    if budget {
+        lines.push(match &report.best {
+            Some(best) => format!("best within budget: {best}"),
+            None => "no row fits the budget".into(),
+        });
+    }
+    doc.lines(lines);
+    doc
+}

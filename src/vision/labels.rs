@@ -1,0 +1,127 @@
+//! The 1001 ImageNet class names of the shipped models (index 0 is "background"; ImageNet class
+//! i, 0-based, is output i + 1) and the WordNet ids of classes 1..=1000, both embedded.
+//!
+//! Folder names in an evaluation set are matched to classes by [`match_label`]: the whole label
+//! ("Egyptian cat", "hotdog, hot dog, red hot"), one of its comma-separated synonyms when that
+//! synonym names a single class ("hot dog"), or the WordNet id ("n02124075"), ignoring case and
+//! treating '_' as a space.
+
+use std::sync::OnceLock;
+
+const LABELS_TXT: &str = include_str!("../../presets/labels/imagenet_labels.txt");
+const WNIDS_TXT: &str = include_str!("../../presets/labels/imagenet_wnids.txt");
+
+/// The 1001 class names in output order.
+pub fn labels() -> &'static [&'static str] {
+    static LABELS: OnceLock<Vec<&'static str>> = OnceLock::new();
+    LABELS.get_or_init(|| LABELS_TXT.lines().map(str::trim_end).collect())
+}
+
+/// WordNet ids in output order: index 0 (background) has none.
+fn wnids() -> &'static [&'static str] {
+    static WNIDS: OnceLock<Vec<&'static str>> = OnceLock::new();
+    WNIDS.get_or_init(|| {
+        std::iter::once("")
+            .chain(WNIDS_TXT.lines().map(str::trim))
+            .collect()
+    })
+}
+
+/// The WordNet id of output `index` (None for background or out of range).
+pub fn wordnet_id(index: usize) -> Option<&'static str> {
+    wnids().get(index).copied().filter(|w| !w.is_empty())
+}
+
+/// The display name of output `index` of a `classes`-way classifier: the ImageNet label for the
+/// 1001-class models, "class N" otherwise.
+pub fn label_for(index: usize, classes: usize) -> String {
+    match labels().get(index) {
+        Some(label) if classes == labels().len() => (*label).to_string(),
+        _ => format!("class {index}"),
+    }
+}
+
+/// How a folder name maps onto the label list.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LabelMatch {
+    /// One class: the whole label, a WordNet id, or a synonym only it has.
+    Class(usize),
+    /// A synonym several classes share ("crane": the bird and the machine).
+    Ambiguous(Vec<usize>),
+    /// No class has this name.
+    Unknown,
+}
+
+fn normalise(s: &str) -> String {
+    s.trim().replace('_', " ").to_lowercase()
+}
+
+/// Maps a class name or WordNet id to its output index.
+pub fn match_label(name: &str) -> LabelMatch {
+    let wanted = normalise(name);
+    if wanted.is_empty() {
+        return LabelMatch::Unknown;
+    }
+    if let Some(i) = wnids().iter().position(|w| !w.is_empty() && *w == wanted) {
+        return LabelMatch::Class(i);
+    }
+    // Whole labels first ("cardigan" is the sweater, although the corgi's label lists it as a
+    // synonym); two classes are both called "crane" and "maillot", so even these can clash.
+    let whole = matching(|l| normalise(l) == wanted);
+    if !whole.is_empty() {
+        return decide(whole);
+    }
+    decide(matching(|l| l.split(',').any(|s| normalise(s) == wanted)))
+}
+
+fn matching(predicate: impl Fn(&str) -> bool) -> Vec<usize> {
+    labels()
+        .iter()
+        .enumerate()
+        .filter(|(_, l)| predicate(l))
+        .map(|(i, _)| i)
+        .collect()
+}
+
+fn decide(indices: Vec<usize>) -> LabelMatch {
+    match indices.as_slice() {
+        [] => LabelMatch::Unknown,
+        [one] => LabelMatch::Class(*one),
+        _ => LabelMatch::Ambiguous(indices),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_label_list_is_complete_and_aligned() {
+        assert_eq!(labels().len(), 1001);
+        assert_eq!(labels()[0], "background");
+        assert_eq!(labels()[286], "Egyptian cat");
+        assert_eq!(labels()[653], "military uniform");
+        assert_eq!(wnids().len(), 1001);
+        assert_eq!(wordnet_id(1), Some("n01440764"));
+        assert_eq!(wordnet_id(286), Some("n02124075"));
+        assert_eq!(wordnet_id(0), None);
+        assert_eq!(wordnet_id(1001), None);
+        assert_eq!(label_for(286, 1001), "Egyptian cat");
+        assert_eq!(label_for(3, 10), "class 3");
+    }
+
+    #[test]
+    fn folder_names_match_labels_synonyms_and_wordnet_ids() {
+        assert_eq!(match_label("Egyptian cat"), LabelMatch::Class(286));
+        assert_eq!(match_label("egyptian_cat"), LabelMatch::Class(286));
+        assert_eq!(match_label("n02124075"), LabelMatch::Class(286));
+        assert_eq!(match_label("N02124075"), LabelMatch::Class(286));
+        assert_eq!(match_label("hot dog"), LabelMatch::Class(935));
+        assert_eq!(match_label("hotdog, hot dog, red hot"), LabelMatch::Class(935));
+        assert_eq!(match_label("crane"), LabelMatch::Ambiguous(vec![135, 518]));
+        assert_eq!(match_label("cardigan"), LabelMatch::Class(475));
+        assert_eq!(match_label("Cardigan Welsh corgi"), LabelMatch::Class(265));
+        assert_eq!(match_label("unicorn"), LabelMatch::Unknown);
+        assert_eq!(match_label("  "), LabelMatch::Unknown);
+    }
+}

@@ -1,0 +1,16 @@
+//! Images in, network input out: decoding with bounded memory ([`decode`]), TF-slim evaluation
+//! preprocessing ([`preprocess`]) and the ImageNet class names ([`labels`]).
+//!
+//! The pipeline is the one the shipped models were evaluated with: central crop of 87.5% of each
+//! side, bilinear resize (antialiased when shrinking) to R x R, then value = pixel / 127.5 - 1 in
+//! NCHW order (`MobileNet::forward` takes the [N, 3, R, R] batch).
+
+pub mod decode;
+pub mod labels;
+pub mod preprocess;
+
+pub use decode::{ImageError, MAX_ALLOC_BYTES, MAX_DIMENSION, decode_bytes, load_rgb};
+pub use labels::{LabelMatch, label_for, labels, match_label, wordnet_id};
+pub use preprocess::{
+    CROP_FRACTION, batch_tensor, central_crop, eval_preprocess, load_input, resize, to_chw,
+};

@@ -1,0 +1,279 @@
+//! `bench` and `sweep` through the real binary, with the hidden mock timer so that every output
+//! is deterministic: snapshot tests of each format, and no test asserts a real duration.
+
+use std::path::PathBuf;
+
+use assert_cmd::Command;
+use serde_json::Value;
+
+fn cli() -> Command {
+    let mut cmd = Command::cargo_bin("mobilenet-cli").unwrap();
+    cmd.env("NO_COLOR", "1");
+    cmd
+}
+
+fn stdout(args: &[&str]) -> String {
+    let out = cli().args(args).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// Compares `actual` with tests/snapshots/NAME; `UPDATE_SNAPSHOTS=1` rewrites the file.
+fn assert_snapshot(name: &str, actual: &str) {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/snapshots")
+        .join(name);
+    if std::env::var_os("UPDATE_SNAPSHOTS").is_some() {
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, actual).unwrap();
+        return;
+    }
+    let expected = std::fs::read_to_string(&path)
+        .unwrap_or_else(|_| panic!("missing snapshot {}; run with UPDATE_SNAPSHOTS=1", path.display()));
+    assert_eq!(
+        actual, expected,
+        "snapshot {name} differs; rerun with UPDATE_SNAPSHOTS=1 if intended"
+    );
+}
+
+const SWEEP: [&str; 4] = ["sweep", "--mock-timer", "--threads", "1"];
+
+#[test]
+fn sweep_snapshots_of_every_format() {
+    for format in ["table", "json", "csv", "markdown"] {
+        let mut args = SWEEP.to_vec();
+        args.extend(["--format", format, "--max-latency-ms", "20", "--min-top1", "60"]);
+        assert_snapshot(&format!("sweep.{format}"), &stdout(&args));
+    }
+}
+
+#[test]
+fn sweep_json_schema() {
+    let v: Value = serde_json::from_str(&stdout(&[&SWEEP[..], &["--format", "json"]].concat())).unwrap();
+    assert_eq!(v["schema_version"], 1);
+    assert!(v["environment"]["cpu_model"].is_string());
+    assert_eq!(v["complete"], true);
+    let rows = v["rows"].as_array().unwrap();
+    assert_eq!(rows.len(), 16);
+    for row in rows {
+        for key in [
+            "alpha",
+            "resolution",
+            "mult_adds",
+            "params",
+            "weight_bytes_f32",
+            "pareto",
+        ] {
+            assert!(!row[key].is_null(), "{key}");
+        }
+        assert!(row["mult_adds"].is_u64());
+        assert!(row["latency_ms"]["median"].is_f64() && row["latency_ms"]["p90"].is_f64());
+        let top1 = &row["top1"];
+        assert!(top1["value"].is_f64() && top1["source"].is_string());
+        assert_eq!(top1["estimated"], false, "the paper grid is published");
+    }
+    // The mock latency is proportional to mult-adds, so the front is every point that is more
+    // accurate than every cheaper one: 1.0-224 is on it.
+    assert!(
+        rows.iter()
+            .any(|r| r["alpha"] == 1.0 && r["resolution"] == 224 && r["pareto"] == true)
+    );
+    assert!(rows.iter().any(|r| r["pareto"] == false));
+}
+
+#[test]
+fn sweep_estimates_unpublished_points_and_applies_budgets() {
+    let out = stdout(
+        &[
+            &SWEEP[..],
+            &[
+                "--alphas",
+                "0.6,1.0",
+                "--resolutions",
+                "176,224",
+                "--format",
+                "json",
+                "--max-size-mb",
+                "10",
+            ],
+        ]
+        .concat(),
+    );
+    let v: Value = serde_json::from_str(&out).unwrap();
+    let rows = v["rows"].as_array().unwrap();
+    let estimated: Vec<&Value> = rows.iter().filter(|r| r["top1"]["estimated"] == true).collect();
+    assert_eq!(estimated.len(), 3, "only 1.0-224 is published");
+    assert!(
+        estimated[0]["top1"]["source"]
+            .as_str()
+            .unwrap()
+            .starts_with("estimate:")
+    );
+    // 1.0 weights are 16.9 MB at f32: over the 10 MB budget; the best is the larger 0.6 model.
+    assert_eq!(v["best"], "0.6-224");
+    assert!(
+        rows.iter()
+            .filter(|r| r["alpha"] == 1.0)
+            .all(|r| r["fits_budget"] == false)
+    );
+}
+
+#[test]
+fn sweep_without_timing_and_with_a_plot() {
+    let dir = tempfile::tempdir().unwrap();
+    let svg = dir.path().join("tradeoff.svg");
+    let json = dir.path().join("sweep.json");
+    cli()
+        .args(["sweep", "--no-timing", "--format", "json", "--output"])
+        .arg(&json)
+        .arg("--plot")
+        .arg(&svg)
+        .assert()
+        .success()
+        .stdout("");
+    let v: Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    assert!(
+        v["rows"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|r| r["latency_ms"].is_null())
+    );
+    let svg = std::fs::read_to_string(&svg).unwrap();
+    assert!(svg.starts_with("<svg") && svg.contains("0.75-192") && svg.contains("Pareto front"));
+    assert!(!svg.contains("measured latency"));
+    assert_eq!(
+        std::fs::read_dir(dir.path()).unwrap().count(),
+        2,
+        "no temporary files left"
+    );
+}
+
+#[test]
+fn sweep_rejects_bad_grids_and_budgets() {
+    for args in [
+        vec!["--alphas", ""],
+        vec!["--alphas", "1.0,1.0"],
+        vec!["--alphas", "0"],
+        vec!["--alphas", "nan"],
+        vec!["--resolutions", "31"],
+        vec!["--resolutions", "224,,160"],
+        vec!["--max-latency-ms", "-1"],
+        vec!["--no-timing", "--max-latency-ms", "5"],
+        vec!["--plot", "x.png"],
+        vec!["--batch", "0"],
+    ] {
+        let out = cli()
+            .arg("sweep")
+            .arg("--mock-timer")
+            .args(&args)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(stderr.lines().count(), 1, "{args:?}: {stderr}");
+        assert!(
+            stderr.contains(args[args.len() - 2].trim_start_matches('-')) || stderr.contains("--"),
+            "{stderr}"
+        );
+    }
+}
+
+#[test]
+fn bench_mock_statistics_and_formats() {
+    let args = [
+        "bench",
+        "--mock-timer",
+        "--alpha",
+        "0.5",
+        "--res",
+        "160",
+        "--threads",
+        "1",
+    ];
+    let v: Value = serde_json::from_str(&stdout(&[&args[..], &["--format", "json"]].concat())).unwrap();
+    for key in [
+        "model",
+        "threads",
+        "batch",
+        "runs",
+        "warmup",
+        "latency_ms",
+        "throughput",
+        "environment",
+    ] {
+        assert!(!v[key].is_null(), "{key}");
+    }
+    assert_eq!(
+        (v["runs"].as_u64(), v["warmup"].as_u64(), v["threads"].as_u64()),
+        (Some(20), Some(3), Some(1))
+    );
+    // Mock: 76,524,800 mult-adds at 10 per ns = 7.65248 ms, jitter +0..9% cycling; the warm-up
+    // takes the first three, so the 20 timed runs have jitters 3..9,0..9,0..2: median +4.5%.
+    let median = v["latency_ms"]["median"].as_f64().unwrap();
+    assert!((median - 7.652_48 * 1.045).abs() < 1e-5, "{median}");
+    for key in ["median", "mean", "stddev", "min", "max", "p90"] {
+        assert!(v["latency_ms"][key].is_f64(), "{key}");
+    }
+    assert_snapshot("bench.table", &stdout(&args));
+    assert_snapshot(
+        "bench.markdown",
+        &stdout(&[&args[..], &["--format", "markdown"]].concat()),
+    );
+    assert_snapshot("bench.csv", &stdout(&[&args[..], &["--format", "csv"]].concat()));
+}
+
+#[test]
+fn bench_per_layer_shows_time_next_to_mult_adds() {
+    let out = stdout(&[
+        "bench",
+        "--mock-timer",
+        "--model",
+        "0.25_128",
+        "--per-layer",
+        "--format",
+        "json",
+    ]);
+    let v: Value = serde_json::from_str(&out).unwrap();
+    let layers = v["per_layer"].as_array().unwrap();
+    assert_eq!(layers.len(), 29);
+    let share = |kind: &str, key: &str| -> f64 {
+        layers
+            .iter()
+            .filter(|l| l["kind"] == kind)
+            .map(|l| l[key].as_f64().unwrap())
+            .sum()
+    };
+    let total: f64 = layers.iter().map(|l| l["time_pct"].as_f64().unwrap()).sum();
+    assert!((total - 100.0).abs() < 1e-6);
+    assert!(share("depthwise", "time_pct") > share("depthwise", "mult_adds_pct"));
+    assert_eq!(v["model"]["weights"], "shipped 0.25_128");
+}
+
+#[test]
+fn bench_rejects_bad_flags() {
+    for args in [
+        vec!["--model", "2.0_999"],
+        vec!["--runs", "0"],
+        vec!["--min-time", "-1"],
+        vec!["--alpha", "0"],
+        vec!["--res", "31"],
+    ] {
+        let out = cli()
+            .arg("bench")
+            .arg("--mock-timer")
+            .args(&args)
+            .output()
+            .unwrap();
+        assert_eq!(
+            out.status.code(),
+            Some(2),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
