@@ -1,0 +1,274 @@
+//! `classify` and `evaluate` through the real binary: labels, formats, exit codes and bad input.
+
+use std::path::{Path, PathBuf};
+
+use assert_cmd::Command;
+use predicates::prelude::*;
+use serde_json::Value;
+
+fn cli() -> Command {
+    let mut cmd = Command::cargo_bin("mobilenet-cli").unwrap();
+    cmd.env("NO_COLOR", "1");
+    cmd
+}
+
+fn photo(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/photos")
+        .join(name)
+}
+
+/// A PNG whose header claims `w` x `h` pixels, with no pixel data behind it.
+fn png_header(w: u32, h: u32) -> Vec<u8> {
+    let mut ihdr = Vec::new();
+    ihdr.extend_from_slice(&w.to_be_bytes());
+    ihdr.extend_from_slice(&h.to_be_bytes());
+    ihdr.extend_from_slice(&[8, 2, 0, 0, 0]);
+    let mut crc_input = b"IHDR".to_vec();
+    crc_input.extend_from_slice(&ihdr);
+    let mut png = b"\x89PNG\r\n\x1a\n".to_vec();
+    png.extend_from_slice(&13u32.to_be_bytes());
+    png.extend_from_slice(&crc_input);
+    png.extend_from_slice(&crc32(&crc_input).to_be_bytes());
+    png
+}
+
+fn crc32(data: &[u8]) -> u32 {
+    let mut crc = 0xFFFF_FFFFu32;
+    for &byte in data {
+        crc ^= u32::from(byte);
+        for _ in 0..8 {
+            crc = if crc & 1 == 1 {
+                (crc >> 1) ^ 0xEDB8_8320
+            } else {
+                crc >> 1
+            };
+        }
+    }
+    !crc
+}
+
+#[test]
+fn grace_hopper_is_a_military_uniform() {
+    cli()
+        .arg("classify")
+        .arg(photo("grace_hopper.jpg"))
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("military uniform"))
+        .stderr("");
+}
+
+#[test]
+fn json_contract_and_every_shipped_model() {
+    for model in ["0.25_128", "0.5_160", "0.75_192", "1.0_224"] {
+        let out = cli()
+            .args(["classify", "--model", model, "--format", "json", "--top", "3"])
+            .arg(photo("chelsea.png"))
+            .output()
+            .unwrap();
+        assert!(out.status.success());
+        let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+        let first = &v.as_array().unwrap()[0];
+        assert_eq!(first["model"], model);
+        assert!(first["image"].as_str().unwrap().ends_with("chelsea.png"));
+        let predictions = first["predictions"].as_array().unwrap();
+        assert_eq!(predictions.len(), 3);
+        for (i, p) in predictions.iter().enumerate() {
+            assert_eq!(p["rank"], i + 1);
+            assert!(p["class_index"].is_u64() && p["label"].is_string() && p["probability"].is_f64());
+        }
+        if model == "1.0_224" {
+            assert_eq!(predictions[0]["label"], "Egyptian cat");
+        }
+    }
+}
+
+#[test]
+fn both_engines_give_the_same_labels() {
+    for engine in ["fast", "reference"] {
+        cli()
+            .args(["classify", "--engine", engine, "--format", "csv"])
+            .arg(photo("hot_dog.jpg"))
+            .assert()
+            .success()
+            .stdout(predicate::str::starts_with(
+                "image,model,rank,class_index,label,probability",
+            ))
+            .stdout(predicate::str::contains("hotdog, hot dog, red hot"));
+    }
+}
+
+#[test]
+fn directories_batches_and_partial_failures() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(photo("chelsea.png"), dir.path().join("a.png")).unwrap();
+    std::fs::copy(photo("grace_hopper.jpg"), dir.path().join("b.jpg")).unwrap();
+    std::fs::write(dir.path().join("c.jpg"), "this is text, not a JPEG").unwrap();
+    std::fs::write(dir.path().join("d.png"), b"").unwrap();
+    std::fs::write(
+        dir.path().join("e.png"),
+        &std::fs::read(photo("chelsea.png")).unwrap()[..500],
+    )
+    .unwrap();
+    std::fs::write(dir.path().join("f.png"), png_header(60_000, 60_000)).unwrap();
+    std::fs::write(dir.path().join("notes.txt"), "skipped: not an image extension").unwrap();
+    let out = cli()
+        .args(["classify", "--batch", "2", "--format", "json"])
+        .arg(dir.path())
+        .arg(dir.path().join("missing.jpg"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(3), "some images failed");
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let labels: Vec<&str> = v
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["predictions"][0]["label"].as_str().unwrap())
+        .collect();
+    assert_eq!(labels, ["Egyptian cat", "military uniform"]);
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(!stderr.contains("panicked"));
+    for name in ["c.jpg", "d.png", "e.png", "f.png", "missing.jpg"] {
+        let line = stderr
+            .lines()
+            .find(|l| l.contains(name))
+            .unwrap_or_else(|| panic!("{name}: {stderr}"));
+        assert!(line.starts_with("error: "), "{line}");
+    }
+    assert_eq!(stderr.lines().count(), 5, "{stderr}");
+}
+
+#[test]
+fn nothing_classified_is_a_failure_without_output_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = dir.path().join("out.json");
+    let out = cli()
+        .arg("classify")
+        .arg(dir.path().join("missing.jpg"))
+        .arg("--output")
+        .arg(&output)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(!output.exists());
+    let empty = tempfile::tempdir().unwrap();
+    cli()
+        .arg("classify")
+        .arg(empty.path())
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("has no images"));
+}
+
+#[test]
+fn other_resolutions_are_noted() {
+    cli()
+        .args(["classify", "--res", "160"])
+        .arg(photo("grace_hopper.jpg"))
+        .assert()
+        .success()
+        .stderr(predicate::str::contains("off its trained resolution"));
+}
+
+#[test]
+fn bad_flags_and_weights() {
+    let photo = photo("chelsea.png");
+    for (args, code) in [
+        (vec!["--model", "2.0_300"], 2),
+        (vec!["--top", "0"], 2),
+        (vec!["--batch", "0"], 2),
+        (vec!["--res", "31"], 2),
+        (vec!["--engine", "turbo"], 2),
+        (vec!["--weights", "/nonexistent/w.safetensors"], 1),
+    ] {
+        let out = cli().arg("classify").args(&args).arg(&photo).output().unwrap();
+        assert_eq!(out.status.code(), Some(code), "{args:?}");
+        let stderr = String::from_utf8(out.stderr).unwrap();
+        assert_eq!(stderr.lines().count(), 1, "{args:?}: {stderr}");
+        assert!(!stderr.contains("panicked"));
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let truncated = dir.path().join("truncated.safetensors");
+    let shipped = std::fs::read(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("presets/weights/mobilenet_v1_0.25_128.safetensors"),
+    )
+    .unwrap();
+    std::fs::write(&truncated, &shipped[..shipped.len() / 2]).unwrap();
+    cli()
+        .arg("classify")
+        .arg("--weights")
+        .arg(&truncated)
+        .arg(&photo)
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("truncated.safetensors"));
+    // The shipped file loaded as user weights works and gives the shipped answer.
+    let copy = dir.path().join("mine.safetensors");
+    std::fs::write(&copy, &shipped).unwrap();
+    cli()
+        .arg("classify")
+        .arg("--weights")
+        .arg(&copy)
+        .arg(&photo)
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("mine"));
+}
+
+#[test]
+fn evaluate_a_labelled_folder() {
+    let dir = tempfile::tempdir().unwrap();
+    for (folder, file) in [
+        ("military uniform", "grace_hopper.jpg"),
+        ("Egyptian cat", "chelsea.png"),
+    ] {
+        std::fs::create_dir(dir.path().join(folder)).unwrap();
+        std::fs::copy(photo(file), dir.path().join(folder).join(file)).unwrap();
+    }
+    let out = cli()
+        .args(["evaluate", "--format", "json"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        (v["images"].as_u64(), v["top1_correct"].as_u64()),
+        (Some(2), Some(2))
+    );
+    assert_eq!(v["top1_accuracy"], 1.0);
+    cli()
+        .arg("evaluate")
+        .arg(dir.path())
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("top-1: 100.00% (2 of 2)"));
+    cli()
+        .arg("evaluate")
+        .arg(dir.path().join("absent"))
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("absent"));
+}
+
+#[test]
+fn broken_pipe_is_not_an_error() {
+    // `| head -1`: the reader goes away; the tool exits quietly.
+    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("mobilenet-cli"))
+        .args(["analyze", "--res", "1024", "--format", "json"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.stderr.is_empty());
+}
