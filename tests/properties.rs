@@ -1,0 +1,97 @@
+//! Property tests of the cost model (and of the network's parameter count against it).
+
+use candle_core::Device;
+use mobilenet_cli::arch::{Config, LayerKind, Variant, instantiate};
+use mobilenet_cli::cost::analyze;
+use mobilenet_cli::nn::MobileNet;
+use proptest::prelude::*;
+
+fn alpha() -> impl Strategy<Value = f64> {
+    (1u32..=200).prop_map(|hundredths| f64::from(hundredths) / 100.0)
+}
+
+fn resolution() -> impl Strategy<Value = u32> {
+    32u32..=512
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    #[test]
+    fn mult_adds_grow_with_alpha_and_resolution(a in alpha(), b in alpha(), r in resolution(), s in resolution()) {
+        let (a_lo, a_hi) = if a <= b { (a, b) } else { (b, a) };
+        let (r_lo, r_hi) = if r <= s { (r, s) } else { (s, r) };
+        let cost = |alpha, res| analyze(&Config::paper(alpha, res).unwrap()).totals;
+        prop_assert!(cost(a_lo, r).mult_adds <= cost(a_hi, r).mult_adds);
+        prop_assert!(cost(a, r_lo).mult_adds <= cost(a, r_hi).mult_adds);
+        // Parameters do not depend on the resolution.
+        prop_assert_eq!(cost(a, r_lo).params_deployed, cost(a, r_hi).params_deployed);
+        prop_assert_eq!(cost(a, r_lo).params_keras, cost(a, r_hi).params_keras);
+    }
+
+    #[test]
+    fn layer_sums_equal_totals(a in alpha(), r in resolution(), dm in 1u32..=3, variant in 0usize..3) {
+        let config = Config::new(a, r, dm, 1000, Variant::ALL[variant]).unwrap();
+        let report = analyze(&config);
+        let t = report.totals;
+        prop_assert_eq!(report.layers.iter().map(|l| l.cost.mult_adds).sum::<u64>(), t.mult_adds);
+        prop_assert_eq!(report.layers.iter().map(|l| l.cost.weights).sum::<u64>(), t.params);
+        prop_assert_eq!(report.by_kind.iter().map(|k| k.mult_adds).sum::<u64>(), t.mult_adds);
+        prop_assert_eq!(t.flops, 2 * t.mult_adds);
+        prop_assert!(t.params < t.params_deployed && t.params_deployed < t.params_trainable);
+        prop_assert!(t.params_trainable < t.params_keras);
+        let pct: f64 = report.by_kind.iter().map(|k| k.mult_adds_pct).sum();
+        prop_assert!((pct - 100.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn separable_saving_is_exactly_the_closed_form(a in alpha(), r in resolution()) {
+        let report = analyze(&Config::paper(a, r).unwrap());
+        for s in &report.separable {
+            let dw = report.layers.iter().find(|l| l.layer.block == Some(s.block) && l.layer.kind == LayerKind::Depthwise).unwrap();
+            let pw = report.layers.iter().find(|l| l.layer.block == Some(s.block) && l.layer.kind == LayerKind::Pointwise).unwrap();
+            let (k2, n) = (u64::from(dw.layer.kernel).pow(2), u64::from(pw.layer.output.c));
+            // separable / standard = 1/N + 1/Dk^2  <=>  separable * Dk^2 * N = standard * (Dk^2 + N)
+            prop_assert_eq!(s.separable_mult_adds * k2 * n, s.standard_mult_adds * (k2 + n));
+        }
+    }
+
+    #[test]
+    fn alpha_and_rho_scale_cost_quadratically(a in (25u32..=100).prop_map(|x| f64::from(x) / 100.0), r in (4u32..=7).prop_map(|x| x * 32)) {
+        let base = analyze(&Config::paper(1.0, 224).unwrap()).totals.mult_adds as f64;
+        let at_alpha = analyze(&Config::paper(a, 224).unwrap()).totals.mult_adds as f64;
+        // The pointwise terms scale as alpha^2; the depthwise, first-layer and FC terms only as
+        // alpha, and channels round down: alpha^2 within +20% / -5% over alpha in [0.25, 1].
+        let ratio = at_alpha / base / (a * a);
+        prop_assert!((0.95..1.2).contains(&ratio), "mult-adds / alpha^2 = {}", ratio);
+        let rho = f64::from(r) / 224.0;
+        let at_rho = analyze(&Config::paper(1.0, r).unwrap()).totals.mult_adds as f64;
+        // SAME padding rounds sizes up at each stride: rho^2 within a few percent.
+        prop_assert!((at_rho / base / (rho * rho) - 1.0).abs() < 0.05, "{}", at_rho / base / (rho * rho));
+    }
+
+    #[test]
+    fn shapes_follow_same_padding(a in alpha(), r in resolution()) {
+        let layers = instantiate(&Config::paper(a, r).unwrap());
+        for pair in layers.windows(2) {
+            prop_assert_eq!(pair[0].output, pair[1].input);
+        }
+        for l in &layers {
+            if l.kind != LayerKind::AvgPool && l.kind != LayerKind::Fc {
+                prop_assert_eq!(l.output.h, l.input.h.div_ceil(l.stride));
+            }
+        }
+    }
+}
+
+proptest! {
+    // Building a network allocates its weights: fewer cases.
+    #![proptest_config(ProptestConfig::with_cases(12))]
+
+    #[test]
+    fn network_parameters_equal_the_cost_model(a in (10u32..=60).prop_map(|x| f64::from(x) / 100.0), r in 32u32..=96, variant in 0usize..3) {
+        let config = Config::new(a, r, 1, 10, Variant::ALL[variant]).unwrap();
+        let net = MobileNet::random(config, 1, &Device::Cpu).unwrap();
+        prop_assert_eq!(net.parameter_count(), analyze(&config).totals.params_deployed);
+    }
+}
