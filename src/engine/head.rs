@@ -5,9 +5,9 @@
 //! `[batch, C_pad]` buffer, and the FC layer takes that buffer as its `A` operand and writes
 //! the logits unpadded, `[batch, classes]`, straight into the engine's output.
 
-use super::gemm::{Act, Gemm, Segment};
+use super::gemm::{Act, Gemm};
 use super::pack::{CHANNEL_ALIGN, PackedB};
-use super::parallel::Ctx;
+use super::parallel::Work;
 use super::pointwise;
 use super::simd::Isa;
 
@@ -18,13 +18,21 @@ pub(crate) struct PoolOp {
 }
 
 impl PoolOp {
-    /// Averages this thread's share of channel vectors for every image.
+    /// Averages the channel vectors this thread claims, for every image.
     ///
     /// # Safety
     /// `src` must hold `batch * pixels * c_pad` floats and `dst` room for `batch * c_pad`. All
-    /// threads of `ctx` must call this together.
-    pub(crate) unsafe fn run(&self, ctx: &Ctx<'_>, src: *const f32, dst: *mut f32, batch: usize) {
-        let channels = ctx.share(self.c_pad, CHANNEL_ALIGN);
+    /// threads must call this together.
+    pub(crate) unsafe fn run(&self, work: &Work<'_>, src: *const f32, dst: *mut f32, batch: usize) {
+        work.for_each(self.c_pad, CHANNEL_ALIGN, |channels| {
+            // SAFETY: forwarded; the claimed channels are this thread's alone.
+            unsafe { self.pool(channels, src, dst, batch) }
+        });
+    }
+
+    /// # Safety
+    /// As for [`PoolOp::run`], `channels` being claimed by this thread.
+    unsafe fn pool(&self, channels: std::ops::Range<usize>, src: *const f32, dst: *mut f32, batch: usize) {
         let scale = 1.0 / self.pixels as f32;
         for n in 0..batch {
             // SAFETY: image `n` and its pooled row are inside the buffers; this thread owns
@@ -67,23 +75,18 @@ pub(crate) struct FcOp {
 impl FcOp {
     /// # Safety
     /// `isa` must be available; `src` must hold `batch * in_c_pad` floats and `dst` room for
-    /// `batch * classes`. All threads of `ctx` must call this together.
-    pub(crate) unsafe fn run(&self, ctx: &Ctx<'_>, isa: Isa, src: *const f32, dst: *mut f32, batch: usize) {
-        let segs = [Segment {
-            offset: 0,
-            len: self.in_c_pad,
-        }];
+    /// `batch * classes`. All threads must call this together.
+    pub(crate) unsafe fn run(&self, work: &Work<'_>, isa: Isa, src: *const f32, dst: *mut f32, batch: usize) {
         let gemm = Gemm {
             a: src,
             lda: self.in_c_pad,
-            segs: &segs,
+            offsets: None,
             b: &self.weights,
             c: dst,
             ldc: self.classes,
             act: self.act,
         };
-        let (rows, panels) = pointwise::share(ctx, isa, batch, &self.weights);
-        // SAFETY: buffer sizes from the caller; disjoint shares from `share`.
-        unsafe { gemm.run(isa, rows, panels) };
+        // SAFETY: buffer sizes from the caller; `run_shared` gives threads disjoint parts.
+        unsafe { pointwise::run_shared(&gemm, work, isa, batch) };
     }
 }

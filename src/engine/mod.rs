@@ -8,7 +8,7 @@
 //! (cost `M N D_F^2`); eq. 5 gives the separable layer's total, `D_K^2 M D_F^2 + M N D_F^2`.
 //! At 1.0-MobileNet-224 the pointwise term is ~95% of the mult-adds, the depthwise term ~3%
 //! and the stem ~2%, so this is a GEMM engine first: pointwise layers run a register-blocked
-//! AVX-512 microkernel ([`gemm`](self::gemm)) and everything else is arranged around it.
+//! AVX-512 microkernel (`gemm.rs`) and everything else is arranged around it.
 //!
 //! # Why NHWC with channels padded to 16
 //! - A pointwise layer over NHWC is a plain GEMM `[pixels, C_in] x [C_in, C_out]` on the
@@ -19,17 +19,25 @@
 //!   zero) removes every channel tail from the kernels; the cost is nil for the usual widths
 //!   (only 8- and 24-channel layers grow).
 //!
-//! The caller's NCHW input is converted while the stem stages its zero-padded input
-//! ([`stem`](self::stem)), so the conversion costs no extra pass.
+//! The caller's NCHW input is never converted as such: the stem, an implicit GEMM, reads its
+//! windows straight from the NCHW image and writes NHWC (`stem.rs`).
+//!
+//! # Instruction sets
+//! Kernels exist for AVX-512F (14 x 32 GEMM tiles), AVX2 + FMA (6 x 16) and a portable path
+//! (plain Rust the compiler vectorises for the baseline: SSE2 on x86-64, NEON on aarch64),
+//! chosen at run time ([`Isa`]), so the binary needs no `-C target-cpu`. AVX-512 intrinsics
+//! need Rust 1.89.
 //!
 //! # Execution
 //! [`Engine::new`] validates the layers and weights, packs the weights into the kernels'
-//! layouts ([`pack`](self::pack)), picks the instruction set once ([`Isa::detect`]) and
-//! allocates every activation buffer (two ping-pong buffers sized for the largest layer, a
-//! staging buffer for the stem, the logits). A forward pass allocates nothing unless the batch
-//! grows. With `threads > 1` each forward pass is one dispatch to the engine's own rayon pool;
-//! threads split every layer statically and meet at a spin barrier between layers
-//! ([`parallel`](self::parallel)).
+//! layouts (`pack.rs`), picks the instruction set once ([`Isa::detect`]) and
+//! allocates every buffer (two ping-pong activation buffers sized for the largest layer, the
+//! logits, a zero row for the depthwise padding, per-thread im2col scratch for the few
+//! padded stem pixels). A forward pass allocates nothing unless the batch grows. With
+//! `threads > 1` each forward pass is one dispatch to the engine's own rayon pool; every
+//! thread runs the layer loop, takes its own share of each layer (rows, channel blocks or
+//! weight panels), steals what a slower thread has not started, and waits for the layer to
+//! complete before the next (`parallel.rs`).
 
 mod buffer;
 mod depthwise;
@@ -94,7 +102,8 @@ pub struct Engine {
     /// Images the buffers currently hold.
     capacity: usize,
     act: [AlignedBuf; 2],
-    stage: AlignedBuf,
+    /// `threads` im2col scratch areas of `plan.scratch_len` floats.
+    scratch: AlignedBuf,
     zero_row: AlignedBuf,
     logits: AlignedBuf,
 }
@@ -122,15 +131,17 @@ impl Engine {
             return Err(EngineError::IsaUnavailable(isa));
         }
         let plan = plan::build(layers, weights)?;
-        let team = Team::new(threads)?;
+        let team = Team::new(threads, plan.ops.len())?;
         let zero_row = AlignedBuf::zeroed(plan.zero_row_len);
+        // Rounded to whole cache lines so that threads' scratch areas share none.
+        let scratch = AlignedBuf::zeroed(threads * plan.scratch_len.next_multiple_of(16));
         let mut engine = Engine {
             plan,
             isa,
             team,
             capacity: 0,
             act: [AlignedBuf::zeroed(0), AlignedBuf::zeroed(0)],
-            stage: AlignedBuf::zeroed(0),
+            scratch,
             zero_row,
             logits: AlignedBuf::zeroed(0),
         };
@@ -183,7 +194,6 @@ impl Engine {
             AlignedBuf::zeroed(batch * plan.act_len),
             AlignedBuf::zeroed(batch * plan.act_len),
         ];
-        self.stage = AlignedBuf::zeroed(batch * plan.stage_len);
         self.logits = AlignedBuf::zeroed(batch * plan.classes);
         self.capacity = batch;
     }
@@ -209,11 +219,18 @@ impl Engine {
         mut on_layer: impl FnMut(usize, Duration),
     ) -> &[f32] {
         let mut start = Instant::now();
-        self.execute(input_nchw, batch, 0..self.plan.ops.len(), |index, _| {
-            let now = Instant::now();
-            on_layer(index, now - start);
-            start = now;
-        });
+        let layers = 0..self.plan.ops.len();
+        self.execute(
+            input_nchw,
+            batch,
+            layers,
+            |index| {
+                let now = Instant::now();
+                on_layer(index, now - start);
+                start = now;
+            },
+            None,
+        );
         &self.logits.as_slice()[..batch * self.plan.classes]
     }
 
@@ -226,17 +243,19 @@ impl Engine {
     /// If `index` is not a layer, or `input_nchw.len() != batch * self.input_len()`.
     pub fn profile_layer(&mut self, input_nchw: &[f32], batch: usize, index: usize) {
         assert!(index < self.plan.ops.len(), "layer {index} out of range");
-        self.execute(input_nchw, batch, index..index + 1, |_, _| {});
+        self.execute(input_nchw, batch, index..index + 1, |_| {}, None);
     }
 
-    /// Runs layers `layers`, showing `inspect` each one's output (NHWC, padded channels, all
-    /// images) once every thread has finished it.
+    /// Runs layers `layers`, calling `on_layer(index)` on this thread as each one completes
+    /// and, if given, showing `inspect` its output (NHWC, padded channels, all images). With
+    /// `inspect` the other threads may run at most one layer ahead of this one.
     fn execute(
         &mut self,
         input_nchw: &[f32],
         batch: usize,
         layers: Range<usize>,
-        mut inspect: impl FnMut(usize, &[f32]),
+        mut on_layer: impl FnMut(usize),
+        mut inspect: Option<&mut Inspect<'_>>,
     ) {
         assert_eq!(
             input_nchw.len(),
@@ -254,14 +273,17 @@ impl Engine {
                 SyncPtr(self.act[0].as_mut_ptr()),
                 SyncPtr(self.act[1].as_mut_ptr()),
             ],
-            stage: SyncPtr(self.stage.as_mut_ptr()),
+            scratch: SyncPtr(self.scratch.as_mut_ptr()),
             zero_row: SyncPtr(self.zero_row.as_ptr().cast_mut()),
             logits: SyncPtr(self.logits.as_mut_ptr()),
         };
         let (ops, isa) = (&self.plan.ops, self.isa);
-        let run = |ctx: parallel::Ctx<'_>, after_layer: &mut dyn FnMut(usize, *const f32)| {
+        let scratch_len = self.plan.scratch_len.next_multiple_of(16);
+        let run = |ctx: parallel::Ctx<'_>,
+                   after_layer: &mut dyn FnMut(&parallel::Ctx<'_>, usize, *const f32)| {
             let io = Io {
-                stage: buffers.stage.get(),
+                // SAFETY: `scratch` holds `threads` areas of `scratch_len` floats.
+                scratch: unsafe { buffers.scratch.get().add(ctx.tid * scratch_len) },
                 zero_row: buffers.zero_row.get(),
             };
             for (index, op) in ops.iter().enumerate().take(layers.end).skip(layers.start) {
@@ -277,34 +299,46 @@ impl Engine {
                 };
                 // SAFETY: `isa` was checked in `with_isa`; `reserve(batch)` sized every buffer
                 // for `batch` images of the largest layer (`Plan`) and they always hold
-                // finite floats; the input was checked above and is only read; layer `index` reads one ping-pong buffer and writes
-                // the other, and the barrier after each layer orders the hand-over.
-                unsafe { op.run(&ctx, isa, &io, src, dst, batch) };
-                ctx.sync();
-                after_layer(index, dst);
+                // finite floats; the input was checked above and is only read; layer `index`
+                // reads one ping-pong buffer and writes the other, and no thread starts a layer
+                // before the previous one is complete (`Work::for_each`); each thread has its
+                // own scratch.
+                unsafe { op.run(&ctx.layer(index), isa, &io, src, dst, batch) };
+                after_layer(&ctx, index, dst);
             }
         };
+        let gate = inspect.is_some().then_some(layers.start);
         self.team.run(
-            |ctx| run(ctx, &mut |_, _| {}),
+            gate,
+            |ctx| run(ctx, &mut |_, _, _| {}),
             |ctx| {
-                run(ctx, &mut |index, dst| {
-                    // SAFETY: every thread has finished layer `index` (barrier) and the next
-                    // layer only reads `dst`; it is written again two layers on, which needs
-                    // this thread. The length is the op's output for `batch` images.
-                    let output = unsafe { std::slice::from_raw_parts(dst, batch * ops[index].out_len()) };
-                    inspect(index, output);
+                run(ctx, &mut |ctx, index, dst| {
+                    on_layer(index);
+                    if let Some(inspect) = inspect.as_mut() {
+                        // SAFETY: every unit of layer `index` is finished (`for_each` returned
+                        // on this thread); the next layer only reads `dst`, and in a gated pass
+                        // no thread starts the layer after it, which overwrites `dst`, before
+                        // `inspected(index)` below. The length is the op's output for `batch`
+                        // images.
+                        let output = unsafe { std::slice::from_raw_parts(dst, batch * ops[index].out_len()) };
+                        inspect(index, output);
+                        ctx.inspected(index);
+                    }
                 });
             },
         );
     }
 }
 
+/// A look at layer `index`'s output (NHWC, padded channels, all images) during a pass.
+type Inspect<'a> = dyn FnMut(usize, &[f32]) + 'a;
+
 /// The engine's buffers as raw pointers that the team's threads share for one forward pass.
 struct Buffers {
     /// Read-only: the caller's input.
     input: SyncPtr<f32>,
     act: [SyncPtr<f32>; 2],
-    stage: SyncPtr<f32>,
+    scratch: SyncPtr<f32>,
     /// Read-only.
     zero_row: SyncPtr<f32>,
     logits: SyncPtr<f32>,

@@ -1,74 +1,122 @@
-//! Threads: one rayon dispatch per forward pass, a spin barrier between layers.
+//! Threads: one rayon dispatch per forward pass, work claimed per layer, a wait for the
+//! layer's completion between layers.
 //!
 //! A rayon `join` per layer costs a wake-up and a steal per layer; on the 0.25-MobileNet-128
-//! a whole layer takes 5-20 us, so that overhead would eat the gain of a second core. Instead
-//! every thread runs the whole layer loop once, each on its static share of every layer (rows
-//! of the output, or column panels of a GEMM), and waits on a [`SpinBarrier`] between layers.
-//! The calling thread takes share 0 itself (`in_place_scope`), so the dedicated pool only holds
-//! `threads - 1` workers and a single-threaded engine never touches rayon at all.
+//! a whole layer takes 1-15 us, so that overhead would eat the gain of a second core. Instead
+//! every thread runs the whole layer loop once. Each layer's work (output rows, channel
+//! blocks or weight panels) is cut into a few units per thread; a thread first takes its own
+//! units in order, which keeps the split static and cache-friendly when all threads run, then
+//! steals the units the others have not started, and finally waits until every unit of the
+//! layer is done ([`Work::for_each`]). A plain barrier would make every layer wait for every
+//! thread: on a machine shared with other processes a thread that loses its core stalls the
+//! pass ~30 times, whereas here the others simply do its work.
+//!
+//! Waits spin for up to [`SPIN`], then sleep on a condvar, so a waiting thread hands its core
+//! over instead of burning it. The calling thread takes part as thread 0 (`in_place_scope`),
+//! so the dedicated pool only holds `threads - 1` workers and a single-threaded engine never
+//! touches rayon at all.
 
 use std::ops::Range;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
 
 use super::EngineError;
 
-/// Spins this many times before yielding: a layer boundary normally arrives within a few
-/// microseconds, but on a shared machine the other thread may have been descheduled.
-const SPINS_BEFORE_YIELD: u32 = 1 << 14;
+/// How long a thread spins before it sleeps. The threads' own shares are balanced, so a
+/// layer normally completes within a few microseconds of a thread running out of work; a
+/// longer wait means another thread lost its core and holds a unit.
+const SPIN: Duration = Duration::from_micros(50);
 
-/// A reusable barrier for the engine's threads that never sleeps in the kernel.
-pub(crate) struct SpinBarrier {
+/// Work units per thread and layer: enough to rebalance, few enough that claiming (one atomic
+/// add per unit) costs nothing.
+const UNITS_PER_THREAD: usize = 8;
+
+/// An atomic counter on its own pair of cache lines (adjacent-line prefetch pairs them), so
+/// threads bumping different counters do not contend.
+#[repr(align(128))]
+#[derive(Default)]
+struct Counter(AtomicUsize);
+
+/// The per-pass synchronisation state, reset at the start of every pass.
+struct Schedule {
     threads: usize,
-    arrived: AtomicUsize,
-    generation: AtomicUsize,
+    /// `claimed[layer * threads + t]`: units taken from thread `t`'s own range of `layer`.
+    claimed: Vec<Counter>,
+    /// Units of each layer finished.
+    done: Vec<Counter>,
+    /// Layers the calling thread has finished inspecting, when `gated`.
+    inspected: Counter,
+    gated: AtomicBool,
     poisoned: AtomicBool,
+    sleepers: AtomicUsize,
+    lock: Mutex<()>,
+    wake: Condvar,
 }
 
-impl SpinBarrier {
-    fn new(threads: usize) -> Self {
-        SpinBarrier {
-            threads,
-            arrived: AtomicUsize::new(0),
-            generation: AtomicUsize::new(0),
-            poisoned: AtomicBool::new(false),
+impl Schedule {
+    fn lock(&self) -> MutexGuard<'_, ()> {
+        // The mutex guards no data, so a panic while it was held leaves nothing inconsistent.
+        self.lock.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn check_poison(&self) {
+        if self.poisoned.load(Ordering::SeqCst) {
+            panic!("another engine thread panicked");
         }
     }
 
-    /// Blocks until all threads have called `wait` for this generation. Everything a thread
-    /// wrote before `wait` is visible to every thread after it (release on arrival, acquire on
-    /// the generation change).
-    fn wait(&self) {
-        let generation = self.generation.load(Ordering::Acquire);
-        if self.arrived.fetch_add(1, Ordering::AcqRel) + 1 == self.threads {
-            // Reset before publishing the new generation, so a thread that races ahead into
-            // the next `wait` counts from zero.
-            self.arrived.store(0, Ordering::Relaxed);
-            self.generation
-                .store(generation.wrapping_add(1), Ordering::Release);
-            return;
+    /// Wakes the threads sleeping in [`Schedule::wait_until`] after a condition changed. The
+    /// change must be a SeqCst write: against the sleeper's SeqCst `sleepers` increment and
+    /// condition load, one side sees the other's write, so no wake-up is lost.
+    fn notify(&self) {
+        if self.sleepers.load(Ordering::SeqCst) > 0 {
+            let _guard = self.lock();
+            self.wake.notify_all();
         }
+    }
+
+    /// Spins, then sleeps, until `ready()` (which must load with SeqCst) holds.
+    fn wait_until(&self, ready: impl Fn() -> bool) {
+        let start = Instant::now();
         let mut spins = 0u32;
-        while self.generation.load(Ordering::Acquire) == generation {
-            if self.poisoned.load(Ordering::Relaxed) {
+        while !ready() {
+            spins = spins.wrapping_add(1);
+            if spins.is_multiple_of(64) {
+                self.check_poison();
+                if start.elapsed() > SPIN {
+                    return self.sleep_until(ready);
+                }
+            }
+            std::hint::spin_loop();
+        }
+    }
+
+    fn sleep_until(&self, ready: impl Fn() -> bool) {
+        let mut guard = self.lock();
+        self.sleepers.fetch_add(1, Ordering::SeqCst);
+        while !ready() {
+            if self.poisoned.load(Ordering::SeqCst) {
+                self.sleepers.fetch_sub(1, Ordering::SeqCst);
+                drop(guard);
                 panic!("another engine thread panicked");
             }
-            if spins < SPINS_BEFORE_YIELD {
-                spins += 1;
-                std::hint::spin_loop();
-            } else {
-                std::thread::yield_now();
-            }
+            guard = self.wake.wait(guard).unwrap_or_else(PoisonError::into_inner);
         }
+        self.sleepers.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
-/// Marks the barrier poisoned if its thread unwinds, so the others stop waiting for it.
-struct PoisonOnUnwind<'a>(&'a SpinBarrier);
+/// Marks the schedule poisoned if its thread unwinds and wakes the sleepers, so the others
+/// stop waiting for work it will never finish.
+struct PoisonOnUnwind<'a>(&'a Schedule);
 
 impl Drop for PoisonOnUnwind<'_> {
     fn drop(&mut self) {
         if std::thread::panicking() {
-            self.0.poisoned.store(true, Ordering::Relaxed);
+            self.0.poisoned.store(true, Ordering::SeqCst);
+            let _guard = self.0.lock();
+            self.0.wake.notify_all();
         }
     }
 }
@@ -78,20 +126,74 @@ impl Drop for PoisonOnUnwind<'_> {
 pub(crate) struct Ctx<'a> {
     pub(crate) tid: usize,
     pub(crate) threads: usize,
-    barrier: Option<&'a SpinBarrier>,
+    schedule: Option<&'a Schedule>,
 }
 
-impl Ctx<'_> {
-    /// Waits until every thread reaches the same point (a no-op with one thread).
-    pub(crate) fn sync(&self) {
-        if let Some(barrier) = self.barrier {
-            barrier.wait();
+impl<'a> Ctx<'a> {
+    /// This thread's view of layer `layer`'s work.
+    pub(crate) fn layer(&self, layer: usize) -> Work<'a> {
+        Work {
+            tid: self.tid,
+            threads: self.threads,
+            layer,
+            schedule: self.schedule,
         }
     }
 
-    /// This thread's share of `0..total`, in whole units of `align` where possible.
-    pub(crate) fn share(&self, total: usize, align: usize) -> Range<usize> {
-        split(total, self.threads, self.tid, align)
+    /// Called by thread 0 when it has finished looking at layer `layer`'s output in a gated
+    /// pass: from then on other threads may overwrite it (two layers on).
+    pub(crate) fn inspected(&self, layer: usize) {
+        if let Some(schedule) = self.schedule {
+            schedule.inspected.0.store(layer + 1, Ordering::SeqCst);
+            schedule.notify();
+        }
+    }
+}
+
+/// One thread's part in one layer.
+pub(crate) struct Work<'a> {
+    pub(crate) tid: usize,
+    pub(crate) threads: usize,
+    layer: usize,
+    schedule: Option<&'a Schedule>,
+}
+
+impl Work<'_> {
+    /// Calls `f` on the units of `0..total` this thread claims (boundaries on multiples of
+    /// `align`) and returns once every unit of the layer, whoever ran it, is finished; their
+    /// writes are then visible to this thread. Every thread must call this exactly once per
+    /// layer, with the same `total` and `align`.
+    pub(crate) fn for_each(&self, total: usize, align: usize, mut f: impl FnMut(Range<usize>)) {
+        let Some(schedule) = self.schedule else {
+            if total > 0 {
+                f(0..total);
+            }
+            return;
+        };
+        if schedule.gated.load(Ordering::Relaxed) && self.layer >= 2 {
+            // This layer overwrites layer `layer - 2`'s output: wait until it was inspected.
+            let needed = self.layer - 1;
+            schedule.wait_until(|| schedule.inspected.0.load(Ordering::SeqCst) >= needed);
+        }
+        let units = total.div_ceil(align).min(UNITS_PER_THREAD * self.threads);
+        let claimed = &schedule.claimed[self.layer * self.threads..][..self.threads];
+        let done = &schedule.done[self.layer].0;
+        // Own units first, in order; then the others', which they have not started.
+        for owner in (0..self.threads).map(|i| (self.tid + i) % self.threads) {
+            let (start, end) = (owner * units / self.threads, (owner + 1) * units / self.threads);
+            loop {
+                let unit = start + claimed[owner].0.fetch_add(1, Ordering::Relaxed);
+                if unit >= end {
+                    break;
+                }
+                f(split(total, units, unit, align));
+                // SeqCst (a release, for the unit's writes, and the notify protocol's order).
+                if done.fetch_add(1, Ordering::SeqCst) + 1 == units {
+                    schedule.notify();
+                }
+            }
+        }
+        schedule.wait_until(|| done.load(Ordering::SeqCst) == units);
     }
 }
 
@@ -108,10 +210,12 @@ pub(crate) struct Team {
     threads: usize,
     /// `threads - 1` workers; `None` for a single thread.
     pool: Option<rayon::ThreadPool>,
+    schedule: Schedule,
 }
 
 impl Team {
-    pub(crate) fn new(threads: usize) -> Result<Self, EngineError> {
+    /// A team of `threads` for passes of up to `layers` layers.
+    pub(crate) fn new(threads: usize, layers: usize) -> Result<Self, EngineError> {
         if threads == 0 {
             return Err(EngineError::Threads);
         }
@@ -125,7 +229,23 @@ impl Team {
         } else {
             None
         };
-        Ok(Team { threads, pool })
+        let counters = |n: usize| (0..n).map(|_| Counter::default()).collect();
+        let schedule = Schedule {
+            threads,
+            claimed: counters(layers * threads),
+            done: counters(layers),
+            inspected: Counter::default(),
+            gated: AtomicBool::new(false),
+            poisoned: AtomicBool::new(false),
+            sleepers: AtomicUsize::new(0),
+            lock: Mutex::new(()),
+            wake: Condvar::new(),
+        };
+        Ok(Team {
+            threads,
+            pool,
+            schedule,
+        })
     }
 
     pub(crate) fn threads(&self) -> usize {
@@ -133,9 +253,11 @@ impl Team {
     }
 
     /// Runs `worker` on threads 1.. of the team and `main` on the calling thread (thread 0),
-    /// and returns when all have finished. Both must execute the same sequence of
-    /// [`Ctx::sync`] calls. `main` may borrow mutably (it never leaves this thread).
-    pub(crate) fn run<W, M>(&self, worker: W, main: M)
+    /// and returns when all have finished. Both must go through the same layers, calling
+    /// [`Work::for_each`] once per layer. With `gate = Some(first)` (the first layer of the
+    /// pass), no thread starts layer `l + 2` before thread 0 has called [`Ctx::inspected`] for
+    /// layer `l`. `main` may borrow mutably (it never leaves this thread).
+    pub(crate) fn run<W, M>(&mut self, gate: Option<usize>, worker: W, main: M)
     where
         W: Fn(Ctx<'_>) + Sync,
         M: FnOnce(Ctx<'_>),
@@ -144,31 +266,40 @@ impl Team {
             main(Ctx {
                 tid: 0,
                 threads: 1,
-                barrier: None,
+                schedule: None,
             });
             return;
         };
-        let barrier = SpinBarrier::new(self.threads);
+        let schedule = &mut self.schedule;
+        assert_eq!(schedule.threads, self.threads);
+        for counter in schedule.claimed.iter_mut().chain(&mut schedule.done) {
+            *counter.0.get_mut() = 0;
+        }
+        // Layers before the pass's first count as inspected.
+        *schedule.inspected.0.get_mut() = gate.unwrap_or(0);
+        *schedule.gated.get_mut() = gate.is_some();
+        *schedule.poisoned.get_mut() = false;
+        let schedule = &*schedule;
         let threads = self.threads;
         pool.in_place_scope(|scope| {
             for tid in 1..threads {
-                let (worker, barrier) = (&worker, &barrier);
-                // The pool has exactly `threads - 1` workers and each job blocks in the barrier
-                // until all have started, so every job gets its own worker.
+                let worker = &worker;
+                // The pool has exactly `threads - 1` workers and a job only ends when every
+                // layer is done, so no job waits behind another on the same worker.
                 scope.spawn(move |_| {
-                    let _guard = PoisonOnUnwind(barrier);
+                    let _guard = PoisonOnUnwind(schedule);
                     worker(Ctx {
                         tid,
                         threads,
-                        barrier: Some(barrier),
+                        schedule: Some(schedule),
                     });
                 });
             }
-            let _guard = PoisonOnUnwind(&barrier);
+            let _guard = PoisonOnUnwind(schedule);
             main(Ctx {
                 tid: 0,
                 threads,
-                barrier: Some(&barrier),
+                schedule: Some(schedule),
             });
         });
     }
@@ -181,8 +312,8 @@ impl std::fmt::Debug for Team {
 }
 
 /// A raw pointer that may cross threads. The engine's threads write disjoint parts of one
-/// buffer and separate each layer with a barrier; that discipline, not the type system, is
-/// what makes sharing sound, and every dereference states it.
+/// buffer and finish each layer before the next reads it; that discipline, not the type
+/// system, is what makes sharing sound, and every dereference states it.
 #[derive(Clone, Copy)]
 pub(crate) struct SyncPtr<T>(pub(crate) *mut T);
 
@@ -194,7 +325,8 @@ impl<T> SyncPtr<T> {
     }
 }
 
-// SAFETY: the pointer is only dereferenced under the disjoint-write / barrier discipline above.
+// SAFETY: the pointer is only dereferenced under the disjoint-write / per-layer discipline
+// above.
 unsafe impl<T> Send for SyncPtr<T> {}
 // SAFETY: as for `Send`.
 unsafe impl<T> Sync for SyncPtr<T> {}
@@ -217,20 +349,78 @@ mod tests {
         assert_eq!(split(196, 2, 0, 14), 0..98);
     }
 
-    #[test]
-    fn barrier_orders_writes() {
-        let team = Team::new(3).unwrap();
-        let cells: Vec<AtomicUsize> = (0..3).map(|_| AtomicUsize::new(0)).collect();
+    /// Runs `layers` layers of `total` items on a team; returns how often each item ran and
+    /// how many items each thread ran. Thread `delay` starts 20 ms late.
+    fn run_items(
+        team: &mut Team,
+        layers: usize,
+        total: usize,
+        delay: Option<usize>,
+    ) -> (Vec<usize>, Vec<usize>) {
+        let hits: Vec<Vec<AtomicUsize>> = (0..layers)
+            .map(|_| (0..total).map(|_| AtomicUsize::new(0)).collect())
+            .collect();
+        let by_thread: Vec<AtomicUsize> = (0..team.threads()).map(|_| AtomicUsize::new(0)).collect();
         let body = |ctx: Ctx<'_>| {
-            for round in 1..100 {
-                cells[ctx.tid].store(round, Ordering::Relaxed);
-                ctx.sync();
-                for cell in &cells {
-                    assert_eq!(cell.load(Ordering::Relaxed), round);
-                }
-                ctx.sync();
+            if delay == Some(ctx.tid) {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            for (layer, hits) in hits.iter().enumerate() {
+                ctx.layer(layer).for_each(total, 3, |range| {
+                    by_thread[ctx.tid].fetch_add(range.len(), Ordering::Relaxed);
+                    for item in range {
+                        hits[item].fetch_add(1, Ordering::Relaxed);
+                    }
+                });
+                // Every item of this layer is done once `for_each` returns, on every thread.
+                assert!(hits.iter().all(|h| h.load(Ordering::Relaxed) == 1));
             }
         };
-        team.run(body, body);
+        team.run(None, body, body);
+        let hits = hits.iter().flatten().map(|h| h.load(Ordering::Relaxed)).collect();
+        (
+            hits,
+            by_thread.iter().map(|n| n.load(Ordering::Relaxed)).collect(),
+        )
+    }
+
+    #[test]
+    fn every_unit_runs_once_and_layers_complete_in_order() {
+        let mut team = Team::new(3, 5).unwrap();
+        for _ in 0..3 {
+            let (hits, _) = run_items(&mut team, 5, 100, None);
+            assert!(hits.iter().all(|&n| n == 1));
+        }
+    }
+
+    #[test]
+    fn a_late_thread_is_not_waited_for() {
+        let mut team = Team::new(2, 4).unwrap();
+        for (late, prompt) in [(0, 1), (1, 0)] {
+            let (hits, by_thread) = run_items(&mut team, 4, 40, Some(late));
+            assert!(hits.iter().all(|&n| n == 1));
+            // The prompt thread did every layer alone instead of waiting at each one.
+            assert_eq!(by_thread[prompt], 4 * 40, "{by_thread:?}");
+        }
+    }
+
+    #[test]
+    fn a_panicking_thread_does_not_hang_the_others() {
+        let mut team = Team::new(2, 1).unwrap();
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            team.run(
+                None,
+                |ctx| {
+                    ctx.layer(0).for_each(4, 1, |_| panic!("worker fails"));
+                    panic!("worker fails after the layer");
+                },
+                |ctx| {
+                    // Lets the worker claim a unit first, then waits for it.
+                    std::thread::sleep(SPIN * 20);
+                    ctx.layer(0).for_each(4, 1, |_| std::thread::sleep(SPIN * 40));
+                },
+            );
+        }));
+        assert!(result.is_err());
     }
 }

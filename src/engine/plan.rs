@@ -1,13 +1,13 @@
 //! Validation of a layer list and its weights, and the per-layer operations built from them.
 
 use super::depthwise::DepthwiseOp;
-use super::gemm::{Act, Segment};
+use super::gemm::Act;
 use super::head::{FcOp, PoolOp};
 use super::pack::{DepthwiseTaps, PackedB, padded};
-use super::parallel::Ctx;
+use super::parallel::Work;
 use super::pointwise::PointwiseOp;
 use super::simd::Isa;
-use super::stem::{ConvOp, Source};
+use super::stem::ConvOp;
 use super::{EngineError, FoldedLayerWeights};
 use crate::arch::{Activation, Layer, LayerKind};
 
@@ -21,9 +21,10 @@ pub(crate) enum Op {
     Fc(FcOp),
 }
 
-/// Pointers a forward pass works on.
+/// Per-thread pointers a forward pass works on.
 pub(crate) struct Io {
-    pub(crate) stage: *mut f32,
+    /// This thread's im2col scratch, [`Plan::scratch_len`] floats.
+    pub(crate) scratch: *mut f32,
     pub(crate) zero_row: *const f32,
 }
 
@@ -41,11 +42,11 @@ impl Op {
 
     /// # Safety
     /// `isa` must be available, `src`/`dst` must be sized for this op's input and output at
-    /// `batch`, and `io` must point at the engine's staging buffer and zero row, sized by
-    /// [`Plan`]. All threads of `ctx` must call this together.
+    /// `batch`, and `io` must point at this thread's scratch and the zero row, sized by
+    /// [`Plan`]. All threads must call this together.
     pub(crate) unsafe fn run(
         &self,
-        ctx: &Ctx<'_>,
+        work: &Work<'_>,
         isa: Isa,
         io: &Io,
         src: *const f32,
@@ -55,11 +56,11 @@ impl Op {
         // SAFETY: forwarded from the caller.
         unsafe {
             match self {
-                Op::Conv(op) => op.run(ctx, isa, src, io.stage, dst, batch),
-                Op::Depthwise(op) => op.run(ctx, isa, src, dst, io.zero_row, batch),
-                Op::Pointwise(op) => op.run(ctx, isa, src, dst, batch),
-                Op::Pool(op) => op.run(ctx, src, dst, batch),
-                Op::Fc(op) => op.run(ctx, isa, src, dst, batch),
+                Op::Conv(op) => op.run(work, isa, src, dst, io.scratch, batch),
+                Op::Depthwise(op) => op.run(work, isa, src, dst, io.zero_row, batch),
+                Op::Pointwise(op) => op.run(work, isa, src, dst, batch),
+                Op::Pool(op) => op.run(work, src, dst, batch),
+                Op::Fc(op) => op.run(work, isa, src, dst, batch),
             }
         }
     }
@@ -74,8 +75,8 @@ pub(crate) struct Plan {
     pub(crate) classes: usize,
     /// Floats per image of the largest padded NHWC activation.
     pub(crate) act_len: usize,
-    /// Floats per image of the largest padded staging image.
-    pub(crate) stage_len: usize,
+    /// Floats of im2col scratch per thread.
+    pub(crate) scratch_len: usize,
     pub(crate) zero_row_len: usize,
 }
 
@@ -98,7 +99,7 @@ pub(crate) fn build(layers: &[Layer], weights: &[FoldedLayerWeights]) -> Result<
         });
     }
     let mut ops = Vec::with_capacity(layers.len());
-    let (mut act_len, mut stage_len, mut zero_row_len) = (0, 0, 0);
+    let (mut act_len, mut scratch_len, mut zero_row_len) = (0, 0, 0);
     for (index, (layer, w)) in layers.iter().zip(weights).enumerate() {
         let fail = |reason: String| EngineError::Layer {
             index,
@@ -108,7 +109,7 @@ pub(crate) fn build(layers: &[Layer], weights: &[FoldedLayerWeights]) -> Result<
         check_shapes(layers, index).map_err(fail)?;
         let op = plan_layer(layer, w, index == 0).map_err(fail)?;
         match &op {
-            Op::Conv(op) => stage_len = stage_len.max(op.stage_len()),
+            Op::Conv(op) => scratch_len = scratch_len.max(op.scratch_len()),
             Op::Depthwise(op) => zero_row_len = zero_row_len.max(op.zero_row_len()),
             _ => {}
         }
@@ -121,10 +122,10 @@ pub(crate) fn build(layers: &[Layer], weights: &[FoldedLayerWeights]) -> Result<
     let first = layers[0].input;
     Ok(Plan {
         ops,
-        input_len: (first.c * first.h * first.w) as usize,
+        input_len: first.c as usize * first.h as usize * first.w as usize,
         classes: layers[layers.len() - 1].output.c as usize,
         act_len,
-        stage_len,
+        scratch_len,
         zero_row_len,
     })
 }
@@ -196,48 +197,61 @@ fn plan_layer(layer: &Layer, w: &FoldedLayerWeights, first: bool) -> Result<Op, 
         (input.h as usize, input.w as usize),
         (output.h as usize, output.w as usize),
     );
-    let (top, bottom, left, right) = layer.same_padding();
+    let (top, _, left, _) = layer.same_padding();
     let (cin_pad, cout_pad) = (padded(cin), padded(cout));
     let act = act(layer.activation);
     Ok(match layer.kind {
         LayerKind::Conv => {
             expect("weight", &w.weight, cout * cin * k * k)?;
             expect("bias", &w.bias, cout)?;
-            // The NCHW input is staged unpadded (3 channels); activations keep their padding.
-            let (source, cs) = if first {
-                (Source::Nchw, cin)
+            // The first layer reads the caller's NCHW input; later ones an NHWC activation.
+            let (h, w_in) = in_hw;
+            let (in_strides, in_image) = if first {
+                ((h * w_in, w_in, 1), cin * h * w_in)
             } else {
-                (Source::Nhwc, cin_pad)
+                ((1, w_in * cin_pad, cin_pad), h * w_in * cin_pad)
             };
-            let wp = in_hw.1 + (left + right) as usize;
-            let staged = (in_hw.0 + (top + bottom) as usize, wp, cs);
-            let segs = (0..k)
-                .map(|ky| Segment {
-                    offset: ky * wp * cs,
-                    len: k * cs,
-                })
-                .collect();
-            // B row (ky, kx, c) matches the staged window's memory order.
-            let weights = PackedB::new(k * k * cs, cout_pad, &w.bias, |row, o| {
-                let (tap, c) = (row / cs, row % cs);
-                if o < cout && c < cin {
+            let (cs, rs, ps) = in_strides;
+            let mut offsets = Vec::with_capacity(k * k * cin);
+            for ky in 0..k {
+                for kx in 0..k {
+                    for c in 0..cin {
+                        let offset = u32::try_from(c * cs + ky * rs + kx * ps)
+                            .map_err(|_| "input too large for 32-bit window offsets".to_string())?;
+                        offsets.push(offset);
+                    }
+                }
+            }
+            // B row (ky, kx, c) matches the offsets' order.
+            let weights = PackedB::new(k * k * cin, cout_pad, &w.bias, |row, o| {
+                let (tap, c) = (row / cin, row % cin);
+                if o < cout {
                     w.weight[(o * cin + c) * k * k + tap]
                 } else {
                     0.0
                 }
             });
-            let in_c = (cin, if first { cin } else { cin_pad });
-            let pad = (top as usize, left as usize);
+            // Output columns whose window lies inside the image horizontally.
+            let pad_left = left as usize;
+            let first_col = pad_left.div_ceil(stride).min(out_hw.1);
+            let end_col = if w_in + pad_left >= k {
+                (w_in + pad_left - k) / stride + 1
+            } else {
+                0
+            };
+            let interior = first_col..end_col.clamp(first_col, out_hw.1);
             Op::Conv(ConvOp {
-                source,
+                kernel: k,
                 stride,
                 in_hw,
-                in_c,
+                in_c: cin,
+                in_strides,
+                in_image,
                 out_hw,
                 out_c_pad: cout_pad,
-                pad,
-                staged,
-                segs,
+                pad: (top as usize, pad_left),
+                offsets,
+                interior,
                 weights,
                 act,
             })

@@ -3,13 +3,14 @@
 //! as it lies in memory, so no im2col or transpose is needed.
 //!
 //! With two or more threads the work is split where it moves the least memory: early layers
-//! (many pixels, few channels) split the rows, so each thread streams half the activation past
-//! the whole (small) weight matrix; late layers (49 or 196 pixels, up to 1024 x 1024 weights)
-//! split the 32-column weight panels, so each thread reads only its half of the weights.
+//! (many pixels, few channels) split the rows, so each thread streams its part of the
+//! activation past the whole (small) weight matrix; late layers (49 or 196 pixels, up to
+//! 1024 x 1024 weights) split the 32-column weight panels, so each thread reads only its part
+//! of the weights.
 
-use super::gemm::{self, Act, Gemm, Segment};
+use super::gemm::{self, Act, Gemm};
 use super::pack::PackedB;
-use super::parallel::Ctx;
+use super::parallel::Work;
 use super::simd::Isa;
 
 #[derive(Debug)]
@@ -24,49 +25,42 @@ pub(crate) struct PointwiseOp {
 }
 
 impl PointwiseOp {
-    /// Runs this thread's share.
+    /// Runs the rows or panels this thread claims.
     ///
     /// # Safety
     /// `isa` must be available; `src` must hold `batch * pixels * in_c_pad` floats and `dst`
-    /// room for `batch * pixels * out_c_pad`. All threads of `ctx` must call this together.
-    pub(crate) unsafe fn run(&self, ctx: &Ctx<'_>, isa: Isa, src: *const f32, dst: *mut f32, batch: usize) {
-        let segs = [Segment {
-            offset: 0,
-            len: self.in_c_pad,
-        }];
+    /// room for `batch * pixels * out_c_pad`. All threads must call this together.
+    pub(crate) unsafe fn run(&self, work: &Work<'_>, isa: Isa, src: *const f32, dst: *mut f32, batch: usize) {
         let gemm = Gemm {
             a: src,
             lda: self.in_c_pad,
-            segs: &segs,
+            offsets: None,
             b: &self.weights,
             c: dst,
             ldc: self.out_c_pad,
             act: self.act,
         };
-        let (rows, panels) = share(ctx, isa, batch * self.pixels, &self.weights);
-        // SAFETY: the caller's buffer sizes cover every row; `share` gives this thread rows or
-        // panels disjoint from the other threads'.
-        unsafe { gemm.run(isa, rows, panels) };
+        // SAFETY: the caller's buffer sizes cover every row; `run_shared` gives threads
+        // disjoint parts.
+        unsafe { run_shared(&gemm, work, isa, batch * self.pixels) };
     }
 }
 
-/// This thread's (rows, panels) of an `m`-row GEMM with weights `b`: split the operand that
-/// is larger (`A` is `m x k`, `B` is `k x n`), so each thread streams half of it, unless there
-/// are too few rows for every thread to get two tiles.
-pub(crate) fn share(
-    ctx: &Ctx<'_>,
-    isa: Isa,
-    m: usize,
-    b: &PackedB,
-) -> (std::ops::Range<usize>, std::ops::Range<usize>) {
-    let panels = b.panels();
+/// Runs an `m`-row GEMM on all threads: each claims rows or weight panels, whichever operand
+/// is larger (`A` is `m x k`, `B` is `k x n`), so that each thread streams part of it, unless
+/// there are too few rows for every thread to get two tiles.
+///
+/// # Safety
+/// As for [`Gemm::run`] over all `m` rows and panels; all threads must call this together.
+pub(crate) unsafe fn run_shared(gemm: &Gemm<'_>, work: &Work<'_>, isa: Isa, m: usize) {
+    let panels = gemm.b.panels();
     let mr = gemm::tile_rows(isa);
-    let split_panels = panels >= ctx.threads && (b.n > m || m < 2 * mr * ctx.threads);
-    if ctx.threads == 1 {
-        (0..m, 0..panels)
-    } else if split_panels {
-        (0..m, ctx.share(panels, 1))
+    let by_panels = panels >= work.threads && (gemm.b.n > m || m < 2 * mr * work.threads);
+    if by_panels {
+        // SAFETY: forwarded; claimed panels are disjoint column ranges of C.
+        work.for_each(panels, 1, |panels| unsafe { gemm.run(isa, 0..m, panels) });
     } else {
-        (ctx.share(m, mr), 0..panels)
+        // SAFETY: forwarded; claimed rows are disjoint row ranges of C.
+        work.for_each(m, mr, |rows| unsafe { gemm.run(isa, rows, 0..panels) });
     }
 }

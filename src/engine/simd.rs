@@ -80,6 +80,7 @@ pub(crate) trait F32Vec: Copy {
     unsafe fn store_prefix(self, p: *mut f32, n: usize);
     /// `self * b + c`, fused where the ISA has FMA.
     unsafe fn mul_add(self, b: Self, c: Self) -> Self;
+    unsafe fn add(self, b: Self) -> Self;
     unsafe fn max(self, b: Self) -> Self;
     unsafe fn min(self, b: Self) -> Self;
 
@@ -89,6 +90,19 @@ pub(crate) trait F32Vec: Copy {
         // SAFETY: same contract as the caller's.
         unsafe { self.max(Self::splat(0.0)).min(Self::splat(6.0)) }
     }
+}
+
+/// Hints that the cache line holding `p` will be read soon (into L2). Any address is fine:
+/// prefetches never fault. A no-op where the baseline target has no prefetch instruction.
+#[inline(always)]
+pub(crate) fn prefetch(p: *const f32) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: SSE is part of the x86-64 baseline, and a prefetch never faults, whatever `p`.
+    unsafe {
+        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T1 }>(p.cast::<i8>())
+    };
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = p;
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -110,31 +124,43 @@ mod x86 {
         const LANES: usize = 16;
         #[inline(always)]
         unsafe fn splat(x: f32) -> Self {
+            // SAFETY: avx512f is enabled, per the trait contract.
             unsafe { Avx512(_mm512_set1_ps(x)) }
         }
         #[inline(always)]
         unsafe fn load(p: *const f32) -> Self {
+            // SAFETY: avx512f is enabled and `p` valid, per the trait contract.
             unsafe { Avx512(_mm512_loadu_ps(p)) }
         }
         #[inline(always)]
         unsafe fn store(self, p: *mut f32) {
+            // SAFETY: avx512f is enabled and `p` valid, per the trait contract.
             unsafe { _mm512_storeu_ps(p, self.0) }
         }
         #[inline(always)]
         unsafe fn store_prefix(self, p: *mut f32, n: usize) {
             // Masked lanes are not written, so only `n` floats at `p` need to be valid.
+            // SAFETY: avx512f is enabled and `p` valid, per the trait contract.
             unsafe { _mm512_mask_storeu_ps(p, ((1u32 << n) - 1) as u16, self.0) }
         }
         #[inline(always)]
         unsafe fn mul_add(self, b: Self, c: Self) -> Self {
+            // SAFETY: avx512f is enabled, per the trait contract.
             unsafe { Avx512(_mm512_fmadd_ps(self.0, b.0, c.0)) }
         }
         #[inline(always)]
+        unsafe fn add(self, b: Self) -> Self {
+            // SAFETY: avx512f is enabled, per the trait contract.
+            unsafe { Avx512(_mm512_add_ps(self.0, b.0)) }
+        }
+        #[inline(always)]
         unsafe fn max(self, b: Self) -> Self {
+            // SAFETY: avx512f is enabled, per the trait contract.
             unsafe { Avx512(_mm512_max_ps(self.0, b.0)) }
         }
         #[inline(always)]
         unsafe fn min(self, b: Self) -> Self {
+            // SAFETY: avx512f is enabled, per the trait contract.
             unsafe { Avx512(_mm512_min_ps(self.0, b.0)) }
         }
     }
@@ -149,18 +175,22 @@ mod x86 {
         const LANES: usize = 8;
         #[inline(always)]
         unsafe fn splat(x: f32) -> Self {
+            // SAFETY: avx/fma is enabled, per the trait contract.
             unsafe { Avx2(_mm256_set1_ps(x)) }
         }
         #[inline(always)]
         unsafe fn load(p: *const f32) -> Self {
+            // SAFETY: avx/fma is enabled and `p` valid, per the trait contract.
             unsafe { Avx2(_mm256_loadu_ps(p)) }
         }
         #[inline(always)]
         unsafe fn store(self, p: *mut f32) {
+            // SAFETY: avx/fma is enabled and `p` valid, per the trait contract.
             unsafe { _mm256_storeu_ps(p, self.0) }
         }
         #[inline(always)]
         unsafe fn store_prefix(self, p: *mut f32, n: usize) {
+            // SAFETY: avx/fma is enabled and `p` valid, per the trait contract.
             unsafe {
                 let lanes = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
                 let mask = _mm256_cmpgt_epi32(_mm256_set1_epi32(n as i32), lanes);
@@ -169,14 +199,22 @@ mod x86 {
         }
         #[inline(always)]
         unsafe fn mul_add(self, b: Self, c: Self) -> Self {
+            // SAFETY: avx/fma is enabled, per the trait contract.
             unsafe { Avx2(_mm256_fmadd_ps(self.0, b.0, c.0)) }
         }
         #[inline(always)]
+        unsafe fn add(self, b: Self) -> Self {
+            // SAFETY: avx/fma is enabled, per the trait contract.
+            unsafe { Avx2(_mm256_add_ps(self.0, b.0)) }
+        }
+        #[inline(always)]
         unsafe fn max(self, b: Self) -> Self {
+            // SAFETY: avx/fma is enabled, per the trait contract.
             unsafe { Avx2(_mm256_max_ps(self.0, b.0)) }
         }
         #[inline(always)]
         unsafe fn min(self, b: Self) -> Self {
+            // SAFETY: avx/fma is enabled, per the trait contract.
             unsafe { Avx2(_mm256_min_ps(self.0, b.0)) }
         }
     }
@@ -220,6 +258,10 @@ impl F32Vec for Portable {
         // Unfused on purpose: `f32::mul_add` is a libm call on x86-64 without FMA.
         let product = self.zip(b, |x, y| x * y);
         product.zip(c, |x, y| x + y)
+    }
+    #[inline(always)]
+    unsafe fn add(self, b: Self) -> Self {
+        self.zip(b, |x, y| x + y)
     }
     #[inline(always)]
     unsafe fn max(self, b: Self) -> Self {

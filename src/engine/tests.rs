@@ -137,10 +137,17 @@ fn check_network(layers: &[Layer], batch: usize, seed: u64) {
             for n in [1, batch] {
                 let what = format!("{isa}, {threads} threads, batch {n}");
                 let mut seen = 0;
-                engine.execute(&input[..n * image_len], n, 0..layers.len(), |index, output| {
+                let mut check = |index: usize, output: &[f32]| {
                     compare(&layers[index], output, &expected[..n], index, &what);
                     seen += 1;
-                });
+                };
+                engine.execute(
+                    &input[..n * image_len],
+                    n,
+                    0..layers.len(),
+                    |_| {},
+                    Some(&mut check),
+                );
                 assert_eq!(seen, layers.len());
                 let logits = engine.forward(&input[..n * image_len], n).to_vec();
                 let last = layers.len() - 1;
@@ -352,6 +359,12 @@ fn validation() {
         "must end with the FC layer"
     );
     assert!(Engine::new(&[], &[], 1).is_err());
+}
+
+#[test]
+fn an_engine_can_move_between_threads() {
+    fn send_and_sync<T: Send + Sync>() {}
+    send_and_sync::<Engine>();
 }
 
 #[test]
