@@ -36,7 +36,8 @@ fn weights(layers: &[Layer]) -> Vec<FoldedLayerWeights> {
                 LayerKind::Conv => cout * cin * k * k,
                 LayerKind::Depthwise => cout * k * k,
                 LayerKind::Pointwise | LayerKind::Fc => cout * cin,
-                LayerKind::AvgPool => return FoldedLayerWeights::default(),
+                // The benchmarked networks are v1 (Config::paper): no squeeze-and-excite.
+                LayerKind::AvgPool | LayerKind::SqueezeExcite => return FoldedLayerWeights::default(),
             };
             let scale = 0.2 / (len / cout) as f32;
             let weight = (0..len).map(|_| next() * scale).collect();

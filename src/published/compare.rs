@@ -275,7 +275,10 @@ mod table_tests {
                 input,
                 output: shape(out),
                 batch_norm: true,
+                bias: false,
                 activation: Activation::Relu6,
+                residual_from: None,
+                se_channels: None,
             };
             let (macs, params) = if row.separable {
                 let dw = layer_cost(&layer(
