@@ -37,6 +37,15 @@ pub enum Command {
     /// Latency / accuracy / size trade-off over an alpha x resolution grid, with Pareto front, budgets and plot.
     #[command(after_help = SWEEP_HELP)]
     Sweep(SweepArgs),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    #[command(after_help = "Example:\n  mobilenet-cli completions bash > ~/.local/share/bash-completion/completions/mobilenet-cli")]
+    Completions {
+        /// The shell to complete for.
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff), generated from these command-line definitions.
+    #[command(after_help = "Example:\n  mobilenet-cli man > mobilenet-cli.1 && man ./mobilenet-cli.1")]
+    Man,
 }
 
 const CLASSIFY_HELP: &str = "\
@@ -326,7 +335,7 @@ impl Command {
             Command::Evaluate(a) => a.run.threads,
             Command::Bench(a) => a.run.threads,
             Command::Sweep(a) => a.run.threads,
-            Command::Analyze(_) | Command::Presets(_) => None,
+            Command::Analyze(_) | Command::Presets(_) | Command::Completions { .. } | Command::Man => None,
         }
     }
 }

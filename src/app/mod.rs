@@ -5,6 +5,7 @@
 use std::process::ExitCode;
 
 use anyhow::Result;
+use clap::CommandFactory;
 use serde::Serialize;
 
 use crate::arch::{Config, Family, Variant};
@@ -59,6 +60,18 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Evaluate(args) => images::run_evaluate(&args),
         Command::Bench(args) => measure::run_bench(&args),
         Command::Sweep(args) => measure::run_sweep(&args),
+        Command::Completions { shell } => {
+            let mut out = Vec::new();
+            clap_complete::generate(shell, &mut Cli::command(), "mobilenet-cli", &mut out);
+            emit(None, &String::from_utf8(out)?)?;
+            Ok(ExitCode::from(exit::OK))
+        }
+        Command::Man => {
+            let mut out = Vec::new();
+            clap_mangen::Man::new(Cli::command()).render(&mut out)?;
+            emit(None, &String::from_utf8(out)?)?;
+            Ok(ExitCode::from(exit::OK))
+        }
     }
 }
 

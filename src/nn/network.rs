@@ -61,11 +61,23 @@ impl MobileNet {
             });
         }
         let bytes = std::fs::read(path).map_err(io)?;
-        let parsed = parse(&bytes, &file, &flags)?;
         let name = path
             .file_stem()
             .map_or_else(|| file.clone(), |s| s.to_string_lossy().into_owned());
-        Self::from_parsed(name, &file, parsed, device)
+        Self::from_bytes(&bytes, &name, &file, flags, device)
+    }
+
+    /// Safetensors bytes already in memory, named `name` (the model) and `file` (in errors); the
+    /// same validation as [`MobileNet::from_file`]. The weights fuzz target drives this.
+    pub fn from_bytes(
+        bytes: &[u8],
+        name: &str,
+        file: &str,
+        flags: WeightOverrides,
+        device: &Device,
+    ) -> std::result::Result<Self, WeightsError> {
+        let parsed = parse(bytes, file, &flags)?;
+        Self::from_parsed(name.to_string(), file, parsed, device)
     }
 
     /// A network with seeded random weights (folded-bias form) for any configuration: same
