@@ -40,7 +40,8 @@ fn weights(layers: &[Layer]) -> Vec<FoldedLayerWeights> {
                 LayerKind::Conv => cout * cin * k * k,
                 LayerKind::Depthwise => cout * k * k,
                 LayerKind::Pointwise | LayerKind::Fc => cout * cin,
-                LayerKind::AvgPool => return FoldedLayerWeights::default(),
+                // The benchmarked networks are v1 (Config::paper): no squeeze-and-excite.
+                LayerKind::AvgPool | LayerKind::SqueezeExcite => return FoldedLayerWeights::default(),
             };
             let scale = 2.0 * (3.0 / (len / cout) as f32).sqrt();
             let weight = (0..len).map(|_| next() * scale).collect();

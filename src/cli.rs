@@ -7,7 +7,7 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::report::Format;
 
-const ABOUT: &str = "Model explorer and cost calculator for the MobileNet family (Howard et al. 2017, arXiv:1704.04861): exact mult-adds and parameters from one architecture spec, the published figures with their sources, real ImageNet classification, and measured latency.";
+const ABOUT: &str = "Model explorer and cost calculator for the MobileNet family (v1: Howard et al. 2017, arXiv:1704.04861; v2: arXiv:1801.04381; v3: arXiv:1905.02244): exact mult-adds and parameters from one architecture spec, the published figures with their sources, real ImageNet classification, and measured latency.";
 
 #[derive(Debug, Parser)]
 #[command(name = "mobilenet-cli", version, about = ABOUT, propagate_version = true)]
@@ -87,9 +87,14 @@ Counting conventions (all reported):
   params_trainable  + BatchNorm gamma/beta + FC bias (PyTorch/timm)
   params_keras      + BatchNorm moving mean/variance (Keras \"Total params\")
   params_deployed   BatchNorm folded into conv biases: weights + biases (the shipped weight files)
+  se_mult_adds, se_params  squeeze-and-excite (v3), reported apart from mult_adds and params
+  elementwise_ops   residual adds, SE channel multiplies and hard-swish products, one per element
+  mult_adds_with_se, params_with_se  the convention of the published MobileNetV3 figures
 
 Examples:
   mobilenet-cli analyze --alpha 0.5 --res 160
+  mobilenet-cli analyze --family v2 --alpha 0.75 --res 192
+  mobilenet-cli analyze --family v3-large --minimalistic --format json
   mobilenet-cli analyze --rho 0.714 --format json --output mobilenet.json
   mobilenet-cli analyze --variant full-conv --format markdown";
 
@@ -103,7 +108,8 @@ Examples:
 #[derive(Debug, Clone, Args)]
 pub struct ModelArgs {
     /// Width multiplier alpha (paper eq. 6), any finite value in (0, 2]; channels =
-    /// max(int(c * alpha), 8) (the TF-slim rule).
+    /// max(int(c * alpha), 8) for v1, make_divisible(c * alpha, 8) for v2 and v3 (the TF-slim
+    /// rules).
     #[arg(long, default_value_t = 1.0, allow_negative_numbers = true)]
     pub alpha: f64,
     /// Input resolution in pixels (any integer >= 32); the paper uses 224, 192, 160, 128.
@@ -123,9 +129,14 @@ pub struct ModelArgs {
     /// depthwise separable), shallow (Table 5: without the five 14x14x512 separable layers).
     #[arg(long, default_value = "standard", value_name = "VARIANT")]
     pub variant: String,
-    /// Model family (v1; v2 and v3 are planned).
-    #[arg(long, default_value = "v1")]
+    /// Model family: v1 (Howard et al. 2017), v2 (MobileNetV2, Sandler et al. 2018), v3-large or
+    /// v3-small (MobileNetV3, Howard et al. 2019). classify, evaluate, bench and sweep run v1 only.
+    #[arg(long, default_value = "v1", value_name = "FAMILY")]
     pub family: String,
+    /// MobileNetV3's minimalistic models: no squeeze-and-excite, ReLU instead of hard-swish,
+    /// 3x3 instead of 5x5 depthwise kernels (v3-large and v3-small only).
+    #[arg(long)]
+    pub minimalistic: bool,
 }
 
 /// Where and how to write results.

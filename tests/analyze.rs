@@ -245,3 +245,148 @@ fn presets_lists_and_filters() {
     let out = cli().args(["presets", "--source", "nope"]).output().unwrap();
     assert_eq!(out.status.code(), Some(2));
 }
+
+#[test]
+fn v2_json_layers_totals_and_published() {
+    let v = analyze_json(&["--family", "v2", "--alpha", "1.0", "--res", "224"]);
+    assert_eq!(v["model"]["family"], "v2");
+    assert_eq!(v["model"]["label"], "1.0-MobileNetV2-224");
+    assert!(
+        v["conventions"]["width_rule"]
+            .as_str()
+            .unwrap()
+            .contains("make_divisible")
+    );
+    let layers = v["layers"].as_array().unwrap();
+    assert_eq!(layers.len(), 54);
+    assert_eq!(layers[1]["name"], "block_0.dw");
+    assert_eq!(layers[3]["name"], "block_1.expand");
+    assert_eq!(layers[3]["output"], serde_json::json!([112, 112, 96]));
+    let project = layers.iter().find(|l| l["name"] == "block_2.project").unwrap();
+    assert_eq!(project["activation"], "linear");
+    let from = project["residual_from"].as_u64().unwrap() as usize;
+    assert_eq!(layers[from]["name"], "block_2.expand");
+    assert_eq!(layers[from]["input"], project["output"]);
+    assert!(layers.iter().all(|l| l["se_channels"].is_null()));
+    let t = &v["totals"];
+    assert_eq!(t["mult_adds"].as_u64(), Some(300_774_272));
+    assert_eq!(t["params"].as_u64(), Some(3_469_760));
+    assert_eq!(t["params_trainable"].as_u64(), Some(3_504_872));
+    assert_eq!(t["se_mult_adds"].as_u64(), Some(0));
+    let omitted = &v["omitted_expansions"];
+    assert_eq!(omitted["blocks"][0]["mult_adds"].as_u64(), Some(12_845_056));
+    assert_eq!(omitted["mult_adds_with_expansions"].as_u64(), Some(313_619_328));
+    let published = v["published"].as_array().unwrap();
+    let slim = published
+        .iter()
+        .find(|p| p["model"] == "mobilenet_v2_1.0_224")
+        .unwrap();
+    assert_eq!(slim["mult_adds"]["status"], "agrees");
+    assert_eq!(slim["params"]["status"], "agrees");
+    assert!(published.iter().any(|p| p["source"] == "paper-v2"));
+    // 1001 classes: the shipped v2 file's element count.
+    let v = analyze_json(&["--family", "v2", "--classes", "1001"]);
+    assert_eq!(v["totals"]["params_deployed"].as_u64(), Some(3_489_097));
+}
+
+#[test]
+fn v2_table_shows_bottlenecks_and_the_300_vs_314_note() {
+    cli()
+        .args(["analyze", "--family", "v2"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("1.0-MobileNetV2-224"))
+        .stdout(predicate::str::contains("make_divisible"))
+        .stdout(predicate::str::contains("bneck expand / s1"))
+        .stdout(predicate::str::contains("+ input of block_2.expand"))
+        .stdout(predicate::str::contains("300,774,272"))
+        .stdout(predicate::str::contains("313,619,328 (313.6 M)"))
+        .stdout(predicate::str::contains("tensorflow/models#4516"))
+        .stdout(predicate::str::contains("mobilenet_v2_1.0_224"));
+}
+
+#[test]
+fn v3_json_separates_squeeze_excite_and_elementwise() {
+    let v = analyze_json(&["--family", "v3-large"]);
+    let layers = v["layers"].as_array().unwrap();
+    let se: Vec<&Value> = layers.iter().filter(|l| l["kind"] == "squeeze_excite").collect();
+    assert_eq!(se.len(), 8);
+    assert_eq!(se[0]["name"], "block_3.se");
+    assert_eq!(se[0]["se_channels"], 24);
+    assert_eq!(se[0]["mult_adds"], 0);
+    assert_eq!(se[0]["se_mult_adds"], 2 * 72 * 24);
+    assert!(layers.iter().any(|l| l["activation"] == "hardswish"));
+    let head = layers.iter().find(|l| l["name"] == "conv_head").unwrap();
+    assert_eq!(
+        (head["bn_channels"].as_u64(), head["bias"].as_u64()),
+        (Some(0), Some(1280))
+    );
+    let t = &v["totals"];
+    assert_eq!(t["mult_adds"].as_u64(), Some(215_082_560));
+    assert_eq!(t["se_mult_adds"].as_u64(), Some(1_507_200));
+    assert_eq!(t["mult_adds_with_se"].as_u64(), Some(216_589_760));
+    assert_eq!(t["elementwise_ops"].as_u64(), Some(2_532_032));
+    let sum = |key: &str| layers.iter().map(|l| l[key].as_u64().unwrap()).sum::<u64>();
+    assert_eq!(sum("mult_adds"), 215_082_560);
+    assert_eq!(sum("se_mult_adds"), 1_507_200);
+    assert_eq!(sum("elementwise_ops"), 2_532_032);
+    assert!(
+        v["by_kind"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|k| k["kind"] == "squeeze_excite")
+    );
+    let published = v["published"].as_array().unwrap();
+    let status = |source: &str, model: &str| {
+        let p = published
+            .iter()
+            .find(|p| p["source"] == source && p["model"] == model)
+            .unwrap();
+        p["mult_adds"]["status"].as_str().unwrap().to_string()
+    };
+    assert_eq!(status("slim-v3", "Large dm=1 (float)"), "agrees");
+    assert_eq!(status("paper-v3", "V3-Large 1.0"), "erratum");
+}
+
+#[test]
+fn v3_minimalistic_and_small() {
+    let v = analyze_json(&["--family", "v3-large", "--minimalistic"]);
+    assert_eq!(v["model"]["variant"], "minimalistic");
+    assert_eq!(v["model"]["minimalistic"], true);
+    assert_eq!(v["totals"]["se_params"].as_u64(), Some(0));
+    let published = v["published"].as_array().unwrap();
+    assert!(!published.is_empty());
+    assert!(published.iter().all(|p| p["mult_adds"]["status"] == "agrees"));
+    cli()
+        .args(["analyze", "--family", "v3-small", "--alpha", "0.75"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("bneck SE"))
+        .stdout(predicate::str::contains("Conv DW 3x3/5x5"))
+        .stdout(predicate::str::contains("Small dm=0.75 (float)"))
+        .stdout(predicate::str::contains("mult_adds_with_se"));
+}
+
+#[test]
+fn family_flags_are_validated() {
+    for args in [
+        vec!["analyze", "--family", "v4"],
+        vec!["analyze", "--minimalistic"],
+        vec!["analyze", "--family", "v2", "--minimalistic"],
+        vec!["analyze", "--family", "v2", "--variant", "shallow"],
+        vec!["analyze", "--family", "v3-small", "--depth-multiplier", "2"],
+        vec!["bench", "--family", "v2", "--mock-timer", "--runs", "3"],
+    ] {
+        let out = cli().args(&args).output().unwrap();
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            ["--family", "--minimalistic", "--variant", "--depth-multiplier"]
+                .iter()
+                .any(|flag| stderr.contains(flag)),
+            "{args:?}: {stderr}"
+        );
+        assert!(!stderr.contains("panicked"), "{stderr}");
+    }
+}

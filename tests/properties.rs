@@ -1,7 +1,7 @@
 //! Property tests of the cost model (and of the network's parameter count against it).
 
 use candle_core::Device;
-use mobilenet_cli::arch::{Config, LayerKind, Variant, instantiate};
+use mobilenet_cli::arch::{Config, Family, LayerKind, Variant, instantiate};
 use mobilenet_cli::cost::analyze;
 use mobilenet_cli::nn::MobileNet;
 use proptest::prelude::*;
@@ -68,6 +68,33 @@ proptest! {
         let at_rho = analyze(&Config::paper(1.0, r).unwrap()).totals.mult_adds as f64;
         // SAME padding rounds sizes up at each stride: rho^2 within a few percent.
         prop_assert!((at_rho / base / (rho * rho) - 1.0).abs() < 0.05, "{}", at_rho / base / (rho * rho));
+    }
+
+    #[test]
+    fn every_family_sums_and_chains(a in alpha(), r in resolution(), f in 0usize..4, minimal in any::<bool>()) {
+        let family = Family::ALL[f];
+        let config = Config::build(family, a, r, 1, 1000, Variant::Standard, minimal && family.is_v3()).unwrap();
+        let report = analyze(&config);
+        let t = report.totals;
+        prop_assert_eq!(report.layers.iter().map(|l| l.cost.mult_adds).sum::<u64>(), t.mult_adds);
+        prop_assert_eq!(report.layers.iter().map(|l| l.cost.weights).sum::<u64>(), t.params);
+        prop_assert_eq!(report.layers.iter().map(|l| l.cost.se_mult_adds).sum::<u64>(), t.se_mult_adds);
+        prop_assert_eq!(report.layers.iter().map(|l| l.cost.elementwise_ops).sum::<u64>(), t.elementwise_ops);
+        prop_assert_eq!(t.mult_adds_with_se, t.mult_adds + t.se_mult_adds);
+        prop_assert!(t.params_with_se < t.params_deployed && t.params_deployed < t.params_trainable);
+        for pair in report.layers.windows(2) {
+            prop_assert_eq!(pair[0].layer.output, pair[1].layer.input);
+        }
+        for (i, l) in report.layers.iter().enumerate() {
+            if let Some(from) = l.layer.residual_from {
+                prop_assert!(from < i);
+                prop_assert_eq!(report.layers[from].layer.input, l.layer.output);
+            }
+            // Every width is a multiple of 8 under make_divisible (v2/v3), the input aside.
+            if family != Family::V1 {
+                prop_assert_eq!(l.layer.output.c % 8, 0, "{}", l.layer.name);
+            }
+        }
     }
 
     #[test]

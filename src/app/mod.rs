@@ -84,15 +84,15 @@ pub fn config_from(args: &ModelArgs) -> Result<Config, UsageError> {
         (None, Some(rho)) => Config::resolution_from_rho(rho)?,
         (None, None) => 224,
     };
-    let config = Config::new(
+    Ok(Config::build(
+        family,
         args.alpha,
         resolution,
         args.depth_multiplier,
         args.classes,
         variant,
-    )?;
-    debug_assert_eq!(config.family, family);
-    Ok(config)
+        args.minimalistic,
+    )?)
 }
 
 pub(crate) fn write_json<T: Serialize>(out: &OutputArgs, value: &T) -> Result<()> {

@@ -1,12 +1,13 @@
-//! A validated choice of model: family, width multiplier, resolution, depth multiplier, classes
-//! and ablation variant.
+//! A validated choice of model: family, width multiplier, resolution, depth multiplier, classes,
+//! ablation variant and (MobileNetV3) the minimalistic flavour.
 
 use std::fmt;
 use std::str::FromStr;
 
 use serde::Serialize;
 
-/// How the width multiplier alpha rounds channel counts, named in every report.
+/// How the width multiplier alpha rounds v1's channel counts (kept for callers that predate
+/// [`Family::width_rule`]).
 pub const WIDTH_RULE: &str = "channels = max(int(c * alpha), 8) (TF-slim mobilenet_v1.py)";
 
 /// Smallest input the network accepts: five stride-2 layers leave at least one pixel (Keras's
@@ -17,19 +18,67 @@ pub const MAX_RESOLUTION: u32 = 8192;
 /// Largest width multiplier accepted.
 pub const MAX_ALPHA: f64 = 2.0;
 
-/// The member of the MobileNet family. Only v1 exists so far; the spec keeps a block table per
-/// family so v2 and v3 are data plus one builder.
+/// The member of the MobileNet family. Each has a block table and a head in `spec`, so a
+/// family is data plus one builder per block kind.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Family {
+    /// Howard et al. 2017 (arXiv:1704.04861).
     V1,
+    /// Sandler et al. 2018, MobileNetV2 (arXiv:1801.04381).
+    V2,
+    /// Howard et al. 2019, MobileNetV3-Large (arXiv:1905.02244, Table 1).
+    V3Large,
+    /// Howard et al. 2019, MobileNetV3-Small (arXiv:1905.02244, Table 2).
+    V3Small,
 }
 
 impl Family {
+    pub const ALL: [Family; 4] = [Family::V1, Family::V2, Family::V3Large, Family::V3Small];
+
+    /// The name the CLI, the JSON and `presets/published` use.
     pub fn name(self) -> &'static str {
         match self {
             Family::V1 => "v1",
+            Family::V2 => "v2",
+            Family::V3Large => "v3-large",
+            Family::V3Small => "v3-small",
         }
+    }
+
+    /// How this family rounds channel counts under the width multiplier, as printed in reports.
+    pub fn width_rule(self) -> &'static str {
+        match self {
+            Family::V1 => WIDTH_RULE,
+            Family::V2 => {
+                "channels = make_divisible(c * alpha, 8) = max(8, int(c * alpha + 4) // 8 * 8), + 8 if below 0.9 * c * alpha; expansion = make_divisible(input * t, 8); conv_last stays 1280 when alpha < 1 (TF-slim mobilenet_v2.py)"
+            }
+            Family::V3Large | Family::V3Small => {
+                "channels = make_divisible(c * alpha, 8) = max(8, int(c * alpha + 4) // 8 * 8), + 8 if below 0.9 * c * alpha; expansion = make_divisible(input * ratio, 8); SE reduce = make_divisible(expansion / 4, 8); conv_head stays 1280 (large) / 1024 (small) when alpha < 1 (TF-slim mobilenet_v3.py)"
+            }
+        }
+    }
+
+    /// Channels after the width multiplier under this family's rule.
+    pub fn scale(self, base: u32, alpha: f64) -> u32 {
+        match self {
+            Family::V1 => scaled_channels(base, alpha),
+            Family::V2 | Family::V3Large | Family::V3Small => make_divisible(f64::from(base) * alpha, 8),
+        }
+    }
+
+    /// "MobileNet", "MobileNetV2", "MobileNetV3-Large", "MobileNetV3-Small".
+    pub fn title(self) -> &'static str {
+        match self {
+            Family::V1 => "MobileNet",
+            Family::V2 => "MobileNetV2",
+            Family::V3Large => "MobileNetV3-Large",
+            Family::V3Small => "MobileNetV3-Small",
+        }
+    }
+
+    pub fn is_v3(self) -> bool {
+        matches!(self, Family::V3Large | Family::V3Small)
     }
 }
 
@@ -42,10 +91,10 @@ impl fmt::Display for Family {
 impl FromStr for Family {
     type Err = ConfigError;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "v1" => Ok(Family::V1),
-            other => Err(ConfigError::UnknownFamily(other.to_string())),
-        }
+        Family::ALL
+            .into_iter()
+            .find(|f| f.name() == s)
+            .ok_or_else(|| ConfigError::UnknownFamily(s.to_string()))
     }
 }
 
@@ -106,33 +155,71 @@ pub enum ConfigError {
     Classes(u32),
     #[error("unknown --variant '{0}' (expected standard, full-conv or shallow)")]
     UnknownVariant(String),
-    #[error("unknown --family '{0}' (expected v1)")]
+    #[error("unknown --family '{0}' (expected v1, v2, v3-large or v3-small)")]
     UnknownFamily(String),
+    #[error("--minimalistic applies to v3-large and v3-small only, not {0}")]
+    Minimalistic(Family),
+    #[error("--variant {0} applies to v1 only (the v1 paper's ablations); {1} has only standard")]
+    VariantFamily(Variant, Family),
+    #[error("--depth-multiplier applies to v1 only; {0} is defined with depth multiplier 1")]
+    DepthMultiplierFamily(Family),
 }
 
-/// A validated model configuration. Construct with [`Config::new`]; fields are read-only.
+/// A validated model configuration. Construct with [`Config::new`] (v1), [`Config::family`] or
+/// [`Config::build`]; fields are read-only.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 pub struct Config {
     pub family: Family,
-    /// Width multiplier alpha (paper eq. 6).
+    /// Width multiplier alpha (v1 paper eq. 6; TF-slim's `depth_multiplier` for v2 and v3).
     pub alpha: f64,
     /// Input height and width in pixels (the paper's resolution multiplier rho = resolution / 224).
     pub resolution: u32,
     /// Depthwise channel multiplier (Keras `depth_multiplier`): each depthwise filter produces
-    /// this many output channels per input channel. Not the resolution multiplier.
+    /// this many output channels per input channel. Not the resolution multiplier. v1 only.
     pub depth_multiplier: u32,
     /// Output classes of the final fully connected layer.
     pub classes: u32,
     pub variant: Variant,
+    /// MobileNetV3's minimalistic models (TF-slim README): no squeeze-and-excite, ReLU instead
+    /// of hard-swish, 3x3 depthwise kernels instead of 5x5. v3 only.
+    pub minimalistic: bool,
 }
 
 impl Config {
+    /// A MobileNet v1 configuration.
     pub fn new(
         alpha: f64,
         resolution: u32,
         depth_multiplier: u32,
         classes: u32,
         variant: Variant,
+    ) -> Result<Self, ConfigError> {
+        Config::build(
+            Family::V1,
+            alpha,
+            resolution,
+            depth_multiplier,
+            classes,
+            variant,
+            false,
+        )
+    }
+
+    /// Any family with the defaults: depth multiplier 1, 1000 classes, standard, not minimalistic.
+    pub fn family(family: Family, alpha: f64, resolution: u32) -> Result<Self, ConfigError> {
+        Config::build(family, alpha, resolution, 1, 1000, Variant::Standard, false)
+    }
+
+    /// Every field, validated: the ablation variants and the depth multiplier exist for v1 only,
+    /// the minimalistic flavour for v3 only.
+    pub fn build(
+        family: Family,
+        alpha: f64,
+        resolution: u32,
+        depth_multiplier: u32,
+        classes: u32,
+        variant: Variant,
+        minimalistic: bool,
     ) -> Result<Self, ConfigError> {
         if !(alpha.is_finite() && alpha > 0.0 && alpha <= MAX_ALPHA) {
             return Err(ConfigError::Alpha(alpha));
@@ -146,17 +233,29 @@ impl Config {
         if !(1..=100_000).contains(&classes) {
             return Err(ConfigError::Classes(classes));
         }
+        if family != Family::V1 {
+            if variant != Variant::Standard {
+                return Err(ConfigError::VariantFamily(variant, family));
+            }
+            if depth_multiplier != 1 {
+                return Err(ConfigError::DepthMultiplierFamily(family));
+            }
+        }
+        if minimalistic && !family.is_v3() {
+            return Err(ConfigError::Minimalistic(family));
+        }
         Ok(Config {
-            family: Family::V1,
+            family,
             alpha,
             resolution,
             depth_multiplier,
             classes,
             variant,
+            minimalistic,
         })
     }
 
-    /// The paper's default: alpha 1.0, 224x224, depth multiplier 1, 1000 classes.
+    /// The v1 paper's default: alpha 1.0, 224x224, depth multiplier 1, 1000 classes.
     pub fn paper(alpha: f64, resolution: u32) -> Result<Self, ConfigError> {
         Config::new(alpha, resolution, 1, 1000, Variant::Standard)
     }
@@ -185,9 +284,25 @@ impl Config {
         f64::from(self.resolution) / 224.0
     }
 
-    /// "1.0-MobileNet-224" style name, as the paper prints it (alpha with at least one decimal).
+    /// "1.0-MobileNet-224" style name, as the v1 paper prints it (alpha with at least one
+    /// decimal); "1.0-MobileNetV3-Large-minimalistic-224" for the others.
     pub fn label(&self) -> String {
-        format!("{}-MobileNet-{}", format_alpha(self.alpha), self.resolution)
+        let minimalistic = if self.minimalistic { "-minimalistic" } else { "" };
+        format!(
+            "{}-{}{minimalistic}-{}",
+            format_alpha(self.alpha),
+            self.family.title(),
+            self.resolution
+        )
+    }
+
+    /// "standard" or, for v3, "minimalistic": the `variant` column of `presets/published`.
+    pub fn published_variant(&self) -> &'static str {
+        if self.minimalistic {
+            "minimalistic"
+        } else {
+            self.variant.name()
+        }
     }
 }
 
@@ -197,10 +312,24 @@ pub fn format_alpha(alpha: f64) -> String {
     if s.contains('.') { s } else { format!("{s}.0") }
 }
 
-/// Channels after the width multiplier: max(int(c * alpha), 8), TF-slim's rule. The product is
+/// v1 channels after the width multiplier: max(int(c * alpha), 8), TF-slim's rule. The product is
 /// taken in f64 like Python's so that values such as 0.35 round exactly as TF-slim's do.
 pub fn scaled_channels(base: u32, alpha: f64) -> u32 {
     ((f64::from(base) * alpha) as u32).max(8)
+}
+
+/// TF-slim's `_make_divisible(v, divisor)` (research/slim/nets/mobilenet/conv_blocks.py), the
+/// channel rule of v2 and v3: the multiple of `divisor` nearest `v` (halves round up), at least
+/// `divisor`, plus one more `divisor` if rounding down lost more than 10% of `v`. Computed in f64
+/// like Python, so fractional ratios such as 184/80 round exactly as TF-slim's do.
+pub fn make_divisible(v: f64, divisor: u32) -> u32 {
+    // Python's int() truncates toward zero (v is positive here); then integer floor division.
+    let truncated = (v + f64::from(divisor) / 2.0) as u32;
+    let mut channels = (truncated / divisor * divisor).max(divisor);
+    if f64::from(channels) < 0.9 * v {
+        channels += divisor;
+    }
+    channels
 }
 
 #[cfg(test)]
@@ -244,10 +373,77 @@ mod tests {
         assert!(Config::resolution_from_rho(f64::NAN).is_err());
     }
 
+    /// Values checked against TF-slim's `_make_divisible` run in Python.
+    #[test]
+    fn make_divisible_matches_tf_slim() {
+        for (v, expected) in [
+            (32.0 * 0.35, 16), // 11.2: rounds to 8, which loses more than 10%, so 16
+            (1280.0 * 1.4, 1792),
+            (24.0 * 0.75, 24), // 18 -> 16 would lose 11%
+            (12.0, 16),        // halves round up
+            (8.0, 8),
+            (4.0, 8), // at least the divisor
+            (64.0 * (184.0 / 80.0), 144),
+            (16.0 * 1.3 * 6.0, 128),
+            (96.0 * 0.35, 32),
+            (72.0 / 4.0, 24),
+        ] {
+            assert_eq!(make_divisible(v, 8), expected, "{v}");
+        }
+        assert_eq!(Family::V2.scale(32, 0.35), 16);
+        assert_eq!(Family::V1.scale(32, 0.35), 11);
+    }
+
+    #[test]
+    fn families_parse_and_name_their_rules() {
+        for family in Family::ALL {
+            assert_eq!(family.name().parse::<Family>().unwrap(), family);
+            assert!(family.width_rule().contains("TF-slim"));
+        }
+        let err = "v4".parse::<Family>().unwrap_err().to_string();
+        assert!(err.starts_with("unknown --family 'v4'"), "{err}");
+        for name in ["v1", "v2", "v3-large", "v3-small"] {
+            assert!(err.contains(name), "{err}");
+        }
+        assert!(Family::V2.width_rule().contains("make_divisible"));
+        assert!(WIDTH_RULE.contains("max(int(c * alpha), 8)"));
+    }
+
+    #[test]
+    fn family_options_are_validated() {
+        let build = |family, dm, variant, minimalistic| {
+            Config::build(family, 1.0, 224, dm, 1000, variant, minimalistic)
+        };
+        for family in [Family::V1, Family::V2] {
+            let err = build(family, 1, Variant::Standard, true).unwrap_err().to_string();
+            assert!(err.starts_with("--minimalistic"), "{err}");
+        }
+        assert!(build(Family::V3Small, 1, Variant::Standard, true).is_ok());
+        let err = build(Family::V2, 1, Variant::Shallow, false)
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with("--variant shallow"), "{err}");
+        let err = build(Family::V3Large, 2, Variant::Standard, false)
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with("--depth-multiplier"), "{err}");
+        // v1 through the old constructors is unchanged.
+        let v1 = Config::paper(1.0, 224).unwrap();
+        assert_eq!((v1.family, v1.minimalistic), (Family::V1, false));
+        assert_eq!(Config::family(Family::V1, 1.0, 224).unwrap(), v1);
+    }
+
     #[test]
     fn names() {
         assert_eq!(Config::paper(1.0, 224).unwrap().label(), "1.0-MobileNet-224");
         assert_eq!(Config::paper(0.75, 192).unwrap().label(), "0.75-MobileNet-192");
+        assert_eq!(
+            Config::family(Family::V2, 1.4, 224).unwrap().label(),
+            "1.4-MobileNetV2-224"
+        );
+        let minimal = Config::build(Family::V3Large, 1.0, 224, 1, 1000, Variant::Standard, true).unwrap();
+        assert_eq!(minimal.label(), "1.0-MobileNetV3-Large-minimalistic-224");
+        assert_eq!(minimal.published_variant(), "minimalistic");
         assert_eq!("full-conv".parse::<Variant>().unwrap(), Variant::FullConv);
         assert!("deep".parse::<Variant>().is_err());
     }

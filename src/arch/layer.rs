@@ -41,8 +41,16 @@ pub enum LayerKind {
     Conv,
     /// Depthwise convolution: one filter per input channel (eq. 3-4).
     Depthwise,
-    /// 1x1 convolution combining channels (the second half of eq. 5).
+    /// 1x1 convolution combining channels (the second half of eq. 5; v2's expansion and
+    /// projection layers, Sandler et al. 2018 Section 3.3).
     Pointwise,
+    /// Squeeze-and-excitation on the depthwise output (Howard et al. 2019 Section 5.3, Figure 4;
+    /// TF-slim `conv_blocks.squeeze_excite` as configured by mobilenet_v3.py): global average
+    /// pool -> 1x1 conv to `se_channels` with bias and ReLU -> 1x1 conv back with bias and
+    /// hard-sigmoid relu6(x + 3) / 6 -> channel-wise multiply of the input. Input and output
+    /// shapes are equal. Its cost is reported apart from the convolutions'.
+    #[serde(rename = "squeeze_excite")]
+    SqueezeExcite,
     /// Global average pooling.
     #[serde(rename = "avgpool")]
     AvgPool,
@@ -51,10 +59,11 @@ pub enum LayerKind {
 }
 
 impl LayerKind {
-    pub const ALL: [LayerKind; 5] = [
+    pub const ALL: [LayerKind; 6] = [
         LayerKind::Conv,
         LayerKind::Depthwise,
         LayerKind::Pointwise,
+        LayerKind::SqueezeExcite,
         LayerKind::AvgPool,
         LayerKind::Fc,
     ];
@@ -64,6 +73,7 @@ impl LayerKind {
             LayerKind::Conv => "conv",
             LayerKind::Depthwise => "depthwise",
             LayerKind::Pointwise => "pointwise",
+            LayerKind::SqueezeExcite => "squeeze_excite",
             LayerKind::AvgPool => "avgpool",
             LayerKind::Fc => "fc",
         }
@@ -80,28 +90,60 @@ impl fmt::Display for LayerKind {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Activation {
-    /// min(max(x, 0), 6): MobileNet's ReLU.
+    /// min(max(x, 0), 6): v1's and v2's ReLU.
     Relu6,
-    /// No activation (the logits).
+    /// max(x, 0): MobileNetV3's early blocks and every minimalistic layer.
+    Relu,
+    /// x * relu6(x + 3) / 6 (Howard et al. 2019 Section 5.2, eq. 2): MobileNetV3's later layers.
+    #[serde(rename = "hardswish")]
+    HardSwish,
+    /// No activation: the logits and v2/v3's linear bottleneck projections (Sandler et al. 2018
+    /// Section 3.2).
     Linear,
+}
+
+impl Activation {
+    /// As the papers' tables print it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Activation::Relu6 => "ReLU6",
+            Activation::Relu => "ReLU",
+            Activation::HardSwish => "h-swish",
+            Activation::Linear => "linear",
+        }
+    }
 }
 
 /// One layer of an instantiated network.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Layer {
-    /// Name shared with the weight files: `conv_0`, `dw_1`, `pw_1`, ..., `pool`, `logits`.
+    /// Name shared with the weight files: v1 `conv_0`, `dw_1`, `pw_1`, ..., `pool`, `logits`;
+    /// v2 `conv_0`, `block_k.{expand,dw,project}`, `conv_last`, `pool`, `logits`; v3 adds
+    /// `block_k.se` and `conv_head` (the 1x1 conv after the pool).
     pub name: String,
-    /// Index of the Table 1 block this layer belongs to (0 for the stem; the head has none).
+    /// Index into the family's block table of the block this layer belongs to (0 for the stem;
+    /// the head has none).
     pub block: Option<usize>,
     pub kind: LayerKind,
-    /// Square kernel size D_K (the pooled size for the global average pool, 1 for the FC).
+    /// Square kernel size D_K (the pooled size for the global average pool, 1 for the FC and
+    /// for squeeze-and-excite, whose 1x1 convs act on the pooled vector).
     pub kernel: u32,
     pub stride: u32,
     pub input: Shape,
     pub output: Shape,
     /// Followed by BatchNorm (folded into a bias in deployed weights).
     pub batch_norm: bool,
+    /// Has its own bias instead of BatchNorm: the FC logits and v3's `conv_head` (SE layers
+    /// count their biases with their own parameters).
+    pub bias: bool,
     pub activation: Activation,
+    /// Residual connection (Sandler et al. 2018 Section 3.3, Figure 3): the INPUT of the layer
+    /// at this index (the first layer of the block) is added to this layer's output, after its
+    /// BatchNorm. Set on the projection of stride-1 inverted residual blocks whose input and
+    /// output widths match.
+    pub residual_from: Option<usize>,
+    /// Squeeze-and-excite layers only: the width of the reduce 1x1 conv.
+    pub se_channels: Option<u32>,
 }
 
 impl Layer {
@@ -146,7 +188,10 @@ mod tests {
             input: Shape::new(input, input, 8),
             output: Shape::new(same_output(input, stride), same_output(input, stride), 8),
             batch_norm: true,
+            bias: false,
             activation: Activation::Relu6,
+            residual_from: None,
+            se_channels: None,
         }
     }
 

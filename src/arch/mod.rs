@@ -1,11 +1,13 @@
 //! The architecture spec: the single source of truth for every MobileNet this tool knows.
 //!
 //! Howard et al. 2017, "MobileNets: Efficient Convolutional Neural Networks for Mobile Vision
-//! Applications" (arXiv:1704.04861), Table 1, is written down once as data ([`spec`]); a
-//! [`Config`] (width multiplier alpha, resolution, depth multiplier, classes, ablation variant)
-//! instantiates it into concrete [`Layer`]s with input and output shapes. The cost model
-//! (`crate::cost`), the candle network and every report consume those layers, so they cannot
-//! drift apart.
+//! Applications" (arXiv:1704.04861), Table 1; Sandler et al. 2018, "MobileNetV2: Inverted
+//! Residuals and Linear Bottlenecks" (arXiv:1801.04381), Table 2; and Howard et al. 2019,
+//! "Searching for MobileNetV3" (arXiv:1905.02244), Tables 1 and 2, are written down once as data
+//! ([`spec`]); a [`Config`] (family, width multiplier alpha, resolution, depth multiplier,
+//! classes, ablation variant, v3 minimalistic) instantiates them into concrete [`Layer`]s with
+//! input and output shapes. The cost model (`crate::cost`), the candle network and every report
+//! consume those layers, so they cannot drift apart.
 //!
 //! Shapes follow TensorFlow "SAME" padding: output = ceil(input / stride) (eq. 7's rho*D_F is
 //! realised by choosing the input resolution).
@@ -14,6 +16,9 @@ pub mod config;
 mod layer;
 mod spec;
 
-pub use config::{Config, ConfigError, Family, Variant, WIDTH_RULE, scaled_channels};
+pub use config::{Config, ConfigError, Family, Variant, WIDTH_RULE, make_divisible, scaled_channels};
 pub use layer::{Activation, Layer, LayerKind, Shape};
-pub use spec::{Block, MOBILENET_V1, SHALLOW_REMOVED_BLOCKS, instantiate};
+pub use spec::{
+    Architecture, Block, Head, MOBILENET_V1, MOBILENET_V2, MOBILENET_V3_LARGE, MOBILENET_V3_SMALL, Ratio,
+    SHALLOW_REMOVED_BLOCKS, instantiate,
+};

@@ -1,21 +1,31 @@
-//! Per-layer cost: paper eqs. 2, 4 and 5 applied to one concrete layer.
+//! Per-layer cost: v1 paper eqs. 2, 4 and 5 applied to one concrete layer, with
+//! squeeze-and-excite and element-wise operations counted apart.
 
 use serde::Serialize;
 
-use crate::arch::{Layer, LayerKind};
+use crate::arch::{Activation, Layer, LayerKind};
 
 /// Counts for one layer. All integers are exact.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
 pub struct LayerCost {
-    /// Multiply-adds (paper convention: conv and FC layers only).
+    /// Multiply-adds (paper convention: convolution, depthwise, pointwise and FC layers only;
+    /// zero for squeeze-and-excite, whose figures are `se_mult_adds`).
     pub mult_adds: u64,
-    /// Convolution or FC weights.
+    /// Convolution or FC weights (zero for squeeze-and-excite).
     pub weights: u64,
+    /// Squeeze-and-excite multiply-adds: its two 1x1 convs on the pooled vector, 2 * C * R.
+    pub se_mult_adds: u64,
+    /// Squeeze-and-excite parameters: both 1x1 convs' weights and biases, 2 * C * R + R + C.
+    pub se_params: u64,
     /// Output channels followed by BatchNorm (2 trainable + 2 running values each, or 1 folded
     /// bias once deployed).
     pub bn_channels: u64,
-    /// FC bias values.
-    pub fc_bias: u64,
+    /// Bias values of a layer without BatchNorm (the FC logits, v3's `conv_head`).
+    pub bias: u64,
+    /// Element-wise operations, one per output element for each of: the residual add, the SE
+    /// channel multiply and hard-swish's x * gate product. ReLU, ReLU6, hard-sigmoid, BatchNorm
+    /// and pooling count zero, as in the paper's convention.
+    pub elementwise_ops: u64,
     /// Elements of the layer's input activation at batch 1.
     pub input_elements: u64,
     /// Elements of the layer's output activation at batch 1.
@@ -34,16 +44,37 @@ pub fn layer_cost(layer: &Layer) -> LayerCost {
         // eq. 4: D_K^2 M D_F^2 with M = N / depth multiplier; each output channel has one filter.
         LayerKind::Depthwise => (k2 * n * out_area, k2 * n),
         LayerKind::Pointwise => (m * n * out_area, m * n),
-        LayerKind::AvgPool => (0, 0),
+        LayerKind::SqueezeExcite | LayerKind::AvgPool => (0, 0),
         LayerKind::Fc => (m * n, m * n),
     };
+    let (se_mult_adds, se_params) = match (layer.kind, layer.se_channels) {
+        // Reduce C -> R and expand R -> C, each a 1x1 conv with bias on the 1x1 pooled vector.
+        (LayerKind::SqueezeExcite, Some(r)) => {
+            let r = u64::from(r);
+            (2 * n * r, 2 * n * r + r + n)
+        }
+        _ => (0, 0),
+    };
+    let output_elements = layer.output.elements();
+    let elementwise_ops = [
+        layer.residual_from.is_some(),
+        layer.kind == LayerKind::SqueezeExcite,
+        layer.activation == Activation::HardSwish,
+    ]
+    .into_iter()
+    .filter(|&counted| counted)
+    .count() as u64
+        * output_elements;
     LayerCost {
         mult_adds,
         weights,
+        se_mult_adds,
+        se_params,
         bn_channels: if layer.batch_norm { n } else { 0 },
-        fc_bias: if layer.kind == LayerKind::Fc { n } else { 0 },
+        bias: if layer.bias { n } else { 0 },
+        elementwise_ops,
         input_elements: layer.input.elements(),
-        output_elements: layer.output.elements(),
+        output_elements,
     }
 }
 
@@ -99,7 +130,7 @@ mod tests {
         assert_eq!((pw.weights, pw.mult_adds), (2_048, 25_690_112));
         let fc = layer_cost(layers.last().unwrap());
         assert_eq!(
-            (fc.weights, fc.mult_adds, fc.fc_bias, fc.bn_channels),
+            (fc.weights, fc.mult_adds, fc.bias, fc.bn_channels),
             (1_024_000, 1_024_000, 1000, 0)
         );
     }

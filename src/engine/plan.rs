@@ -80,10 +80,14 @@ pub(crate) struct Plan {
     pub(crate) zero_row_len: usize,
 }
 
-fn act(activation: Activation) -> Act {
+fn act(activation: Activation) -> Result<Act, String> {
     match activation {
-        Activation::Relu6 => Act::Relu6,
-        Activation::Linear => Act::Linear,
+        Activation::Relu6 => Ok(Act::Relu6),
+        Activation::Linear => Ok(Act::Linear),
+        Activation::Relu | Activation::HardSwish => Err(format!(
+            "uses {}: MobileNet v2/v3 are not supported by the fast engine yet (v1 only)",
+            activation.name()
+        )),
     }
 }
 
@@ -161,6 +165,11 @@ fn check_shapes(layers: &[Layer], index: usize) -> Result<(), String> {
     if last != (layer.kind == LayerKind::Fc) {
         return Err("the network must end in its only fully connected layer".into());
     }
+    if layer.residual_from.is_some() {
+        return Err(
+            "has a residual connection: MobileNet v2/v3 are not supported by the fast engine yet".into(),
+        );
+    }
     let same = |stride: u32| output.h == input.h.div_ceil(stride) && output.w == input.w.div_ceil(stride);
     let ok = match layer.kind {
         LayerKind::Conv => same(layer.stride),
@@ -168,6 +177,9 @@ fn check_shapes(layers: &[Layer], index: usize) -> Result<(), String> {
         LayerKind::Pointwise => layer.kernel == 1 && layer.stride == 1 && same(1),
         LayerKind::AvgPool => output.h == 1 && output.w == 1 && output.c == input.c,
         LayerKind::Fc => input.h == 1 && input.w == 1 && output.h == 1 && output.w == 1,
+        LayerKind::SqueezeExcite => {
+            return Err("is squeeze-and-excite: MobileNetV3 is not supported by the fast engine yet".into());
+        }
     };
     if ok {
         Ok(())
@@ -199,7 +211,7 @@ fn plan_layer(layer: &Layer, w: &FoldedLayerWeights, first: bool) -> Result<Op, 
     );
     let (top, _, left, _) = layer.same_padding();
     let (cin_pad, cout_pad) = (padded(cin), padded(cout));
-    let act = act(layer.activation);
+    let act = act(layer.activation)?;
     Ok(match layer.kind {
         LayerKind::Conv => {
             expect("weight", &w.weight, cout * cin * k * k)?;
@@ -310,6 +322,9 @@ fn plan_layer(layer: &Layer, w: &FoldedLayerWeights, first: bool) -> Result<Op, 
                 weights,
                 act,
             })
+        }
+        LayerKind::SqueezeExcite => {
+            return Err("is squeeze-and-excite: MobileNetV3 is not supported by the fast engine yet".into());
         }
     })
 }

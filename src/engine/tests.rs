@@ -35,6 +35,7 @@ fn random_weights(layers: &[Layer], seed: u64) -> Vec<FoldedLayerWeights> {
                 LayerKind::Depthwise => k * k,
                 LayerKind::Pointwise | LayerKind::Fc => cin,
                 LayerKind::AvgPool => return FoldedLayerWeights::default(),
+                LayerKind::SqueezeExcite => unreachable!("the engine's test networks are v1"),
             };
             let len = match l.kind {
                 LayerKind::Depthwise => cout * k * k,
@@ -105,6 +106,7 @@ fn reference(layers: &[Layer], weights: &[FoldedLayerWeights], image: &[f32]) ->
                     }
                 }
             }
+            LayerKind::SqueezeExcite => unreachable!("the engine's test networks are v1"),
             LayerKind::AvgPool => {
                 for c in 0..cin {
                     y[c] = x[c * ih * iw..(c + 1) * ih * iw].iter().sum::<f64>() / (ih * iw) as f64;
@@ -213,7 +215,10 @@ fn layer(kind: LayerKind, kernel: u32, stride: u32, input: Shape, out_c: u32) ->
         input,
         output: Shape::new(h, w, out_c),
         batch_norm: kind != LayerKind::Fc,
+        bias: kind == LayerKind::Fc,
         activation,
+        residual_from: None,
+        se_channels: None,
     }
 }
 

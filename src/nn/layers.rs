@@ -216,7 +216,8 @@ pub fn weight_shape(layer: &Layer) -> Option<Vec<usize>> {
         LayerKind::Depthwise => Some(vec![cout, 1, k, k]),
         LayerKind::Pointwise => Some(vec![cout, cin, 1, 1]),
         LayerKind::Fc => Some(vec![cout, cin]),
-        LayerKind::AvgPool => None,
+        // Two tensors, not one; the network refuses v3 before it gets here.
+        LayerKind::SqueezeExcite | LayerKind::AvgPool => None,
     }
 }
 
@@ -294,6 +295,12 @@ pub(crate) fn build_op(
             }
         }
         LayerKind::AvgPool => LayerOp::Pool,
+        LayerKind::SqueezeExcite => {
+            candle_core::bail!(
+                "{}: squeeze-and-excite (MobileNetV3) is not supported by the network yet",
+                layer.name
+            )
+        }
     })
 }
 

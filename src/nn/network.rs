@@ -8,7 +8,7 @@ use super::layers::{LayerOp, RawLayer, build_op};
 use super::model_id::ModelId;
 use super::random::random_layers;
 use super::weights::{ParsedWeights, WeightOverrides, WeightsError, alpha_text, parse};
-use crate::arch::{Config, ConfigError, Layer, instantiate};
+use crate::arch::{Config, ConfigError, Family, Layer, instantiate};
 
 /// Largest weight file [`MobileNet::from_file`] reads.
 pub const MAX_WEIGHTS_BYTES: u64 = 1 << 30;
@@ -119,6 +119,13 @@ impl MobileNet {
         batch_norm: bool,
         device: &Device,
     ) -> Result<Self> {
+        // The ops below implement v1's layers only (no residuals, SE or hard-swish).
+        if config.family != Family::V1 {
+            bail!(
+                "{} is not supported by the network yet (v1 only)",
+                config.family.title()
+            );
+        }
         if raw.len() != layers.len() {
             bail!("{} weight groups for {} layers", raw.len(), layers.len());
         }

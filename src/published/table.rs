@@ -135,10 +135,17 @@ impl Store {
 }
 
 /// A printed figure as (value, one unit of its last printed digit): "4.24" -> (4.24, 0.01).
+/// A trailing "G" marks a figure printed in billions, returned in millions with its precision:
+/// "0.22G" -> (220, 10) (torchvision prints GFLOPS to two decimals).
 pub fn parse_figure(printed: &str) -> Option<(f64, f64)> {
-    let value: f64 = printed.trim().parse().ok()?;
-    let decimals = printed.trim().split_once('.').map_or(0, |(_, frac)| frac.len());
-    Some((value, 10f64.powi(-(decimals as i32))))
+    let text = printed.trim();
+    let (digits, scale) = match text.strip_suffix('G') {
+        Some(billions) => (billions, 1000.0),
+        None => (text, 1.0),
+    };
+    let value: f64 = digits.parse().ok()?;
+    let decimals = digits.split_once('.').map_or(0, |(_, frac)| frac.len());
+    Some((value * scale, 10f64.powi(-(decimals as i32)) * scale))
 }
 
 #[cfg(test)]
@@ -174,6 +181,8 @@ mod tests {
         assert_eq!(parse_figure("4.24"), Some((4.24, 0.01)));
         assert_eq!(parse_figure("569"), Some((569.0, 1.0)));
         assert_eq!(parse_figure("x"), None);
+        assert_eq!(parse_figure("0.22G"), Some((220.0, 10.0)));
+        assert_eq!(parse_figure("G"), None);
         let tflite = Store::embedded();
         let row = tflite
             .models

@@ -1,13 +1,14 @@
-//! The `analyze` report: paper Table 1 with costs, totals, Table 2, the separable saving, memory
-//! and the published figures for the variant.
+//! The `analyze` report: paper Table 1 with costs (v2 Table 2 / v3 Tables 1-2 layouts with
+//! expand, dw, SE and project rows for the inverted residual "bneck" blocks), totals, Table 2,
+//! the separable saving, memory and the published figures for the variant.
 
 use serde::Serialize;
 
 use super::document::{Align, Document, TextTable};
 use super::units::{megabytes, percent, si, thousands};
 use crate::arch::config::format_alpha;
-use crate::arch::{Layer, LayerKind, WIDTH_RULE};
-use crate::cost::{CostReport, KindShare, SavingTotal, SeparableSaving, Totals};
+use crate::arch::{Activation, Family, Layer, LayerKind};
+use crate::cost::{CostReport, KindShare, OmittedExpansion, SavingTotal, SeparableSaving, Totals};
 use crate::published::{Comparison, FigureCheck, FigureCheckPct, Status, Table2Check};
 
 /// What `analyze` computed: the cost report and the published comparison.
@@ -23,6 +24,12 @@ pub struct AnalyzeReport {
 pub const MULT_ADDS_CONVENTION: &str = "mult-adds: multiply-adds of convolution and fully connected layers (paper eq. 2, 4, 5); BatchNorm, ReLU6, pooling and softmax count zero";
 pub const FLOPS_CONVENTION: &str =
     "FLOPs = 2 x mult-adds (one multiply and one add); many tools print mult-adds (MACs) as \"FLOPs\"";
+/// Squeeze-and-excite, reported apart from `mult_adds` and `params`.
+pub const SE_CONVENTION: &str = "se_mult_adds: squeeze-and-excite's two 1x1 convs on the pooled vector (2 x C x R per block, v3 Section 5.3); se_params: their weights and biases (2 x C x R + R + C); neither is inside mult_adds or params";
+/// Element-wise operations, reported apart from `mult_adds`.
+pub const ELEMENTWISE_CONVENTION: &str = "elementwise_ops: one per output element for each residual add, squeeze-and-excite channel multiply and hard-swish product; ReLU, ReLU6 and hard-sigmoid count zero; never inside mult_adds";
+/// How the published MobileNetV3 figures are matched.
+pub const V3_PUBLISHED_CONVENTION: &str = "published MobileNetV3 MAdds and params include squeeze-and-excite: they are compared with mult_adds_with_se and params_with_se";
 
 #[derive(Serialize)]
 struct ModelJson<'a> {
@@ -33,6 +40,7 @@ struct ModelJson<'a> {
     depth_multiplier: u32,
     classes: u32,
     variant: &'a str,
+    minimalistic: bool,
     label: String,
 }
 
@@ -50,12 +58,22 @@ struct LayerJson<'a> {
     bn_channels: u64,
     bias: u64,
     output_elements: u64,
+    activation: Activation,
+    /// Index of the layer whose input is added to this layer's output.
+    residual_from: Option<usize>,
+    se_channels: Option<u32>,
+    se_mult_adds: u64,
+    se_params: u64,
+    elementwise_ops: u64,
 }
 
 #[derive(Serialize)]
 struct ConventionsJson {
     width_rule: &'static str,
     mult_adds: &'static str,
+    se: &'static str,
+    elementwise_ops: &'static str,
+    v3_published: &'static str,
     flops: &'static str,
     params: &'static str,
     params_trainable: &'static str,
@@ -64,16 +82,21 @@ struct ConventionsJson {
     activation_peak_bytes: &'static str,
 }
 
-const CONVENTIONS: ConventionsJson = ConventionsJson {
-    width_rule: WIDTH_RULE,
-    mult_adds: MULT_ADDS_CONVENTION,
-    flops: FLOPS_CONVENTION,
-    params: "convolution and FC weights only (the paper's Table 2 convention)",
-    params_trainable: "weights + BatchNorm gamma and beta + FC bias (PyTorch/timm)",
-    params_keras: "weights + BatchNorm gamma, beta, moving mean and variance + FC bias (Keras \"Total params\")",
-    params_deployed: "BatchNorm folded: weights + one bias per conv output channel + FC bias (the element count of a deployed weight file)",
-    activation_peak_bytes: "largest input + output of one layer at batch 1, float32",
-};
+fn conventions(family: Family) -> ConventionsJson {
+    ConventionsJson {
+        width_rule: family.width_rule(),
+        mult_adds: MULT_ADDS_CONVENTION,
+        se: SE_CONVENTION,
+        elementwise_ops: ELEMENTWISE_CONVENTION,
+        v3_published: V3_PUBLISHED_CONVENTION,
+        flops: FLOPS_CONVENTION,
+        params: "convolution and FC weights only (the paper's Table 2 convention)",
+        params_trainable: "weights + BatchNorm gamma and beta + FC bias (PyTorch/timm)",
+        params_keras: "weights + BatchNorm gamma, beta, moving mean and variance + FC bias (Keras \"Total params\")",
+        params_deployed: "BatchNorm folded: weights + one bias per conv output channel + FC bias (the element count of a deployed weight file)",
+        activation_peak_bytes: "largest input + output of one layer at batch 1, float32",
+    }
+}
 
 #[derive(Serialize)]
 struct SeparableJson<'a> {
@@ -92,6 +115,14 @@ struct AnalyzeJson<'a> {
     separable: SeparableJson<'a>,
     published: &'a [Comparison],
     paper_table2: &'a [Table2Check],
+    omitted_expansions: OmittedJson<'a>,
+}
+
+#[derive(Serialize)]
+struct OmittedJson<'a> {
+    blocks: &'a [OmittedExpansion],
+    /// Mult-adds with every omitted expansion conv counted (v2 1.0/224: 313.6 M, not 300.8 M).
+    mult_adds_with_expansions: u64,
 }
 
 /// The JSON document (see README, "JSON schema").
@@ -107,10 +138,11 @@ pub fn analyze_json(report: &AnalyzeReport) -> serde_json::Result<String> {
             rho: c.rho(),
             depth_multiplier: c.depth_multiplier,
             classes: c.classes,
-            variant: c.variant.name(),
+            variant: c.published_variant(),
+            minimalistic: c.minimalistic,
             label: c.label(),
         },
-        conventions: CONVENTIONS,
+        conventions: conventions(c.family),
         layers: cost
             .layers
             .iter()
@@ -125,8 +157,14 @@ pub fn analyze_json(report: &AnalyzeReport) -> serde_json::Result<String> {
                 mult_adds: r.cost.mult_adds,
                 params: r.cost.weights,
                 bn_channels: r.cost.bn_channels,
-                bias: r.cost.fc_bias,
+                bias: r.cost.bias,
                 output_elements: r.cost.output_elements,
+                activation: r.layer.activation,
+                residual_from: r.layer.residual_from,
+                se_channels: r.layer.se_channels,
+                se_mult_adds: r.cost.se_mult_adds,
+                se_params: r.cost.se_params,
+                elementwise_ops: r.cost.elementwise_ops,
             })
             .collect(),
         totals: &cost.totals,
@@ -137,17 +175,27 @@ pub fn analyze_json(report: &AnalyzeReport) -> serde_json::Result<String> {
         },
         published: &report.published,
         paper_table2: &report.table2,
+        omitted_expansions: OmittedJson {
+            blocks: &cost.omitted_expansions,
+            mult_adds_with_expansions: cost.mult_adds_with_omitted_expansions(),
+        },
     };
     serde_json::to_string_pretty(&json).map(|s| s + "\n")
 }
 
-/// Table 1's "Type / Stride" cell.
+/// Table 1's "Type / Stride" cell. v2/v3 layers inside a bottleneck read "bneck expand",
+/// "bneck dw", "bneck SE", "bneck project" (the v3 paper's "bneck"); 1x1 convs without
+/// BatchNorm are marked "NBN" as v3's Tables 1 and 2 do.
 fn type_stride(layer: &Layer) -> String {
-    let kind = match layer.kind {
-        LayerKind::Conv | LayerKind::Pointwise => "Conv",
-        LayerKind::Depthwise => "Conv dw",
-        LayerKind::AvgPool => "Avg Pool",
-        LayerKind::Fc => "FC",
+    let role = layer.name.rsplit_once('.').map(|(_, role)| role);
+    let kind = match (layer.kind, role) {
+        (LayerKind::SqueezeExcite, _) => return "bneck SE".into(),
+        (LayerKind::Pointwise | LayerKind::Depthwise, Some(role)) => format!("bneck {role}"),
+        (LayerKind::Pointwise, None) if !layer.batch_norm => "Conv NBN".into(),
+        (LayerKind::Conv | LayerKind::Pointwise, _) => "Conv".into(),
+        (LayerKind::Depthwise, None) => "Conv dw".into(),
+        (LayerKind::AvgPool, _) => "Avg Pool".into(),
+        (LayerKind::Fc, _) => "FC".into(),
     };
     format!("{kind} / s{}", layer.stride)
 }
@@ -159,17 +207,25 @@ fn filter_shape(layer: &Layer) -> String {
         LayerKind::Conv | LayerKind::Pointwise => format!("{k}x{k}x{m}x{n}"),
         LayerKind::Depthwise if n == m => format!("{k}x{k}x{m} dw"),
         LayerKind::Depthwise => format!("{k}x{k}x{m}x{} dw", n / m),
+        LayerKind::SqueezeExcite => format!("{m}->{}->{m} SE", layer.se_channels.unwrap_or(0)),
         LayerKind::AvgPool => format!("Pool {k}x{k}"),
         LayerKind::Fc => format!("{m}x{n}"),
     }
 }
 
-/// Table 2's row names.
-fn kind_label(kind: LayerKind, kernel: u32) -> String {
+/// Table 2's row names; `kernels` lists the kind's distinct kernel sizes (v3 mixes 3x3 and 5x5
+/// depthwise layers).
+fn kind_label(kind: LayerKind, kernels: &[u32]) -> String {
+    let sizes = kernels
+        .iter()
+        .map(|k| format!("{k}x{k}"))
+        .collect::<Vec<_>>()
+        .join("/");
     match kind {
         LayerKind::Pointwise => "Conv 1x1".into(),
-        LayerKind::Depthwise => format!("Conv DW {kernel}x{kernel}"),
-        LayerKind::Conv => format!("Conv {kernel}x{kernel}"),
+        LayerKind::Depthwise => format!("Conv DW {sizes}"),
+        LayerKind::Conv => format!("Conv {sizes}"),
+        LayerKind::SqueezeExcite => "Squeeze-Excite".into(),
         LayerKind::AvgPool => "Avg Pool".into(),
         LayerKind::Fc => "Fully Connected".into(),
     }
@@ -208,6 +264,9 @@ pub fn analyze_document(report: &AnalyzeReport) -> Document {
     let t = &cost.totals;
     let mut doc = Document::default();
 
+    // v1 keeps the layout it always had; v2/v3 add the columns their layers need.
+    let v1 = c.family == Family::V1;
+    let with_se = t.se_params > 0;
     doc.heading(format!(
         "MobileNet {} {}: alpha {}, {}x{} (rho {:.3}), depth multiplier {}, {} classes, {} variant",
         c.family,
@@ -218,45 +277,88 @@ pub fn analyze_document(report: &AnalyzeReport) -> Document {
         c.rho(),
         c.depth_multiplier,
         c.classes,
-        c.variant
+        c.published_variant()
     ));
-    doc.lines(vec![
-        format!("Width rule: {WIDTH_RULE}"),
+    let mut intro = vec![
+        format!("Width rule: {}", c.family.width_rule()),
         "Spatial sizes: TensorFlow SAME padding, output = ceil(input / stride)".into(),
         format!("Counting: {MULT_ADDS_CONVENTION}"),
-    ]);
+    ];
+    if !v1 {
+        intro.push(format!("Counted apart: {SE_CONVENTION}"));
+        intro.push(format!("Counted apart: {ELEMENTWISE_CONVENTION}"));
+    }
+    doc.lines(intro);
 
-    let mut layers = TextTable::new(&[
+    let mut columns = vec![
         ("Layer", Align::Left),
         ("Type / Stride", Align::Left),
         ("Filter Shape", Align::Left),
         ("Input Size", Align::Left),
         ("Output Size", Align::Left),
-        ("Mult-Adds", Align::Right),
-        ("Params", Align::Right),
-    ]);
+    ];
+    if !v1 {
+        columns.extend([("Activation", Align::Left), ("Residual", Align::Left)]);
+    }
+    columns.extend([("Mult-Adds", Align::Right), ("Params", Align::Right)]);
+    if with_se {
+        columns.extend([("SE Mult-Adds", Align::Right), ("SE Params", Align::Right)]);
+    }
+    if !v1 {
+        columns.push(("Elementwise Ops", Align::Right));
+    }
+    let mut layers = TextTable::new(&columns);
+    let extra = |row: &mut Vec<String>, se_mult_adds: u64, se_params: u64, elementwise: u64| {
+        if with_se {
+            row.extend([thousands(se_mult_adds), thousands(se_params)]);
+        }
+        if !v1 {
+            row.push(thousands(elementwise));
+        }
+    };
     for row in &cost.layers {
         let l = &row.layer;
-        layers.push(vec![
+        let mut cells = vec![
             l.name.clone(),
             type_stride(l),
             filter_shape(l),
             l.input.to_string(),
             l.output.to_string(),
-            thousands(row.cost.mult_adds),
-            thousands(row.cost.weights),
-        ]);
+        ];
+        if !v1 {
+            let residual = l
+                .residual_from
+                .and_then(|from| cost.layers.get(from))
+                .map_or_else(String::new, |from| format!("+ input of {}", from.layer.name));
+            // SE's own nonlinearities sit inside it: ReLU after the reduce, hard-sigmoid gate.
+            let activation = if l.kind == LayerKind::SqueezeExcite {
+                "ReLU, h-sigmoid"
+            } else {
+                l.activation.name()
+            };
+            cells.extend([activation.to_string(), residual]);
+        }
+        cells.extend([thousands(row.cost.mult_adds), thousands(row.cost.weights)]);
+        extra(
+            &mut cells,
+            row.cost.se_mult_adds,
+            row.cost.se_params,
+            row.cost.elementwise_ops,
+        );
+        layers.push(cells);
     }
-    layers.push(vec![
-        "total".into(),
-        String::new(),
-        String::new(),
-        String::new(),
-        String::new(),
-        thousands(t.mult_adds),
-        thousands(t.params),
-    ]);
-    doc.heading("Layers (paper Table 1 layout; params are weights only)");
+    let mut total = vec!["total".to_string()];
+    total.extend(std::iter::repeat_n(String::new(), if v1 { 4 } else { 6 }));
+    total.extend([thousands(t.mult_adds), thousands(t.params)]);
+    extra(&mut total, t.se_mult_adds, t.se_params, t.elementwise_ops);
+    layers.push(total);
+    doc.heading(match c.family {
+        Family::V1 => "Layers (paper Table 1 layout; params are weights only)",
+        Family::V2 => "Layers (v2 paper Table 2 with one row per layer; params are weights only)",
+        Family::V3Large | Family::V3Small => {
+            "Layers (v3 paper Tables 1-2 with one row per layer; params are weights only, SE apart)"
+        }
+    });
     doc.main_table(layers);
 
     let mut totals = TextTable::new(&[
@@ -264,7 +366,7 @@ pub fn analyze_document(report: &AnalyzeReport) -> Document {
         ("Value", Align::Right),
         ("Convention", Align::Left),
     ]);
-    let rows: [(&str, u64, &str); 6] = [
+    let mut rows: Vec<(&str, u64, &str)> = vec![
         ("mult_adds", t.mult_adds, "paper: conv + FC multiply-adds"),
         ("flops", t.flops, "2 x mult_adds"),
         ("params", t.params, "conv + FC weights (paper Table 2)"),
@@ -284,6 +386,35 @@ pub fn analyze_document(report: &AnalyzeReport) -> Document {
             "BN folded: weights + conv biases + FC bias",
         ),
     ];
+    if !v1 {
+        rows.extend([
+            (
+                "se_mult_adds",
+                t.se_mult_adds,
+                "squeeze-and-excite 1x1 convs (not in mult_adds)",
+            ),
+            (
+                "se_params",
+                t.se_params,
+                "squeeze-and-excite weights + biases (not in params; in the three above)",
+            ),
+            (
+                "mult_adds_with_se",
+                t.mult_adds_with_se,
+                "mult_adds + se_mult_adds (published v3 MAdds)",
+            ),
+            (
+                "params_with_se",
+                t.params_with_se,
+                "params + se_params (published v3 params)",
+            ),
+            (
+                "elementwise_ops",
+                t.elementwise_ops,
+                "residual adds + SE multiplies + hard-swish (not in mult_adds)",
+            ),
+        ]);
+    }
     for (name, value, convention) in rows {
         totals.push(vec![
             name.into(),
@@ -303,6 +434,12 @@ pub fn analyze_document(report: &AnalyzeReport) -> Document {
         ("Params", Align::Right),
         ("% Params", Align::Right),
     ];
+    if with_se {
+        columns.extend([("SE Mult-Adds", Align::Right), ("SE Params", Align::Right)]);
+    }
+    if !v1 {
+        columns.push(("Elementwise Ops", Align::Right));
+    }
     if with_paper {
         columns.extend([
             ("Paper % Mult-Adds", Align::Right),
@@ -311,19 +448,27 @@ pub fn analyze_document(report: &AnalyzeReport) -> Document {
     }
     let mut kinds = TextTable::new(&columns);
     for share in &cost.by_kind {
-        let kernel = cost
-            .layers
-            .iter()
-            .find(|r| r.layer.kind == share.kind)
-            .map_or(1, |r| r.layer.kernel);
+        let mut kernels: Vec<u32> = Vec::new();
+        for r in cost.layers.iter().filter(|r| r.layer.kind == share.kind) {
+            if !kernels.contains(&r.layer.kernel) {
+                kernels.push(r.layer.kernel);
+            }
+        }
+        kernels.sort_unstable();
         let mut row = vec![
-            kind_label(share.kind, kernel),
+            kind_label(share.kind, &kernels),
             share.layers.to_string(),
             thousands(share.mult_adds),
             percent(share.mult_adds_pct),
             thousands(share.params),
             percent(share.params_pct),
         ];
+        extra(
+            &mut row,
+            share.se_mult_adds,
+            share.se_params,
+            share.elementwise_ops,
+        );
         if with_paper {
             match report.table2.iter().find(|c| c.kind == share.kind.name()) {
                 Some(c) => row.extend([pct_cell(&c.mult_adds_pct), pct_cell(&c.params_pct)]),
@@ -366,9 +511,14 @@ pub fn analyze_document(report: &AnalyzeReport) -> Document {
         }
         doc.heading("Depthwise separable vs standard convolution (eq. 5 / eq. 2)");
         doc.table(saving);
+        let standard = if v1 {
+            "standard 3x3 convolutions"
+        } else {
+            "standard convolutions of the same kernel"
+        };
         doc.lines(vec![
             format!(
-                "Separable layers: {} mult-adds instead of {} as standard 3x3 convolutions: {:.2}x less computation (ratio {:.4}).",
+                "Separable layers: {} mult-adds instead of {} as {standard}: {:.2}x less computation (ratio {:.4}).",
                 thousands(total.separable_mult_adds),
                 thousands(total.standard_mult_adds),
                 total.reduction,
@@ -379,6 +529,37 @@ pub fn analyze_document(report: &AnalyzeReport) -> Document {
                 thousands(total.network_with_standard_convs)
             ),
         ]);
+    }
+
+    if !cost.omitted_expansions.is_empty() {
+        let mut lines: Vec<String> = cost
+            .omitted_expansions
+            .iter()
+            .map(|e| {
+                format!(
+                    "{}: no 1x1 expansion conv (expansion not wider than the input, TF-slim expanded_conv); one would add {} mult-adds and {} weights",
+                    e.layer,
+                    thousands(e.mult_adds),
+                    thousands(e.params)
+                )
+            })
+            .collect();
+        let with = cost.mult_adds_with_omitted_expansions();
+        lines.push(format!(
+            "mult_adds as built: {} ({:.1} M); with those expansion convs counted: {} ({:.1} M).",
+            thousands(t.mult_adds),
+            t.mult_adds as f64 / 1e6,
+            thousands(with),
+            with as f64 / 1e6
+        ));
+        if c.family == Family::V2 {
+            lines.push(
+                "The published v2 \"300 M\" is the first figure truncated; the \"314 M\" of tensorflow/models#4516 counts an expansion in the first bottleneck (t = 1), as a literal reading of the v2 paper's Table 2 does."
+                    .into(),
+            );
+        }
+        doc.heading("Bottlenecks without an expansion conv");
+        doc.lines(lines);
     }
 
     doc.heading("Memory");
@@ -439,6 +620,9 @@ pub fn analyze_document(report: &AnalyzeReport) -> Document {
             }
         }
         doc.table(published);
+        if c.family.is_v3() {
+            notes.push(format!("note: {V3_PUBLISHED_CONVENTION}"));
+        }
         notes.push(
             "ok = within one unit of the last printed digit; ERRATUM = a known misprint recorded in presets/published; DIFFERS = unexplained"
                 .into(),

@@ -1,0 +1,55 @@
+//! MobileNetV2 and V3 exist in the spec and the cost model only, so far: the candle network and
+//! the fast engine refuse them with a clear error instead of running v1 arithmetic on them.
+
+use candle_core::Device;
+use mobilenet_cli::arch::{Config, Family, Layer, LayerKind, instantiate};
+use mobilenet_cli::engine::{Engine, FoldedLayerWeights};
+use mobilenet_cli::nn::MobileNet;
+
+/// Zero weights of the sizes the fast engine expects, so that only the layer types can fail.
+fn weights(layers: &[Layer]) -> Vec<FoldedLayerWeights> {
+    layers
+        .iter()
+        .map(|l| {
+            let (cin, cout, k) = (l.input.c as usize, l.output.c as usize, l.kernel as usize);
+            let weight = match l.kind {
+                LayerKind::Conv => cout * cin * k * k,
+                LayerKind::Depthwise => cout * k * k,
+                LayerKind::Pointwise | LayerKind::Fc => cout * cin,
+                LayerKind::SqueezeExcite | LayerKind::AvgPool => return FoldedLayerWeights::default(),
+            };
+            FoldedLayerWeights {
+                weight: vec![0.0; weight],
+                bias: vec![0.0; cout],
+            }
+        })
+        .collect()
+}
+
+#[test]
+fn the_fast_engine_refuses_v2_and_v3() {
+    for family in [Family::V2, Family::V3Large, Family::V3Small] {
+        let layers = instantiate(&Config::family(family, 0.5, 64).unwrap());
+        let err = Engine::new(&layers, &weights(&layers), 1)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("not supported by the fast engine yet"),
+            "{family}: {err}"
+        );
+    }
+}
+
+#[test]
+fn the_network_refuses_v2_and_v3() {
+    for family in [Family::V2, Family::V3Large, Family::V3Small] {
+        let config = Config::family(family, 0.5, 64).unwrap();
+        let err = MobileNet::random(config, 1, &Device::Cpu)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("is not supported by the network yet"),
+            "{family}: {err}"
+        );
+    }
+}
