@@ -38,7 +38,9 @@ pub enum Command {
     #[command(after_help = SWEEP_HELP)]
     Sweep(SweepArgs),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
-    #[command(after_help = "Example:\n  mobilenet-cli completions bash > ~/.local/share/bash-completion/completions/mobilenet-cli")]
+    #[command(
+        after_help = "Example:\n  mobilenet-cli completions bash > ~/.local/share/bash-completion/completions/mobilenet-cli"
+    )]
     Completions {
         /// The shell to complete for.
         shell: clap_complete::Shell,

@@ -276,7 +276,11 @@ fn broken_pipe_is_not_an_error() {
 #[test]
 fn every_pixel_format_is_handled() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/odd");
-    let out = cli().args(["classify", "--top", "1", "--format", "json"]).arg(&dir).output().unwrap();
+    let out = cli()
+        .args(["classify", "--top", "1", "--format", "json"])
+        .arg(&dir)
+        .output()
+        .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let v: Value = serde_json::from_slice(&out.stdout).unwrap();
     let results = v.as_array().unwrap();
@@ -298,9 +302,17 @@ fn symlink_loops_fail_cleanly() {
     let (a, b) = (dir.path().join("a.jpg"), dir.path().join("b.jpg"));
     std::os::unix::fs::symlink(&b, &a).unwrap();
     std::os::unix::fs::symlink(&a, &b).unwrap();
-    let out = cli().arg("classify").arg(&a).arg(photo("chelsea.png")).output().unwrap();
+    let out = cli()
+        .arg("classify")
+        .arg(&a)
+        .arg(photo("chelsea.png"))
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(3));
     let stderr = String::from_utf8(out.stderr).unwrap();
-    assert!(stderr.starts_with("error: ") && stderr.contains("a.jpg"), "{stderr}");
+    assert!(
+        stderr.starts_with("error: ") && stderr.contains("a.jpg"),
+        "{stderr}"
+    );
     assert_eq!(stderr.lines().count(), 1);
 }

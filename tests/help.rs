@@ -9,7 +9,16 @@ fn cli() -> Command {
 
 #[test]
 fn every_command_shows_an_example() {
-    for command in ["analyze", "presets", "classify", "evaluate", "bench", "sweep", "completions", "man"] {
+    for command in [
+        "analyze",
+        "presets",
+        "classify",
+        "evaluate",
+        "bench",
+        "sweep",
+        "completions",
+        "man",
+    ] {
         cli()
             .args([command, "--help"])
             .assert()

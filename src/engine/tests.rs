@@ -367,6 +367,17 @@ fn validation() {
 }
 
 #[test]
+fn later_families_are_refused_not_miscomputed() {
+    use crate::arch::Family;
+    for family in [Family::V2, Family::V3Large, Family::V3Small] {
+        let layers = instantiate(&Config::family(family, 1.0, 224).unwrap());
+        let weights = vec![FoldedLayerWeights::default(); layers.len()];
+        let err = Engine::new(&layers, &weights, 1).unwrap_err();
+        assert!(matches!(err, EngineError::Layer { .. }), "{family:?}: {err}");
+    }
+}
+
+#[test]
 fn an_engine_can_move_between_threads() {
     fn send_and_sync<T: Send + Sync>() {}
     send_and_sync::<Engine>();

@@ -263,7 +263,10 @@ mod tests {
         let small = Config::family(Family::V3Small, 1.0, 224).unwrap();
         let errata = (Some(Status::Erratum), Some(Status::Erratum));
         assert_eq!(find(&small, "slim-v3", "Small dm=1 (float)"), errata);
-        assert_eq!(find(&small, "timm", "tf_mobilenetv3_small_100.in1k").1, Some(Status::Agrees));
+        assert_eq!(
+            find(&small, "timm", "tf_mobilenetv3_small_100.in1k").1,
+            Some(Status::Agrees)
+        );
         let store = Store::embedded();
         for row in store
             .models
@@ -271,7 +274,9 @@ mod tests {
             .filter(|m| m.family == "v3-small" && m.mult_adds_m.is_some())
         {
             assert!(
-                row.erratum.as_deref().is_some_and(|n| n.contains("tf_mobilenetv3_small_100")),
+                row.erratum
+                    .as_deref()
+                    .is_some_and(|n| n.contains("tf_mobilenetv3_small_100")),
                 "{}",
                 row.model
             );
