@@ -389,7 +389,7 @@ pub fn run_sweep(args: &SweepArgs) -> Result<ExitCode> {
     )?;
     if let Some(path) = &args.plot {
         let title = format!(
-            "MobileNet v1: top-1 ({}) vs cost, {} points{}",
+            "MobileNet v1: top-1 from {} vs cost, {} points{}",
             args.accuracy_source.title(),
             report.rows.len(),
             if args.no_timing {

@@ -10,6 +10,22 @@ use super::SweepRow;
 const WIDTH: u32 = 1200;
 const HEIGHT: u32 = 560;
 
+/// A log-axis tick label with as many decimals as its size needs: "0.25", "1.5", "300".
+fn tick(value: f64) -> String {
+    let text = if value >= 10.0 {
+        format!("{value:.0}")
+    } else if value >= 1.0 {
+        format!("{value:.1}")
+    } else {
+        format!("{value:.2}")
+    };
+    if text.contains('.') {
+        text.trim_end_matches('0').trim_end_matches('.').to_string()
+    } else {
+        text
+    }
+}
+
 /// One plotted point.
 struct Point {
     x: f64,
@@ -44,6 +60,11 @@ fn panel(
         .build_cartesian_2d((x_min..x_max).log_scale(), y_min..y_max)?;
     chart
         .configure_mesh()
+        .x_labels(8)
+        .y_labels(8)
+        .max_light_lines(1)
+        .x_label_formatter(&|x| tick(*x))
+        .y_label_formatter(&|y| format!("{y:.0}"))
         .x_desc(x_desc)
         .y_desc("ImageNet top-1 (%)")
         .label_style(("sans-serif", 13))
@@ -224,6 +245,15 @@ mod tests {
         assert!(svg.contains("<polyline"));
         let untimed = render_svg(&paper_grid(false), "x").unwrap();
         assert!(!untimed.contains("measured latency"));
+    }
+
+    #[test]
+    fn tick_labels_are_short() {
+        assert_eq!(tick(0.2), "0.2");
+        assert_eq!(tick(0.25), "0.25");
+        assert_eq!(tick(1.5), "1.5");
+        assert_eq!(tick(300.0), "300");
+        assert_eq!(tick(0.200000001), "0.2");
     }
 
     #[test]
