@@ -277,3 +277,60 @@ fn bench_rejects_bad_flags() {
         );
     }
 }
+
+#[cfg(unix)]
+#[test]
+fn an_interrupted_sweep_keeps_the_rows_it_measured() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("sweep.json");
+    // Real timing, many runs per point: long enough to interrupt after the first rows.
+    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("mobilenet-cli"))
+        .args([
+            "sweep",
+            "--alphas",
+            "0.25,0.5,0.75,1.0",
+            "--resolutions",
+            "64,96,128,160,192,224",
+        ])
+        .args([
+            "--runs",
+            "2000",
+            "--warmup",
+            "0",
+            "--threads",
+            "1",
+            "--format",
+            "json",
+            "--output",
+        ])
+        .arg(&path)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // Wait (up to a generous bound) for the first partial file, then Ctrl-C.
+    for _ in 0..600 {
+        if path.exists() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let status = child.wait().unwrap();
+    let v: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    let rows = v["rows"].as_array().unwrap().len();
+    assert!(rows >= 1 && rows <= 24, "{rows}");
+    if !status.success() {
+        // Interrupted before the end: the file is the last complete rewrite.
+        assert_eq!(v["complete"], false);
+        assert!(v["rows"][0]["latency_ms"]["median"].is_f64());
+    }
+    let leftovers: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+    assert!(
+        leftovers.len() <= 2,
+        "at most the results file and one temporary being written"
+    );
+}
