@@ -1,0 +1,161 @@
+//! The JSON outputs validate against the schemas documented in docs/schema/. A small validator
+//! for the subset of JSON Schema those files use: type (one or a list), required, properties,
+//! items, oneOf and local $ref.
+
+use assert_cmd::Command;
+use serde_json::Value;
+
+fn schema(name: &str) -> Value {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("docs/schema")
+        .join(name);
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+fn type_matches(value: &Value, ty: &str) -> bool {
+    match ty {
+        "object" => value.is_object(),
+        "array" => value.is_array(),
+        "string" => value.is_string(),
+        "integer" => value.is_u64() || value.is_i64(),
+        "number" => value.is_number(),
+        "boolean" => value.is_boolean(),
+        "null" => value.is_null(),
+        other => panic!("schema uses unsupported type {other}"),
+    }
+}
+
+fn validate(root: &Value, schema: &Value, value: &Value, path: &str) -> Result<(), String> {
+    if let Some(reference) = schema.get("$ref").and_then(Value::as_str) {
+        let pointer = reference.strip_prefix('#').expect("local $ref only");
+        return validate(root, root.pointer(pointer).expect("dangling $ref"), value, path);
+    }
+    if let Some(options) = schema.get("oneOf").and_then(Value::as_array) {
+        let passing = options
+            .iter()
+            .filter(|s| validate(root, s, value, path).is_ok())
+            .count();
+        return if passing == 1 {
+            Ok(())
+        } else {
+            Err(format!("{path}: matches {passing} of oneOf"))
+        };
+    }
+    if let Some(ty) = schema.get("type") {
+        let ok = match ty {
+            Value::String(t) => type_matches(value, t),
+            Value::Array(ts) => ts.iter().any(|t| type_matches(value, t.as_str().unwrap())),
+            _ => panic!("bad type in schema"),
+        };
+        if !ok {
+            return Err(format!("{path}: {value} is not {ty}"));
+        }
+    }
+    if let Some(required) = schema.get("required").and_then(Value::as_array) {
+        for key in required {
+            let key = key.as_str().unwrap();
+            if value.get(key).is_none() {
+                return Err(format!("{path}: missing required key {key}"));
+            }
+        }
+    }
+    if let (Some(props), Some(object)) = (
+        schema.get("properties").and_then(Value::as_object),
+        value.as_object(),
+    ) {
+        for (key, sub) in props {
+            if let Some(v) = object.get(key) {
+                validate(root, sub, v, &format!("{path}.{key}"))?;
+            }
+        }
+    }
+    if let (Some(items), Some(array)) = (schema.get("items"), value.as_array()) {
+        for (i, v) in array.iter().enumerate() {
+            validate(root, items, v, &format!("{path}[{i}]"))?;
+        }
+    }
+    Ok(())
+}
+
+fn output(args: &[&str]) -> Value {
+    let out = Command::cargo_bin("mobilenet-cli")
+        .unwrap()
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+#[test]
+fn sweep_json_validates() {
+    let s = schema("sweep.schema.json");
+    for args in [
+        vec![
+            "sweep",
+            "--mock-timer",
+            "--format",
+            "json",
+            "--max-latency-ms",
+            "10",
+        ],
+        vec!["sweep", "--no-timing", "--format", "json", "--alphas", "0.6,1.0"],
+    ] {
+        validate(&s, &s, &output(&args), "$").unwrap();
+    }
+    // The README's real run.
+    let readme_run: Value = serde_json::from_str(
+        &std::fs::read_to_string(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/sweep.json"))
+            .unwrap(),
+    )
+    .unwrap();
+    validate(&s, &s, &readme_run, "$").unwrap();
+}
+
+#[test]
+fn bench_and_analyze_json_validate() {
+    let b = schema("bench.schema.json");
+    let v = output(&[
+        "bench",
+        "--mock-timer",
+        "--model",
+        "0.25_128",
+        "--per-layer",
+        "--format",
+        "json",
+    ]);
+    validate(&b, &b, &v, "$").unwrap();
+    let a = schema("analyze.schema.json");
+    for family in ["v1", "v2", "v3-large"] {
+        validate(
+            &a,
+            &a,
+            &output(&["analyze", "--family", family, "--format", "json"]),
+            "$",
+        )
+        .unwrap();
+    }
+}
+
+#[test]
+fn the_validator_rejects_what_it_should() {
+    let s = schema("sweep.schema.json");
+    let mut v = output(&[
+        "sweep",
+        "--no-timing",
+        "--format",
+        "json",
+        "--alphas",
+        "1.0",
+        "--resolutions",
+        "224",
+    ]);
+    v["rows"][0]["mult_adds"] = Value::from(1.5);
+    assert!(validate(&s, &s, &v, "$").unwrap_err().contains("mult_adds"));
+    v.as_object_mut().unwrap().remove("rows");
+    assert!(validate(&s, &s, &v, "$").unwrap_err().contains("rows"));
+}
