@@ -1,15 +1,14 @@
 //! `classify` and `evaluate`: the shipped (or the user's) ImageNet weights on real images.
 
-use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Result;
 use candle_core::Device;
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use indicatif::ProgressBar;
 
 use super::measure::thread_count;
-use super::{UsageError, exit, write_json};
+use super::{UsageError, exit, progress_bar, write_json};
 use crate::classify::{ImageResult, classify_batch, evaluate};
 use crate::cli::{ClassifyArgs, EvaluateArgs, WeightsArgs};
 use crate::infer::Runner;
@@ -111,20 +110,6 @@ fn has_image_extension(path: &Path) -> bool {
         .is_some_and(|e| IMAGE_EXTENSIONS.contains(&e.to_ascii_lowercase().as_str()))
 }
 
-fn progress_bar(len: u64, quiet: bool, prefix: &'static str) -> ProgressBar {
-    let bar = ProgressBar::new(len);
-    if quiet || !std::io::stderr().is_terminal() {
-        bar.set_draw_target(ProgressDrawTarget::hidden());
-    }
-    bar.set_style(
-        ProgressStyle::with_template("{prefix} [{bar:30}] {pos}/{len} images ({elapsed}, eta {eta})")
-            .unwrap_or_else(|_| ProgressStyle::default_bar())
-            .progress_chars("=> "),
-    );
-    bar.set_prefix(prefix);
-    bar
-}
-
 pub fn run_classify(args: &ClassifyArgs) -> Result<ExitCode> {
     if args.batch == 0 {
         return Err(UsageError("--batch must be at least 1".into()).into());
@@ -139,7 +124,7 @@ pub fn run_classify(args: &ClassifyArgs) -> Result<ExitCode> {
     for e in &errors {
         eprintln!("error: {e}");
     }
-    let bar = progress_bar(files.len() as u64, args.quiet, "classify");
+    let bar = progress_bar(files.len() as u64, args.quiet, "classify", "images");
     let mut results: Vec<ImageResult> = Vec::new();
     for chunk in files.chunks(args.batch) {
         for outcome in classify_batch(&mut runner, chunk, args.top) {
@@ -189,7 +174,7 @@ pub fn run_evaluate(args: &EvaluateArgs) -> Result<ExitCode> {
         args.batch,
         args.confusions,
         |done, total| {
-            let b = bar.get_or_insert_with(|| progress_bar(total as u64, args.quiet, "evaluate"));
+            let b = bar.get_or_insert_with(|| progress_bar(total as u64, args.quiet, "evaluate", "images"));
             b.set_position(done as u64);
         },
     )?;

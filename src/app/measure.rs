@@ -1,14 +1,12 @@
 //! `bench` and `sweep`: timing the network on this machine.
 
-use std::io::IsTerminal;
 use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
 use candle_core::Device;
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use super::{UsageError, config_from, exit, write_json};
+use super::{UsageError, config_from, exit, progress_bar, write_json};
 use crate::arch::{Config, Family, LayerKind};
 use crate::bench::{
     BenchModel, BenchPlan, BenchResult, Environment, LayerTiming, MockTimer, Summary, Timer, WallClock,
@@ -258,19 +256,6 @@ pub fn parse_grid<T: PartialEq + Copy + std::fmt::Display>(
     Ok(values)
 }
 
-fn progress_bar(len: u64, quiet: bool) -> ProgressBar {
-    let bar = ProgressBar::new(len);
-    if quiet || !std::io::stderr().is_terminal() {
-        bar.set_draw_target(ProgressDrawTarget::hidden());
-    }
-    bar.set_style(
-        ProgressStyle::with_template("{prefix} [{bar:30}] {pos}/{len} {msg} ({elapsed})")
-            .unwrap_or_else(|_| ProgressStyle::default_bar())
-            .progress_chars("=> "),
-    );
-    bar
-}
-
 fn render_sweep(report: &SweepReport, format: Format) -> Result<String> {
     Ok(match format {
         Format::Json => serde_json::to_string_pretty(report)? + "\n",
@@ -342,8 +327,7 @@ pub fn run_sweep(args: &SweepArgs) -> Result<ExitCode> {
         .iter()
         .flat_map(|&a| resolutions.iter().map(move |&r| (a, r)))
         .collect();
-    let bar = progress_bar(points.len() as u64, args.quiet);
-    bar.set_prefix("sweep");
+    let bar = progress_bar(points.len() as u64, args.quiet, "sweep", "points");
     let device = Device::Cpu;
     for (alpha, resolution) in points {
         let config = Config::paper(alpha, resolution)?;

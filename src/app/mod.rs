@@ -4,8 +4,11 @@
 
 use std::process::ExitCode;
 
+use std::io::IsTerminal;
+
 use anyhow::Result;
 use clap::CommandFactory;
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde::Serialize;
 
 use crate::arch::{Config, Family, Variant};
@@ -93,6 +96,24 @@ pub fn config_from(args: &ModelArgs) -> Result<Config, UsageError> {
         variant,
         args.minimalistic,
     )?)
+}
+
+/// A progress bar on stderr, hidden with --quiet or when stderr is not a terminal (so pipes and
+/// CI logs stay clean). `unit` names what is counted ("images", "points").
+pub(crate) fn progress_bar(len: u64, quiet: bool, prefix: &'static str, unit: &str) -> ProgressBar {
+    let bar = ProgressBar::new(len);
+    if quiet || !std::io::stderr().is_terminal() {
+        bar.set_draw_target(ProgressDrawTarget::hidden());
+    }
+    let template =
+        format!("{{prefix}} [{{bar:30}}] {{pos}}/{{len}} {unit} {{msg}} ({{elapsed}}, eta {{eta}})");
+    bar.set_style(
+        ProgressStyle::with_template(&template)
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> "),
+    );
+    bar.set_prefix(prefix);
+    bar
 }
 
 pub(crate) fn write_json<T: Serialize>(out: &OutputArgs, value: &T) -> Result<()> {

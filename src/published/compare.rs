@@ -18,6 +18,18 @@ pub enum Status {
     Disagrees,
 }
 
+impl Status {
+    /// A figure that agrees is `Agrees` even on a row with an erratum (the erratum may concern
+    /// another cell); one that differs is an `Erratum` only when the data records one.
+    fn of(agrees: bool, erratum: bool) -> Status {
+        match (agrees, erratum) {
+            (true, _) => Status::Agrees,
+            (false, true) => Status::Erratum,
+            (false, false) => Status::Disagrees,
+        }
+    }
+}
+
 /// One published figure (in millions) next to the computed value.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct FigureCheck {
@@ -51,11 +63,7 @@ fn check(printed: &Option<String>, computed: u64, erratum: bool) -> Option<Figur
     let difference_m = value - computed_m;
     // One unit of the last printed digit, plus a hair for binary floating point.
     let agrees = difference_m.abs() <= unit * (1.0 + 1e-9);
-    let status = match (agrees, erratum) {
-        (true, _) => Status::Agrees,
-        (false, true) => Status::Erratum,
-        (false, false) => Status::Disagrees,
-    };
+    let status = Status::of(agrees, erratum);
     Some(FigureCheck {
         published: printed.clone()?,
         computed,
@@ -324,11 +332,7 @@ fn check_pct(printed: &str, computed: f64, erratum: bool) -> FigureCheckPct {
     FigureCheckPct {
         published: printed.to_string(),
         computed,
-        status: match (agrees, erratum) {
-            (true, _) => Status::Agrees,
-            (false, true) => Status::Erratum,
-            (false, false) => Status::Disagrees,
-        },
+        status: Status::of(agrees, erratum),
     }
 }
 
