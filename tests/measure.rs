@@ -322,7 +322,7 @@ fn an_interrupted_sweep_keeps_the_rows_it_measured() {
     let status = child.wait().unwrap();
     let v: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
     let rows = v["rows"].as_array().unwrap().len();
-    assert!(rows >= 1 && rows <= 24, "{rows}");
+    assert!((1..=24).contains(&rows), "{rows}");
     if !status.success() {
         // Interrupted before the end: the file is the last complete rewrite.
         assert_eq!(v["complete"], false);
