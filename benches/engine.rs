@@ -1,5 +1,5 @@
-//! Engine benchmarks: the whole 1.0-MobileNet-224 and 0.25-MobileNet-128 at 1 and 2 threads,
-//! and the largest pointwise and depthwise layers of the 1.0-MobileNet-224 in place.
+//! Engine benchmarks: the whole 1.0-MobileNet-224, 0.25-MobileNet-128 and 1.0-MobileNetV2-224
+//! at 1 and 2 threads, and the largest pointwise and depthwise layers of the 1.0-MobileNet-224 in place.
 //!
 //! Run with `cargo bench --bench engine`. Before divan's table a summary prints median
 //! latencies with GFLOP/s (2 x the paper's mult-adds / time) as a share of two FMA peaks per
@@ -9,7 +9,7 @@
 use std::time::{Duration, Instant};
 
 use divan::Bencher;
-use mobilenet_cli::arch::{Config, Layer, LayerKind, instantiate};
+use mobilenet_cli::arch::{Config, Family, Layer, LayerKind, instantiate};
 use mobilenet_cli::cost::{analyze, layer_cost};
 use mobilenet_cli::engine::{Engine, FoldedLayerWeights, Isa};
 
@@ -40,7 +40,7 @@ fn weights(layers: &[Layer]) -> Vec<FoldedLayerWeights> {
                 LayerKind::Conv => cout * cin * k * k,
                 LayerKind::Depthwise => cout * k * k,
                 LayerKind::Pointwise | LayerKind::Fc => cout * cin,
-                // The benchmarked networks are v1 (Config::paper): no squeeze-and-excite.
+                // The benchmarked networks are v1 and v2: no squeeze-and-excite.
                 LayerKind::AvgPool | LayerKind::SqueezeExcite => return FoldedLayerWeights::default(),
             };
             let scale = 2.0 * (3.0 / (len / cout) as f32).sqrt();
@@ -61,7 +61,10 @@ struct Setup {
 }
 
 fn setup(alpha: f64, res: u32, threads: usize, isa: Isa) -> Setup {
-    let config = Config::paper(alpha, res).unwrap();
+    setup_config(Config::paper(alpha, res).unwrap(), threads, isa)
+}
+
+fn setup_config(config: Config, threads: usize, isa: Isa) -> Setup {
     let layers = instantiate(&config);
     let engine = Engine::with_isa(&layers, &weights(&layers), threads, isa).unwrap();
     let input = (0..engine.input_len())
@@ -109,9 +112,14 @@ fn summary() {
     );
     let mut runs = Vec::new();
     for isa in Isa::available() {
-        for (alpha, res) in [(1.0, 224), (0.25, 128)] {
+        let configs = [
+            Config::paper(1.0, 224).unwrap(),
+            Config::paper(0.25, 128).unwrap(),
+            v2_1_0_224(),
+        ];
+        for config in configs {
             for threads in [1, 2] {
-                runs.push((setup(alpha, res, threads, isa), threads, Vec::new()));
+                runs.push((setup_config(config, threads, isa), threads, Vec::new()));
             }
         }
     }
@@ -246,6 +254,18 @@ fn forward(bencher: Bencher, alpha: f64, res: u32, threads: usize) {
 #[divan::bench(args = [1, 2], max_time = 3)]
 fn mobilenet_1_0_224(bencher: Bencher, threads: usize) {
     forward(bencher, 1.0, 224, threads);
+}
+
+/// 1.0-MobileNetV2-224 (Sandler et al. 2018): inverted residual blocks, residual adds fused
+/// into the projections.
+fn v2_1_0_224() -> Config {
+    Config::family(Family::V2, 1.0, 224).unwrap()
+}
+
+#[divan::bench(args = [1, 2], max_time = 3)]
+fn mobilenet_v2_1_0_224(bencher: Bencher, threads: usize) {
+    let mut s = setup_config(v2_1_0_224(), threads, Isa::detect());
+    bencher.bench_local(|| s.engine.forward(&s.input, 1)[0]);
 }
 
 #[divan::bench(args = [1, 2], max_time = 3)]

@@ -65,6 +65,10 @@ pub(crate) struct Gemm<'a> {
     pub(crate) c: *mut f32,
     pub(crate) ldc: usize,
     pub(crate) act: Act,
+    /// Null, or a tensor laid out like `C` (row stride `ldc`) added after the bias, before the
+    /// activation: v2/v3's residual connection, `c = act(a * b + bias + residual)`. The
+    /// columns stored must be whole vectors of the ISA (padded channels, never the logits).
+    pub(crate) residual: *const f32,
 }
 
 /// Cache lines a tile prefetches while it computes: two lines at `start + i * step` floats
@@ -90,6 +94,8 @@ struct Tile {
     /// Columns to store (the rest of the tile is computed and dropped).
     cols: usize,
     act: Act,
+    /// As [`Gemm::residual`], offset like `c`.
+    residual: *const f32,
     prefetch: Option<Prefetch>,
 }
 
@@ -166,6 +172,11 @@ impl Gemm<'_> {
                     ldc: self.ldc,
                     cols,
                     act: self.act,
+                    residual: if self.residual.is_null() {
+                        std::ptr::null()
+                    } else {
+                        self.residual.add(row * self.ldc + p * PANEL + g0)
+                    },
                     prefetch: prefetch.filter(|_| g0 == 0),
                 };
                 dispatch(isa, height, cols.div_ceil(lanes), &tile);
@@ -249,14 +260,15 @@ tile_entry!(#[target_feature(enable = "avx512f")] tile_avx512, Avx512, 1 2 3 4 5
 tile_entry!(#[target_feature(enable = "avx2,fma")] tile_avx2, Avx2, 1 2 3 4 5 6);
 tile_entry!(tile_portable, Portable, 1 2 3 4);
 
-/// `C[0..MR, tile columns] = act(bias + A[0..MR, 0..k] * B[0..k, tile columns])`, `A`
-/// addressed as `MODE` says.
+/// `C[0..MR, tile columns] = act(bias + A[0..MR, 0..k] * B[0..k, tile columns] [+ residual])`,
+/// `A` addressed as `MODE` says.
 ///
 /// # Safety
 /// `V`'s ISA must be enabled; `t.a + r * lda + offset(k)` readable for rows `r < MR` and
 /// `k < t.k`; `t.b` readable for `t.k` rows of `NV * V::LANES` floats at stride `PANEL`,
 /// `t.bias` for `NV * V::LANES` floats, and `t.c` rows `0..MR` writable for
-/// `t.cols <= NV * V::LANES` floats.
+/// `t.cols <= NV * V::LANES` floats; a non-null `t.residual` readable like `t.c`, with `t.cols`
+/// a multiple of `V::LANES`.
 #[inline(always)]
 #[allow(clippy::needless_range_loop)] // index loops over const-size arrays unroll into registers
 unsafe fn microkernel<V: F32Vec, const MR: usize, const NV: usize, const MODE: u8>(t: &Tile) {
@@ -273,12 +285,13 @@ unsafe fn microkernel<V: F32Vec, const MR: usize, const NV: usize, const MODE: u
         for r in 0..MR {
             let c = t.c.add(r * t.ldc);
             for v in 0..NV {
-                let x = if t.act == Act::Relu6 {
-                    acc[r][v].relu6()
-                } else {
-                    acc[r][v]
-                };
                 let col = v * V::LANES;
+                let mut x = acc[r][v];
+                if !t.residual.is_null() && col < t.cols {
+                    debug_assert!(col + V::LANES <= t.cols, "residual columns are whole vectors");
+                    x = x.add(V::load(t.residual.add(r * t.ldc + col)));
+                }
+                let x = if t.act == Act::Relu6 { x.relu6() } else { x };
                 if col + V::LANES <= t.cols {
                     x.store(c.add(col));
                 } else if col < t.cols {

@@ -85,6 +85,7 @@ impl FcOp {
             c: dst,
             ldc: self.classes,
             act: self.act,
+            residual: std::ptr::null(),
         };
         // SAFETY: buffer sizes from the caller; `run_shared` gives threads disjoint parts.
         unsafe { pointwise::run_shared(&gemm, work, isa, batch) };

@@ -1,5 +1,8 @@
-//! A self-contained CPU inference engine for MobileNet v1: f32, batch-first, BatchNorm folded
-//! into biases, no candle.
+//! A self-contained CPU inference engine for MobileNet v1 and v2: f32, batch-first, BatchNorm
+//! folded into biases, no candle. MobileNetV2's linear projections are pointwise layers without
+//! activation, and their residual adds are fused into the GEMM epilogue
+//! (`out = acc + bias + block input`). V3 (hard-swish, ReLU, squeeze-and-excite) is refused
+//! with [`EngineError::Layer`].
 //!
 //! # What it computes
 //! Howard et al. 2017 factor a standard convolution into a depthwise convolution, eq. 3
@@ -31,7 +34,8 @@
 //! # Execution
 //! [`Engine::new`] validates the layers and weights, packs the weights into the kernels'
 //! layouts (`pack.rs`), picks the instruction set once ([`Isa::detect`]) and
-//! allocates every buffer (two ping-pong activation buffers sized for the largest layer, the
+//! allocates every buffer (activation buffers sized for the largest layer: two ping-pong ones
+//! for v1, a third for v2, whose block input stays alive until the projection adds it; the
 //! logits, a zero row for the depthwise padding, per-thread im2col scratch for the few
 //! padded stem pixels). A forward pass allocates nothing unless the batch grows. With
 //! `threads > 1` each forward pass is one dispatch to the engine's own rayon pool; every
@@ -101,7 +105,8 @@ pub struct Engine {
     team: Team,
     /// Images the buffers currently hold.
     capacity: usize,
-    act: [AlignedBuf; 2],
+    /// The activation buffers, `plan.buffers` of them.
+    act: Vec<AlignedBuf>,
     /// `threads` im2col scratch areas of `plan.scratch_len` floats.
     scratch: AlignedBuf,
     zero_row: AlignedBuf,
@@ -140,7 +145,7 @@ impl Engine {
             isa,
             team,
             capacity: 0,
-            act: [AlignedBuf::zeroed(0), AlignedBuf::zeroed(0)],
+            act: Vec::new(),
             scratch,
             zero_row,
             logits: AlignedBuf::zeroed(0),
@@ -190,10 +195,9 @@ impl Engine {
             return;
         }
         let plan = &self.plan;
-        self.act = [
-            AlignedBuf::zeroed(batch * plan.act_len),
-            AlignedBuf::zeroed(batch * plan.act_len),
-        ];
+        self.act = (0..plan.buffers)
+            .map(|_| AlignedBuf::zeroed(batch * plan.act_len))
+            .collect();
         self.logits = AlignedBuf::zeroed(batch * plan.classes);
         self.capacity = batch;
     }
@@ -269,15 +273,12 @@ impl Engine {
         self.reserve(batch);
         let buffers = Buffers {
             input: SyncPtr(input_nchw.as_ptr().cast_mut()),
-            act: [
-                SyncPtr(self.act[0].as_mut_ptr()),
-                SyncPtr(self.act[1].as_mut_ptr()),
-            ],
+            act: self.act.iter_mut().map(|b| SyncPtr(b.as_mut_ptr())).collect(),
             scratch: SyncPtr(self.scratch.as_mut_ptr()),
             zero_row: SyncPtr(self.zero_row.as_ptr().cast_mut()),
             logits: SyncPtr(self.logits.as_mut_ptr()),
         };
-        let (ops, isa) = (&self.plan.ops, self.isa);
+        let (ops, slots, isa) = (&self.plan.ops, &self.plan.slots, self.isa);
         let scratch_len = self.plan.scratch_len.next_multiple_of(16);
         let run = |ctx: parallel::Ctx<'_>,
                    after_layer: &mut dyn FnMut(&parallel::Ctx<'_>, usize, *const f32)| {
@@ -287,23 +288,20 @@ impl Engine {
                 zero_row: buffers.zero_row.get(),
             };
             for (index, op) in ops.iter().enumerate().take(layers.end).skip(layers.start) {
-                let src = if index == 0 {
-                    buffers.input.get()
-                } else {
-                    buffers.act[(index - 1) % 2].get()
-                };
-                let dst = if index + 1 == ops.len() {
-                    buffers.logits.get()
-                } else {
-                    buffers.act[index % 2].get()
-                };
+                let slot = slots[index];
+                let src = slot.src.map_or(buffers.input.get(), |b| buffers.act[b].get());
+                let dst = slot.dst.map_or(buffers.logits.get(), |b| buffers.act[b].get());
+                let residual = slot
+                    .residual
+                    .map_or(std::ptr::null(), |b| buffers.act[b].get().cast_const());
                 // SAFETY: `isa` was checked in `with_isa`; `reserve(batch)` sized every buffer
                 // for `batch` images of the largest layer (`Plan`) and they always hold
                 // finite floats; the input was checked above and is only read; layer `index`
-                // reads one ping-pong buffer and writes the other, and no thread starts a layer
-                // before the previous one is complete (`Work::for_each`); each thread has its
-                // own scratch.
-                unsafe { op.run(&ctx.layer(index), isa, &io, src, dst, batch) };
+                // writes a buffer that neither it nor any later layer reads before the write
+                // (`plan::assign_buffers`: its source and residual are in other buffers), and
+                // no thread starts a layer before the previous one is complete
+                // (`Work::for_each`); each thread has its own scratch.
+                unsafe { op.run(&ctx.layer(index), isa, &io, src, dst, residual, batch) };
                 after_layer(&ctx, index, dst);
             }
         };
@@ -337,7 +335,7 @@ type Inspect<'a> = dyn FnMut(usize, &[f32]) + 'a;
 struct Buffers {
     /// Read-only: the caller's input.
     input: SyncPtr<f32>,
-    act: [SyncPtr<f32>; 2],
+    act: Vec<SyncPtr<f32>>,
     scratch: SyncPtr<f32>,
     /// Read-only.
     zero_row: SyncPtr<f32>,

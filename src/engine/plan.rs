@@ -42,8 +42,10 @@ impl Op {
 
     /// # Safety
     /// `isa` must be available, `src`/`dst` must be sized for this op's input and output at
-    /// `batch`, and `io` must point at this thread's scratch and the zero row, sized by
-    /// [`Plan`]. All threads must call this together.
+    /// `batch`, `residual` null or (pointwise only) sized like `dst` and not written by any
+    /// thread during the call, and `io` must point at this thread's scratch and the zero row,
+    /// sized by [`Plan`]. All threads must call this together.
+    #[allow(clippy::too_many_arguments)] // the pointers are this op's operands for one pass
     pub(crate) unsafe fn run(
         &self,
         work: &Work<'_>,
@@ -51,6 +53,7 @@ impl Op {
         io: &Io,
         src: *const f32,
         dst: *mut f32,
+        residual: *const f32,
         batch: usize,
     ) {
         // SAFETY: forwarded from the caller.
@@ -58,7 +61,7 @@ impl Op {
             match self {
                 Op::Conv(op) => op.run(work, isa, src, dst, io.scratch, batch),
                 Op::Depthwise(op) => op.run(work, isa, src, dst, io.zero_row, batch),
-                Op::Pointwise(op) => op.run(work, isa, src, dst, batch),
+                Op::Pointwise(op) => op.run(work, isa, src, dst, residual, batch),
                 Op::Pool(op) => op.run(work, src, dst, batch),
                 Op::Fc(op) => op.run(work, isa, src, dst, batch),
             }
@@ -66,10 +69,26 @@ impl Op {
     }
 }
 
+/// The activation buffers one op uses, as indices into the engine's buffers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Slots {
+    /// `None`: the caller's NCHW input (the first op).
+    pub(crate) src: Option<usize>,
+    /// `None`: the logits (the last op).
+    pub(crate) dst: Option<usize>,
+    /// The buffer holding the input of the layer `residual_from` names, if any.
+    pub(crate) residual: Option<usize>,
+}
+
 /// A validated network: its ops and the buffer sizes they need.
 #[derive(Debug)]
 pub(crate) struct Plan {
     pub(crate) ops: Vec<Op>,
+    /// Per op, which buffers it reads and writes.
+    pub(crate) slots: Vec<Slots>,
+    /// Activation buffers of `act_len` floats per image: 2 (ping-pong) for v1, 3 when
+    /// residual connections keep a block's input alive across the block.
+    pub(crate) buffers: usize,
     /// Floats of NCHW input per image.
     pub(crate) input_len: usize,
     pub(crate) classes: usize,
@@ -85,7 +104,7 @@ fn act(activation: Activation) -> Result<Act, String> {
         Activation::Relu6 => Ok(Act::Relu6),
         Activation::Linear => Ok(Act::Linear),
         Activation::Relu | Activation::HardSwish => Err(format!(
-            "uses {}: MobileNet v2/v3 are not supported by the fast engine yet (v1 only)",
+            "uses {}: MobileNetV3 activations are not supported by the fast engine yet (v1 and v2 only)",
             activation.name()
         )),
     }
@@ -124,14 +143,51 @@ pub(crate) fn build(layers: &[Layer], weights: &[FoldedLayerWeights]) -> Result<
         ops.push(op);
     }
     let first = layers[0].input;
+    let (slots, buffers) = assign_buffers(layers);
     Ok(Plan {
         ops,
+        slots,
+        buffers,
         input_len: first.c as usize * first.h as usize * first.w as usize,
         classes: layers[layers.len() - 1].output.c as usize,
         act_len,
         scratch_len,
         zero_row_len,
     })
+}
+
+/// Gives every op's output a buffer that holds no value still to be read: value `i` (layer
+/// `i`'s output) is read by layer `i + 1` and, as a residual, by every layer whose
+/// `residual_from` is `i + 1`. Expects the layers `check_shapes` accepted. Returns the slots and
+/// the number of buffers.
+fn assign_buffers(layers: &[Layer]) -> (Vec<Slots>, usize) {
+    let n = layers.len();
+    let mut last_use: Vec<usize> = (0..n).map(|i| i + 1).collect();
+    for (j, layer) in layers.iter().enumerate() {
+        if let Some(from) = layer.residual_from {
+            last_use[from - 1] = last_use[from - 1].max(j);
+        }
+    }
+    // Per buffer: the value it holds and that value's last reader.
+    let mut holds: Vec<(usize, usize)> = Vec::new();
+    let mut where_is = vec![usize::MAX; n];
+    let mut slots = Vec::with_capacity(n);
+    for (i, layer) in layers.iter().enumerate() {
+        let src = (i > 0).then(|| where_is[i - 1]);
+        let residual = layer.residual_from.map(|from| where_is[from - 1]);
+        let dst = (i + 1 < n).then(|| {
+            let free = holds.iter().position(|&(_, last)| last < i);
+            let b = free.unwrap_or_else(|| {
+                holds.push((0, 0));
+                holds.len() - 1
+            });
+            holds[b] = (i, last_use[i]);
+            where_is[i] = b;
+            b
+        });
+        slots.push(Slots { src, dst, residual });
+    }
+    (slots, holds.len().max(1))
 }
 
 /// Checks the layer's place in the network and its shape rules.
@@ -165,10 +221,24 @@ fn check_shapes(layers: &[Layer], index: usize) -> Result<(), String> {
     if last != (layer.kind == LayerKind::Fc) {
         return Err("the network must end in its only fully connected layer".into());
     }
-    if layer.residual_from.is_some() {
-        return Err(
-            "has a residual connection: MobileNet v2/v3 are not supported by the fast engine yet".into(),
-        );
+    if let Some(from) = layer.residual_from {
+        if layer.kind != LayerKind::Pointwise {
+            return Err(format!(
+                "has a residual connection on a {} layer: the fast engine fuses residuals into pointwise layers only",
+                layer.kind
+            ));
+        }
+        if from == 0 || from > index {
+            return Err(format!(
+                "adds the input of layer {from}: a residual must come from an earlier layer's input, not the network's"
+            ));
+        }
+        if layers[from].input != output {
+            return Err(format!(
+                "adds the input of layer {from} ({}) to its output {output}: shapes differ",
+                layers[from].input
+            ));
+        }
     }
     let same = |stride: u32| output.h == input.h.div_ceil(stride) && output.w == input.w.div_ceil(stride);
     let ok = match layer.kind {

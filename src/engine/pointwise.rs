@@ -29,8 +29,18 @@ impl PointwiseOp {
     ///
     /// # Safety
     /// `isa` must be available; `src` must hold `batch * pixels * in_c_pad` floats and `dst`
-    /// room for `batch * pixels * out_c_pad`. All threads must call this together.
-    pub(crate) unsafe fn run(&self, work: &Work<'_>, isa: Isa, src: *const f32, dst: *mut f32, batch: usize) {
+    /// room for `batch * pixels * out_c_pad`; `residual` must be null or hold
+    /// `batch * pixels * out_c_pad` floats that no thread writes during the call (it is added
+    /// to the output before the activation). All threads must call this together.
+    pub(crate) unsafe fn run(
+        &self,
+        work: &Work<'_>,
+        isa: Isa,
+        src: *const f32,
+        dst: *mut f32,
+        residual: *const f32,
+        batch: usize,
+    ) {
         let gemm = Gemm {
             a: src,
             lda: self.in_c_pad,
@@ -39,6 +49,7 @@ impl PointwiseOp {
             c: dst,
             ldc: self.out_c_pad,
             act: self.act,
+            residual,
         };
         // SAFETY: the caller's buffer sizes cover every row; `run_shared` gives threads
         // disjoint parts.

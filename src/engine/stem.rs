@@ -115,6 +115,7 @@ impl ConvOp {
                 c: unsafe { out.add(interior.start * self.out_c_pad) },
                 ldc: self.out_c_pad,
                 act: self.act,
+                residual: std::ptr::null(),
             };
             // SAFETY: see the pointers above.
             unsafe { gemm.run(isa, 0..interior.len(), 0..self.weights.panels()) };
@@ -139,6 +140,7 @@ impl ConvOp {
                 c: unsafe { out.add(columns.start * self.out_c_pad) },
                 ldc: self.out_c_pad,
                 act: self.act,
+                residual: std::ptr::null(),
             };
             // SAFETY: `patches` holds `columns.len()` rows of `k_len`; C as above.
             unsafe { gemm.run(isa, 0..columns.len(), 0..self.weights.panels()) };
