@@ -194,13 +194,17 @@ pub struct RunArgs {
 /// Which pretrained weights to use.
 #[derive(Debug, Clone, Args)]
 pub struct WeightsArgs {
-    /// A shipped ImageNet model: 0.25_128, 0.5_160, 0.75_192 or 1.0_224.
+    /// A shipped ImageNet model: 0.25_128, 0.5_160, 0.75_192, 1.0_224 (v1) or v2_1.0_224
+    /// (MobileNetV2). No MobileNetV3 weights ship.
     #[arg(long, default_value = "1.0_224", conflicts_with = "weights")]
     pub model: String,
     /// Your own weights (safetensors; see the README for the tensor names): f32, f16, bf16 or
     /// the uint8 format, with or without BatchNorm tensors.
     #[arg(long, value_name = "FILE")]
     pub weights: Option<PathBuf>,
+    /// Family of --weights when its metadata does not say (v1, v2, v3-large, v3-small).
+    #[arg(long)]
+    pub family: Option<String>,
     /// Width multiplier of --weights when its metadata does not say.
     #[arg(long, allow_negative_numbers = true)]
     pub alpha: Option<f64>,

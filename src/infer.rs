@@ -47,7 +47,15 @@ impl Runner {
                     .into_iter()
                     .map(|(weight, bias)| FoldedLayerWeights { weight, bias })
                     .collect();
-                Some(Box::new(Engine::new(net.layers(), &weights, threads.max(1))?))
+                // The fast engine decides what it supports; a network it refuses is an error
+                // telling the user how to run it, never a silent switch to the reference.
+                match Engine::new(net.layers(), &weights, threads.max(1)) {
+                    Ok(engine) => Some(Box::new(engine)),
+                    Err(e) => anyhow::bail!(
+                        "the fast engine cannot run {} ({e}); pass --engine reference",
+                        net.config().label()
+                    ),
+                }
             }
         };
         Ok(Runner { net, fast })

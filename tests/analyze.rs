@@ -376,7 +376,6 @@ fn family_flags_are_validated() {
         vec!["analyze", "--family", "v2", "--minimalistic"],
         vec!["analyze", "--family", "v2", "--variant", "shallow"],
         vec!["analyze", "--family", "v3-small", "--depth-multiplier", "2"],
-        vec!["bench", "--family", "v2", "--mock-timer", "--runs", "3"],
     ] {
         let out = cli().args(&args).output().unwrap();
         assert_eq!(out.status.code(), Some(2), "{args:?}");
@@ -388,5 +387,63 @@ fn family_flags_are_validated() {
             "{args:?}: {stderr}"
         );
         assert!(!stderr.contains("panicked"), "{stderr}");
+    }
+}
+
+#[test]
+fn bench_times_every_family_on_the_reference_engine_and_the_fast_engine_refuses_v3_with_a_hint() {
+    for args in [
+        vec!["--family", "v2", "--alpha", "0.5", "--res", "96"],
+        vec!["--family", "v3-large", "--alpha", "1.0", "--res", "96"],
+        vec![
+            "--family",
+            "v3-small",
+            "--minimalistic",
+            "--alpha",
+            "0.75",
+            "--res",
+            "96",
+        ],
+    ] {
+        let out = cli()
+            .arg("bench")
+            .args(&args)
+            .args([
+                "--engine",
+                "reference",
+                "--mock-timer",
+                "--runs",
+                "3",
+                "--format",
+                "json",
+            ])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(v["engine"], "reference", "{args:?}");
+        assert_eq!(v["model"]["family"], args[1], "{args:?}");
+        let out = cli()
+            .arg("bench")
+            .args(&args)
+            .args(["--mock-timer", "--runs", "3"])
+            .output()
+            .unwrap();
+        if args[1] == "v2" {
+            // v2 runs on the (default) fast engine.
+            assert!(
+                out.status.success(),
+                "{args:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            continue;
+        }
+        assert_eq!(out.status.code(), Some(1), "{args:?}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains("pass --engine reference"), "{args:?}: {stderr}");
     }
 }

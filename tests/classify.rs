@@ -316,3 +316,73 @@ fn symlink_loops_fail_cleanly() {
     );
     assert_eq!(stderr.lines().count(), 1);
 }
+
+#[test]
+fn classify_runs_the_shipped_v2_on_the_reference_engine() {
+    let out = cli()
+        .args([
+            "classify",
+            "--model",
+            "v2_1.0_224",
+            "--engine",
+            "reference",
+            "--top",
+            "1",
+        ])
+        .arg(photo("grace_hopper.jpg"))
+        .arg(photo("chelsea.png"))
+        .assert()
+        .success();
+    let text = String::from_utf8(out.get_output().stdout.clone()).unwrap();
+    assert!(text.contains("(v2_1.0_224)"), "{text}");
+    assert!(text.contains("military uniform"), "{text}");
+    assert!(text.contains("Egyptian cat"), "{text}");
+}
+
+#[test]
+fn classify_v2_weights_file_with_family_flag() {
+    let weights = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("presets/weights/mobilenet_v2_1.0_224.safetensors");
+    let out = cli()
+        .args([
+            "classify",
+            "--engine",
+            "reference",
+            "--family",
+            "v2",
+            "--top",
+            "1",
+            "--weights",
+        ])
+        .arg(&weights)
+        .arg(photo("chelsea.png"))
+        .assert()
+        .success();
+    let text = String::from_utf8(out.get_output().stdout.clone()).unwrap();
+    assert!(text.contains("Egyptian cat"), "{text}");
+}
+
+#[test]
+fn the_shipped_v2_runs_on_the_fast_engine() {
+    cli()
+        .args(["classify", "--model", "v2_1.0_224", "--format", "csv"])
+        .arg(photo("grace_hopper.jpg"))
+        .assert()
+        .success()
+        .stdout(predicates::str::contains("v2_1.0_224,1,653,military uniform"));
+}
+
+#[test]
+fn classify_refuses_v3_without_weights_in_one_line() {
+    for args in [
+        vec!["classify", "--family", "v3-large"],
+        vec!["classify", "--family", "v3-small"],
+    ] {
+        let out = cli().args(&args).arg(photo("grace_hopper.jpg")).assert().code(2);
+        let err = String::from_utf8(out.get_output().stderr.clone()).unwrap();
+        assert_eq!(
+            err.trim(),
+            "error: no pretrained MobileNetV3 weights ship with the tool; pass --weights FILE"
+        );
+    }
+}

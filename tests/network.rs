@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use candle_core::{DType, Device, Tensor};
-use mobilenet_cli::arch::{Config, Variant, instantiate};
+use mobilenet_cli::arch::{Config, Family, Variant, instantiate};
 use mobilenet_cli::cost::analyze;
 use mobilenet_cli::nn::{MobileNet, ModelId, WeightOverrides, WeightsError};
 
@@ -34,7 +34,7 @@ fn shipped_models_reproduce_the_reference_probabilities() {
     let dev = Device::Cpu;
     for id in ModelId::ALL {
         let model = MobileNet::from_embedded(id, &dev).unwrap();
-        let path = fixture(&format!("reference_mobilenet_v1_{}.safetensors", id.name()));
+        let path = fixture(&format!("reference_{}", id.file_name()));
         let reference = candle_core::safetensors::load(&path, &dev).unwrap();
         let mut images: Vec<&str> = reference
             .keys()
@@ -83,6 +83,135 @@ fn embedded_parameter_counts_equal_the_cost_model() {
         assert!(!model.has_batch_norm());
         let expected = analyze(&id.config()).totals.params_deployed;
         assert_eq!(model.parameter_count(), expected, "{}", id.name());
+    }
+}
+
+#[test]
+fn v2_ships_with_the_published_parameter_count() {
+    let model = MobileNet::from_embedded(ModelId::V2_10_224, &Device::Cpu).unwrap();
+    assert_eq!(model.config().family, Family::V2);
+    assert_eq!(model.parameter_count(), 3_489_097);
+    assert_eq!(
+        analyze(&ModelId::V2_10_224.config()).totals.params_deployed,
+        3_489_097
+    );
+}
+
+/// Every family, v3 minimalistic included, runs from random weights, with the cost model's
+/// parameter count, finite logits of the right shape and a seed that repeats.
+#[test]
+fn random_v2_and_v3_networks_run() {
+    let dev = Device::Cpu;
+    for (family, alpha, res, minimalistic) in [
+        (Family::V2, 1.0, 96, false),
+        (Family::V2, 0.35, 65, false),
+        (Family::V2, 1.4, 64, false),
+        (Family::V3Large, 1.0, 96, false),
+        (Family::V3Large, 0.75, 64, true),
+        (Family::V3Small, 1.0, 97, false),
+        (Family::V3Small, 0.75, 64, true),
+    ] {
+        let config = Config::build(family, alpha, res, 1, 10, Variant::Standard, minimalistic).unwrap();
+        let model = MobileNet::random(config, 3, &dev).unwrap();
+        assert_eq!(
+            model.parameter_count(),
+            analyze(&config).totals.params_deployed,
+            "{}",
+            config.label()
+        );
+        let input = Tensor::ones((2, 3, res as usize, res as usize), DType::F32, &dev).unwrap();
+        let logits = model.forward(&input).unwrap();
+        assert_eq!(logits.dims(), &[2, 10]);
+        let values = logits.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        assert!(values.iter().all(|v| v.is_finite()), "{}", config.label());
+        let again = MobileNet::random(config, 3, &dev)
+            .unwrap()
+            .forward(&input)
+            .unwrap();
+        assert_eq!(max_abs_diff(&logits, &again), 0.0);
+        let se = model.squeeze_excite_weights().unwrap();
+        assert_eq!(se.len(), model.layers().len());
+        let se_layers = model
+            .layers()
+            .iter()
+            .filter(|l| l.kind == mobilenet_cli::arch::LayerKind::SqueezeExcite)
+            .count();
+        assert_eq!(se.iter().flatten().count(), se_layers);
+        assert_eq!(
+            se_layers > 0,
+            family.is_v3() && !minimalistic,
+            "{}",
+            config.label()
+        );
+    }
+}
+
+/// A v3 file written in the documented naming (SE as NAME.reduce.* / NAME.expand.*, conv_head
+/// with a bias) loads with the family and minimalistic flag inferred from the tensor names and
+/// reproduces the network whose tensors were written.
+#[test]
+fn v3_files_in_the_documented_naming_load() {
+    use mobilenet_cli::nn::{squeeze_excite_shapes, weight_shape};
+    let dev = Device::Cpu;
+    for (family, minimalistic) in [
+        (Family::V3Small, false),
+        (Family::V3Large, false),
+        (Family::V3Small, true),
+    ] {
+        let config = Config::build(family, 1.0, 64, 1, 1001, Variant::Standard, minimalistic).unwrap();
+        let random = MobileNet::random(config, 11, &dev).unwrap();
+        let folded = random.folded_weights().unwrap();
+        let se = random.squeeze_excite_weights().unwrap();
+        let mut tensors: HashMap<String, Tensor> = HashMap::new();
+        for (i, layer) in random.layers().iter().enumerate() {
+            if let Some((reduce, expand)) = squeeze_excite_shapes(layer) {
+                let w = se[i].clone().unwrap();
+                let name = &layer.name;
+                let t = |v: Vec<f32>, s: &[usize]| Tensor::from_vec(v, s, &dev).unwrap();
+                tensors.insert(format!("{name}.reduce.weight"), t(w.reduce_weight, &reduce));
+                tensors.insert(format!("{name}.reduce.bias"), t(w.reduce_bias, &[reduce[0]]));
+                tensors.insert(format!("{name}.expand.weight"), t(w.expand_weight, &expand));
+                tensors.insert(format!("{name}.expand.bias"), t(w.expand_bias, &[expand[0]]));
+            } else if let Some(shape) = weight_shape(layer) {
+                let (w, b) = folded[i].clone();
+                let n = b.len();
+                tensors.insert(
+                    format!("{}.weight", layer.name),
+                    Tensor::from_vec(w, shape, &dev).unwrap(),
+                );
+                tensors.insert(
+                    format!("{}.bias", layer.name),
+                    Tensor::from_vec(b, n, &dev).unwrap(),
+                );
+            }
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("v3.safetensors");
+        candle_core::safetensors::save(&tensors, &path).unwrap();
+        let overrides = WeightOverrides {
+            resolution: Some(64),
+            ..WeightOverrides::default()
+        };
+        let loaded = MobileNet::from_file(&path, overrides, &dev).unwrap();
+        assert_eq!(loaded.config(), &config, "{}", config.label());
+        assert_eq!(loaded.parameter_count(), random.parameter_count());
+        let input = Tensor::ones((1, 3, 64, 64), DType::F32, &dev).unwrap();
+        let diff = max_abs_diff(&loaded.forward(&input).unwrap(), &random.forward(&input).unwrap());
+        assert!(diff < 1e-5, "{}: {diff}", config.label());
+        // A missing SE tensor is named.
+        if !minimalistic {
+            let name = tensors
+                .keys()
+                .find(|k| k.ends_with(".se.expand.bias"))
+                .unwrap()
+                .clone();
+            tensors.remove(&name);
+            candle_core::safetensors::save(&tensors, &path).unwrap();
+            let err = MobileNet::from_file(&path, overrides, &dev)
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(&name), "{err}");
+        }
     }
 }
 
@@ -501,7 +630,7 @@ mod pipeline {
     fn preprocessing_reproduces_the_reference_pixels() {
         let dev = Device::Cpu;
         for id in ModelId::ALL {
-            let path = fixture(&format!("reference_mobilenet_v1_{}.safetensors", id.name()));
+            let path = fixture(&format!("reference_{}", id.file_name()));
             let reference = candle_core::safetensors::load(&path, &dev).unwrap();
             for (name, file) in [("grace_hopper", "grace_hopper.jpg"), ("chelsea", "chelsea.png")] {
                 let want = reference[&format!("{name}.input_u8_hwc")]
@@ -570,6 +699,23 @@ mod pipeline {
         assert!(err.starts_with(&text.display().to_string()), "{err}");
         let err = results[4].as_ref().unwrap_err().to_string();
         assert!(err.contains("missing.png: cannot read"), "{err}");
+    }
+
+    #[test]
+    fn v2_classifies_the_photos_end_to_end_with_the_reference_engine() {
+        let model = MobileNet::from_embedded(ModelId::V2_10_224, &Device::Cpu).unwrap();
+        let mut model = Runner::new(model, EngineKind::Reference, 2).unwrap();
+        let paths = vec![photo("grace_hopper.jpg"), photo("chelsea.png")];
+        let results = classify_batch(&mut model, &paths, 3);
+        let top1 = |i: usize| results[i].as_ref().unwrap().predictions[0].clone();
+        assert_eq!(top1(0).label, "military uniform");
+        assert_eq!(top1(1).label, "Egyptian cat");
+        assert!(
+            (top1(0).probability - 0.715).abs() < 0.02,
+            "{}",
+            top1(0).probability
+        );
+        assert_eq!(results[0].as_ref().unwrap().model, "v2_1.0_224");
     }
 
     #[test]

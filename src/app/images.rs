@@ -37,12 +37,29 @@ fn load_network(args: &WeightsArgs, device: &Device) -> Result<MobileNet> {
                 .ok_or_else(|| UsageError(crate::arch::ConfigError::Resolution(r).to_string()))?,
         ),
     };
+    let family = match &args.family {
+        None => None,
+        Some(f) => Some(
+            f.parse::<crate::arch::Family>()
+                .map_err(|e| UsageError(e.to_string()))?,
+        ),
+    };
+    let wants_v3 = family.is_some_and(|f| f.is_v3())
+        || args.model.trim().starts_with("v3")
+        || args.model.trim().starts_with("mobilenet_v3");
+    if args.weights.is_none() && wants_v3 {
+        return Err(UsageError(
+            "no pretrained MobileNetV3 weights ship with the tool; pass --weights FILE".into(),
+        )
+        .into());
+    }
     let net = match &args.weights {
         Some(path) => MobileNet::from_file(
             path,
             WeightOverrides {
                 alpha: args.alpha,
                 resolution,
+                family,
                 ..WeightOverrides::default()
             },
             device,

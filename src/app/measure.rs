@@ -7,7 +7,7 @@ use anyhow::{Context, Result};
 use candle_core::Device;
 
 use super::{UsageError, config_from, exit, progress_bar, write_json};
-use crate::arch::{Config, Family, LayerKind};
+use crate::arch::{Config, LayerKind};
 use crate::bench::{
     BenchModel, BenchPlan, BenchResult, Environment, LayerTiming, MockTimer, Summary, Timer, WallClock,
     gflops, measure, throughput,
@@ -170,14 +170,9 @@ pub fn run_bench(args: &BenchArgs) -> Result<ExitCode> {
             )
         }
         None => {
+            // Every family runs from random weights; the fast engine refuses what it cannot
+            // run (v2/v3 for now) with a hint to pass --engine reference.
             let config = config_from(&args.spec)?;
-            if config.family != Family::V1 {
-                return Err(UsageError(format!(
-                    "--family {}: bench runs MobileNet v1 only for now (analyze covers every family)",
-                    config.family
-                ))
-                .into());
-            }
             (
                 MobileNet::random(config, RANDOM_SEED, &device)?,
                 format!("random (seed {RANDOM_SEED})"),

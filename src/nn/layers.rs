@@ -66,8 +66,8 @@ impl ChannelAffine {
         })
     }
 
-    /// The affine, then ReLU6 when `relu6`, on a freshly computed convolution output.
-    fn apply(&self, x: Tensor, relu6: bool) -> Result<Tensor> {
+    /// The affine, then `activation`, on a freshly computed convolution output.
+    fn apply(&self, x: Tensor, activation: Activation) -> Result<Tensor> {
         // One in-place pass instead of candle's add, maximum and minimum (three passes and
         // three allocations). Safe because `x` was just produced by the convolution and nothing
         // else holds its storage.
@@ -75,7 +75,7 @@ impl ChannelAffine {
             let op = FusedEpilogue {
                 scale: self.host_scale.as_deref(),
                 shift: &self.host_shift,
-                relu6,
+                activation,
             };
             x.inplace_op1(&op)?;
             return Ok(x);
@@ -84,15 +84,39 @@ impl ChannelAffine {
             Some(scale) => x.broadcast_mul(scale)?.broadcast_add(&self.shift)?,
             None => x.broadcast_add(&self.shift)?,
         };
-        if relu6 { y.clamp(0f32, 6f32) } else { Ok(y) }
+        activate(y, activation)
     }
 }
 
-/// y = x * scale[c] + shift[c], then min(max(y, 0), 6), in place on a contiguous NCHW tensor.
+/// `activation` with candle tensor ops (the generic path).
+pub(crate) fn activate(y: Tensor, activation: Activation) -> Result<Tensor> {
+    match activation {
+        Activation::Relu6 => y.clamp(0f32, 6f32),
+        Activation::Relu => y.relu(),
+        Activation::HardSwish => {
+            let gate = ((&y + 3.0)?.clamp(0f32, 6f32)? / 6.0)?;
+            y * gate
+        }
+        Activation::Linear => Ok(y),
+    }
+}
+
+/// `activation` of one value: the fused CPU path's scalar form of [`activate`].
+#[inline]
+fn activate_scalar(y: f32, activation: Activation) -> f32 {
+    match activation {
+        Activation::Relu6 => y.clamp(0.0, 6.0),
+        Activation::Relu => y.max(0.0),
+        Activation::HardSwish => y * ((y + 3.0).clamp(0.0, 6.0) / 6.0),
+        Activation::Linear => y,
+    }
+}
+
+/// y = x * scale[c] + shift[c], then the activation, in place on a contiguous NCHW tensor.
 struct FusedEpilogue<'a> {
     scale: Option<&'a [f32]>,
     shift: &'a [f32],
-    relu6: bool,
+    activation: Activation,
 }
 
 impl InplaceOp1 for FusedEpilogue<'_> {
@@ -119,7 +143,7 @@ impl InplaceOp1 for FusedEpilogue<'_> {
                 } else {
                     *v + shift
                 };
-                *v = if self.relu6 { y.clamp(0.0, 6.0) } else { y };
+                *v = activate_scalar(y, self.activation);
             }
         }
         Ok(())
@@ -135,6 +159,14 @@ pub(crate) enum LayerOp {
     Depthwise { weight: Tensor, affine: ChannelAffine },
     /// Pointwise convolution, weight stored as the matrix [out, in].
     Pointwise { weight: Tensor, affine: ChannelAffine },
+    /// Squeeze-and-excite: global average pool, reduce 1x1 conv (weight [se, C]) + bias + ReLU,
+    /// expand 1x1 conv (weight [C, se]) + bias + hard-sigmoid relu6(x + 3) / 6, channel multiply.
+    SqueezeExcite {
+        reduce: Tensor,
+        reduce_bias: Tensor,
+        expand: Tensor,
+        expand_bias: Tensor,
+    },
     /// Global average pooling to [N, C, 1, 1].
     Pool,
     /// Fully connected, weight stored transposed as [in, classes] so the product is a plain
@@ -146,19 +178,33 @@ impl LayerOp {
     /// Runs the layer on `x` (its input, NCHW).
     pub(crate) fn forward(&self, layer: &Layer, x: &Tensor) -> Result<Tensor> {
         let stride = layer.stride as usize;
-        let relu6 = layer.activation == Activation::Relu6;
+        let act = layer.activation;
         match self {
             LayerOp::Conv { weight, affine } => {
                 let (top, bottom, left, right) = layer.same_padding();
                 let padded = x
                     .pad_with_zeros(2, top as usize, bottom as usize)?
                     .pad_with_zeros(3, left as usize, right as usize)?;
-                affine.apply(padded.conv2d(weight, 0, stride, 1, 1)?, relu6)
+                affine.apply(padded.conv2d(weight, 0, stride, 1, 1)?, act)
             }
             LayerOp::Depthwise { weight, affine } => {
-                affine.apply(depthwise_conv(x, weight, stride, layer.same_padding())?, relu6)
+                affine.apply(depthwise_conv(x, weight, stride, layer.same_padding())?, act)
             }
-            LayerOp::Pointwise { weight, affine } => affine.apply(pointwise_conv(x, weight)?, relu6),
+            LayerOp::Pointwise { weight, affine } => affine.apply(pointwise_conv(x, weight)?, act),
+            LayerOp::SqueezeExcite {
+                reduce,
+                reduce_bias,
+                expand,
+                expand_bias,
+            } => {
+                let pooled = x.mean_keepdim(3)?.mean_keepdim(2)?;
+                let squeezed = pointwise_conv(&pooled, reduce)?
+                    .broadcast_add(reduce_bias)?
+                    .relu()?;
+                let gate = pointwise_conv(&squeezed, expand)?.broadcast_add(expand_bias)?;
+                let gate = ((gate + 3.0)?.clamp(0f32, 6f32)? / 6.0)?;
+                x.broadcast_mul(&gate)
+            }
             LayerOp::Pool => x.mean_keepdim(3)?.mean_keepdim(2),
             LayerOp::Fc { weight_t, bias } => x.flatten_from(1)?.matmul(weight_t)?.broadcast_add(bias),
         }
@@ -183,12 +229,35 @@ impl LayerOp {
                 }
                 Ok((w, affine.host_shift.clone()))
             }
-            LayerOp::Pool => Ok((Vec::new(), Vec::new())),
+            // Two convolutions: see `LayerOp::squeeze_excite_weights`.
+            LayerOp::SqueezeExcite { .. } | LayerOp::Pool => Ok((Vec::new(), Vec::new())),
             LayerOp::Fc { weight_t, bias } => Ok((
                 weight_t.t()?.contiguous()?.flatten_all()?.to_vec1::<f32>()?,
                 bias.to_vec1::<f32>()?,
             )),
         }
+    }
+
+    /// A squeeze-and-excite layer's tensors on the host, OIHW like `folded`: (reduce weight
+    /// [se, C, 1, 1], reduce bias [se], expand weight [C, se, 1, 1], expand bias [C]). None for
+    /// every other layer.
+    pub(crate) fn squeeze_excite_weights(&self) -> Result<Option<SqueezeExciteWeights>> {
+        let LayerOp::SqueezeExcite {
+            reduce,
+            reduce_bias,
+            expand,
+            expand_bias,
+        } = self
+        else {
+            return Ok(None);
+        };
+        let flat = |t: &Tensor| t.flatten_all()?.to_vec1::<f32>();
+        Ok(Some(SqueezeExciteWeights {
+            reduce_weight: flat(reduce)?,
+            reduce_bias: flat(reduce_bias)?,
+            expand_weight: flat(expand)?,
+            expand_bias: flat(expand_bias)?,
+        }))
     }
 
     /// The kind of layer this op implements, to check it against the spec.
@@ -197,10 +266,36 @@ impl LayerOp {
             LayerOp::Conv { .. } => LayerKind::Conv,
             LayerOp::Depthwise { .. } => LayerKind::Depthwise,
             LayerOp::Pointwise { .. } => LayerKind::Pointwise,
+            LayerOp::SqueezeExcite { .. } => LayerKind::SqueezeExcite,
             LayerOp::Pool => LayerKind::AvgPool,
             LayerOp::Fc { .. } => LayerKind::Fc,
         }
     }
+}
+
+/// A squeeze-and-excite layer's weights (reduce, then expand), OIHW, as
+/// `MobileNet::squeeze_excite_weights` returns them.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SqueezeExciteWeights {
+    /// [se, C, 1, 1].
+    pub reduce_weight: Vec<f32>,
+    /// [se].
+    pub reduce_bias: Vec<f32>,
+    /// [C, se, 1, 1].
+    pub expand_weight: Vec<f32>,
+    /// [C].
+    pub expand_bias: Vec<f32>,
+}
+
+/// The two weight shapes of a squeeze-and-excite layer, (reduce [se, C, 1, 1], expand
+/// [C, se, 1, 1]), stored as `NAME.reduce.weight` and `NAME.expand.weight` with biases
+/// `NAME.reduce.bias` [se] and `NAME.expand.bias` [C]. None for other layers.
+pub fn squeeze_excite_shapes(layer: &Layer) -> Option<(Vec<usize>, Vec<usize>)> {
+    let se = layer.se_channels? as usize;
+    (layer.kind == LayerKind::SqueezeExcite).then(|| {
+        let c = layer.input.c as usize;
+        (vec![se, c, 1, 1], vec![c, se, 1, 1])
+    })
 }
 
 /// The weight tensor shape the spec implies for `layer`, in the files' layout (OIHW for
@@ -216,7 +311,7 @@ pub fn weight_shape(layer: &Layer) -> Option<Vec<usize>> {
         LayerKind::Depthwise => Some(vec![cout, 1, k, k]),
         LayerKind::Pointwise => Some(vec![cout, cin, 1, 1]),
         LayerKind::Fc => Some(vec![cout, cin]),
-        // Two tensors, not one; the network refuses v3 before it gets here.
+        // Two weight tensors, not one: see `squeeze_excite_shapes`.
         LayerKind::SqueezeExcite | LayerKind::AvgPool => None,
     }
 }
@@ -226,6 +321,9 @@ pub fn weight_shape(layer: &Layer) -> Option<Vec<usize>> {
 pub(crate) struct RawLayer {
     pub weight: Vec<f32>,
     pub affine: RawAffine,
+    /// Squeeze-and-excite only: the expand conv (weight and bias); `weight`/`affine` above are
+    /// then the reduce conv's.
+    pub second: Option<Box<RawLayer>>,
 }
 
 /// The values after a layer's weights.
@@ -254,7 +352,7 @@ impl RawLayer {
                 var,
             } => gamma.len() + beta.len() + mean.len() + var.len(),
         };
-        (self.weight.len() + affine) as u64
+        (self.weight.len() + affine) as u64 + self.second.as_ref().map_or(0, |s| s.elements())
     }
 }
 
@@ -265,6 +363,34 @@ pub(crate) fn build_op(
     raw: Option<RawLayer>,
     device: &candle_core::Device,
 ) -> Result<LayerOp> {
+    if let Some((reduce_shape, _)) = squeeze_excite_shapes(layer) {
+        let Some(RawLayer {
+            weight,
+            affine: RawAffine::Bias(reduce_bias),
+            second: Some(second),
+        }) = raw
+        else {
+            candle_core::bail!(
+                "{}: squeeze-and-excite takes reduce and expand weights with biases",
+                layer.name
+            );
+        };
+        let RawLayer {
+            weight: expand,
+            affine: RawAffine::Bias(expand_bias),
+            ..
+        } = *second
+        else {
+            candle_core::bail!("{}: the SE expand conv takes a bias, not BatchNorm", layer.name);
+        };
+        let (se, c) = (reduce_shape[0], reduce_shape[1]);
+        return Ok(LayerOp::SqueezeExcite {
+            reduce: Tensor::from_vec(weight, (se, c), device)?,
+            reduce_bias: Tensor::from_vec(reduce_bias, (1, se, 1, 1), device)?,
+            expand: Tensor::from_vec(expand, (c, se), device)?,
+            expand_bias: Tensor::from_vec(expand_bias, (1, c, 1, 1), device)?,
+        });
+    }
     let (Some(shape), Some(raw)) = (weight_shape(layer), raw) else {
         return Ok(LayerOp::Pool);
     };
@@ -296,10 +422,7 @@ pub(crate) fn build_op(
         }
         LayerKind::AvgPool => LayerOp::Pool,
         LayerKind::SqueezeExcite => {
-            candle_core::bail!(
-                "{}: squeeze-and-excite (MobileNetV3) is not supported by the network yet",
-                layer.name
-            )
+            candle_core::bail!("{}: squeeze-and-excite without se_channels", layer.name)
         }
     })
 }
@@ -371,9 +494,14 @@ mod tests {
             .unwrap(),
         ];
         for affine in &affines {
-            for relu6 in [false, true] {
-                let generic = affine.apply(strided.clone(), relu6).unwrap();
-                let fused = affine.apply(contiguous.copy().unwrap(), relu6).unwrap();
+            for act in [
+                Activation::Linear,
+                Activation::Relu6,
+                Activation::Relu,
+                Activation::HardSwish,
+            ] {
+                let generic = affine.apply(strided.clone(), act).unwrap();
+                let fused = affine.apply(contiguous.copy().unwrap(), act).unwrap();
                 let diff: f32 = (generic - fused)
                     .unwrap()
                     .abs()
@@ -384,7 +512,7 @@ mod tests {
                     .unwrap()
                     .to_scalar()
                     .unwrap();
-                assert!(diff < 1e-6, "relu6 {relu6}: {diff}");
+                assert!(diff < 1e-5, "{act:?}: {diff}");
             }
         }
     }
@@ -396,7 +524,7 @@ mod tests {
             ChannelAffine::batch_norm(&[2.0, 0.5], &[0.1, -1.0], &[3.0, -2.0], &[4.0, 0.25], &dev).unwrap();
         let x = Tensor::from_vec(vec![1.0f32, 5.0], (1, 2, 1, 1), &dev).unwrap();
         let y = affine
-            .apply(x, false)
+            .apply(x, Activation::Linear)
             .unwrap()
             .flatten_all()
             .unwrap()

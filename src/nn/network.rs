@@ -4,16 +4,16 @@ use std::path::Path;
 
 use candle_core::{DType, Device, Result, Tensor, bail};
 
-use super::layers::{LayerOp, RawLayer, build_op};
+use super::layers::{LayerOp, RawLayer, SqueezeExciteWeights, build_op};
 use super::model_id::ModelId;
 use super::random::random_layers;
 use super::weights::{ParsedWeights, WeightOverrides, WeightsError, alpha_text, parse};
-use crate::arch::{Config, ConfigError, Family, Layer, instantiate};
+use crate::arch::{Config, ConfigError, Layer, instantiate};
 
 /// Largest weight file [`MobileNet::from_file`] reads.
 pub const MAX_WEIGHTS_BYTES: u64 = 1 << 30;
 
-/// A runnable MobileNet v1. Input: NCHW f32 [N, 3, R, R] with values pixel / 127.5 - 1, where R
+/// A runnable MobileNet (v1, v2, v3-large or v3-small). Input: NCHW f32 [N, 3, R, R] with values pixel / 127.5 - 1, where R
 /// is `config().resolution`; output: logits [N, classes].
 #[derive(Debug, Clone)]
 pub struct MobileNet {
@@ -25,6 +25,8 @@ pub struct MobileNet {
     parameter_count: u64,
     batch_norm: bool,
     device: Device,
+    /// Indices of the layers whose input a later layer's `residual_from` adds back.
+    residual_sources: Vec<usize>,
 }
 
 impl MobileNet {
@@ -119,13 +121,6 @@ impl MobileNet {
         batch_norm: bool,
         device: &Device,
     ) -> Result<Self> {
-        // The ops below implement v1's layers only (no residuals, SE or hard-swish).
-        if config.family != Family::V1 {
-            bail!(
-                "{} is not supported by the network yet (v1 only)",
-                config.family.title()
-            );
-        }
         if raw.len() != layers.len() {
             bail!("{} weight groups for {} layers", raw.len(), layers.len());
         }
@@ -135,6 +130,7 @@ impl MobileNet {
             .zip(raw)
             .map(|(layer, raw)| build_op(layer, raw, device))
             .collect::<Result<Vec<_>>>()?;
+        let residual_sources = residual_sources(&layers);
         Ok(MobileNet {
             name,
             config,
@@ -144,6 +140,7 @@ impl MobileNet {
             parameter_count,
             batch_norm,
             device: device.clone(),
+            residual_sources,
         })
     }
 
@@ -152,10 +149,20 @@ impl MobileNet {
     /// trained one.
     pub fn with_resolution(&self, resolution: u32) -> std::result::Result<Self, ConfigError> {
         let c = self.config;
-        let config = Config::new(c.alpha, resolution, c.depth_multiplier, c.classes, c.variant)?;
+        let config = Config::build(
+            c.family,
+            c.alpha,
+            resolution,
+            c.depth_multiplier,
+            c.classes,
+            c.variant,
+            c.minimalistic,
+        )?;
+        let layers = instantiate(&config);
         Ok(MobileNet {
             config,
-            layers: instantiate(&config),
+            residual_sources: residual_sources(&layers),
+            layers,
             ..self.clone()
         })
     }
@@ -200,6 +207,13 @@ impl MobileNet {
         self.ops.iter().map(LayerOp::folded).collect()
     }
 
+    /// The squeeze-and-excite layers' tensors, index-aligned with [`MobileNet::layers`]: Some
+    /// for each `LayerKind::SqueezeExcite` layer (whose entry in [`MobileNet::folded_weights`]
+    /// is empty), None for every other layer. See [`SqueezeExciteWeights`].
+    pub fn squeeze_excite_weights(&self) -> Result<Vec<Option<SqueezeExciteWeights>>> {
+        self.ops.iter().map(LayerOp::squeeze_excite_weights).collect()
+    }
+
     /// Logits [N, classes] for `input` [N, 3, R, R].
     pub fn forward(&self, input: &Tensor) -> Result<Tensor> {
         self.forward_with_hook(input, |_, _| {})
@@ -225,11 +239,31 @@ impl MobileNet {
             ),
         }
         let mut x = input.to_device(&self.device)?.to_dtype(DType::F32)?;
+        // Inputs of the layers a residual connection starts at (v2/v3 inverted residual blocks:
+        // the block input is added to the projection's output, after its BatchNorm).
+        let mut saved: Vec<(usize, Tensor)> = Vec::new();
         for (index, (layer, op)) in self.layers.iter().zip(&self.ops).enumerate() {
             debug_assert_eq!(op.kind(), layer.kind);
+            if self.residual_sources.contains(&index) {
+                saved.push((index, x.clone()));
+            }
             x = op.forward(layer, &x)?;
+            if let Some(from) = layer.residual_from {
+                let Some(pos) = saved.iter().position(|(i, _)| *i == from) else {
+                    bail!("{}: residual from layer {from}, which has not run", layer.name);
+                };
+                let (_, shortcut) = saved.swap_remove(pos);
+                x = (x + shortcut)?;
+            }
             hook(index, &x);
         }
         Ok(x)
     }
+}
+
+fn residual_sources(layers: &[Layer]) -> Vec<usize> {
+    let mut sources: Vec<usize> = layers.iter().filter_map(|l| l.residual_from).collect();
+    sources.sort_unstable();
+    sources.dedup();
+    sources
 }

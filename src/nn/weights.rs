@@ -2,7 +2,9 @@
 //!
 //! Every tensor is checked before any is used: the expected names follow `arch::instantiate`
 //! (NAME.weight for each convolution and the FC layer; NAME.bias, or BatchNorm's
-//! NAME.bn.{weight,bias,running_mean,running_var} for convolutions; logits.bias), with allowed
+//! NAME.bn.{weight,bias,running_mean,running_var} for convolutions; logits.bias; for v3's
+//! squeeze-and-excite layers NAME.reduce.{weight,bias} [se, C, 1, 1] / [se] and
+//! NAME.expand.{weight,bias} [C, se, 1, 1] / [C], e.g. `block_3.se.reduce.weight`), with allowed
 //! dtypes and OIHW shapes. The first problem, in layer order, is reported by tensor and file
 //! name; tensors the spec does not know are refused too, so a file for another architecture
 //! cannot load by accident.
@@ -16,8 +18,8 @@ use std::str::FromStr;
 
 use safetensors::{Dtype, SafeTensors};
 
-use super::layers::{RawAffine, RawLayer, weight_shape};
-use crate::arch::{Config, Layer, LayerKind, Variant, instantiate};
+use super::layers::{RawAffine, RawLayer, squeeze_excite_shapes, weight_shape};
+use crate::arch::{Config, Family, Layer, LayerKind, Variant, instantiate};
 
 /// Resolution assumed when neither the file nor the caller gives one: the paper's 224.
 pub const DEFAULT_RESOLUTION: u32 = 224;
@@ -34,6 +36,10 @@ pub struct WeightOverrides {
     pub classes: Option<u32>,
     pub depth_multiplier: Option<u32>,
     pub variant: Option<Variant>,
+    /// The family (`--family`) when the metadata has neither `family` nor `architecture`.
+    pub family: Option<Family>,
+    /// MobileNetV3 minimalistic (`--minimalistic`) when the metadata lacks `minimalistic`.
+    pub minimalistic: Option<bool>,
 }
 
 /// Why a weight file was refused. Every message starts with the file name.
@@ -151,7 +157,7 @@ pub(crate) fn parse(
         return Err(WeightsError::UnexpectedTensor {
             file: file.to_string(),
             tensor,
-            context: format!("MobileNet v1 {}", context.describe(false)),
+            context: format!("{} {}", context.config.family.title(), context.describe(false)),
         });
     }
 
@@ -248,32 +254,34 @@ fn resolve_config(
     overrides: &WeightOverrides,
 ) -> Result<(Config, Option<u32>, bool), WeightsError> {
     let file = f.file;
-    if let Some(arch) = metadata.get("architecture")
-        && arch.trim() != "mobilenet_v1"
-    {
-        return Err(WeightsError::Metadata {
-            file: file.to_string(),
-            key: "architecture".into(),
-            value: arch.clone(),
-            expected: "mobilenet_v1".into(),
-        });
-    }
+    let family = resolve_family(f, metadata, overrides)?;
     let trained_resolution: Option<u32> = meta(file, metadata, &["resolution"], "an integer resolution")?;
     let variant = match meta::<Variant>(file, metadata, &["variant"], "standard, full-conv or shallow")? {
         Some(v) => v,
-        None => overrides.variant.unwrap_or_else(|| infer_variant(f)),
+        None if family == Family::V1 => overrides.variant.unwrap_or_else(|| infer_variant(f)),
+        None => overrides.variant.unwrap_or(Variant::Standard),
+    };
+    let minimalistic = match meta::<bool>(file, metadata, &["minimalistic"], "true or false")? {
+        Some(m) => m,
+        // A v3 file without any squeeze-and-excite tensor is a minimalistic one.
+        None => overrides
+            .minimalistic
+            .unwrap_or_else(|| family.is_v3() && !f.tensors.names().iter().any(|n| n.contains(".se."))),
     };
     let logits = f.shape("logits.weight").filter(|s| s.len() == 2);
     let mut inferred_alpha = false;
     let alpha = match meta(file, metadata, &["alpha"], "a number")?.or(overrides.alpha) {
         Some(a) => a,
-        None => {
+        None if family == Family::V1 => {
             let Some(logits) = &logits else {
                 return Err(missing_logits(f));
             };
             inferred_alpha = true;
             logits[1] as f64 / 1024.0
         }
+        // v2/v3 keep the head width when alpha < 1, so logits do not give alpha: assume 1.0
+        // (the shape check then names the first tensor that disagrees).
+        None => 1.0,
     };
     let classes = match meta(file, metadata, &["num_classes", "classes"], "an integer")?.or(overrides.classes)
     {
@@ -285,17 +293,79 @@ fn resolve_config(
     };
     let depth_multiplier = meta(file, metadata, &["depth_multiplier"], "an integer")?
         .or(overrides.depth_multiplier)
-        .unwrap_or_else(|| infer_depth_multiplier(f));
+        .unwrap_or_else(|| {
+            if family == Family::V1 {
+                infer_depth_multiplier(f)
+            } else {
+                1
+            }
+        });
     let resolution = trained_resolution
         .or(overrides.resolution)
         .unwrap_or(DEFAULT_RESOLUTION);
-    let config = Config::new(alpha, resolution, depth_multiplier, classes, variant).map_err(|e| {
-        WeightsError::Config {
-            file: file.to_string(),
-            reason: e.to_string(),
-        }
+    let config = Config::build(
+        family,
+        alpha,
+        resolution,
+        depth_multiplier,
+        classes,
+        variant,
+        minimalistic,
+    )
+    .map_err(|e| WeightsError::Config {
+        file: file.to_string(),
+        reason: e.to_string(),
     })?;
     Ok((config, trained_resolution, inferred_alpha))
+}
+
+/// The family: metadata `family` (v1, v2, v3-large, v3-small) or `architecture`
+/// (mobilenet_v1, mobilenet_v2, mobilenet_v3_large, mobilenet_v3_small), else `--family`, else
+/// the tensor names (`block_0.dw.weight` means v2 or v3; `conv_head.weight` means v3, large
+/// with 1280 outputs, small with 1024), else v1.
+fn resolve_family(
+    f: &FileCtx,
+    metadata: &HashMap<String, String>,
+    overrides: &WeightOverrides,
+) -> Result<Family, WeightsError> {
+    let bad = |key: &str, value: &str, expected: &str| WeightsError::Metadata {
+        file: f.file.to_string(),
+        key: key.into(),
+        value: value.into(),
+        expected: expected.into(),
+    };
+    if let Some(value) = metadata.get("family") {
+        return value
+            .trim()
+            .parse()
+            .map_err(|_| bad("family", value, "v1, v2, v3-large or v3-small"));
+    }
+    if let Some(value) = metadata.get("architecture") {
+        return match value.trim() {
+            "mobilenet_v1" => Ok(Family::V1),
+            "mobilenet_v2" => Ok(Family::V2),
+            "mobilenet_v3_large" => Ok(Family::V3Large),
+            "mobilenet_v3_small" => Ok(Family::V3Small),
+            _ => Err(bad(
+                "architecture",
+                value,
+                "mobilenet_v1, mobilenet_v2, mobilenet_v3_large or mobilenet_v3_small",
+            )),
+        };
+    }
+    if let Some(family) = overrides.family {
+        return Ok(family);
+    }
+    if !f.has("block_0.dw.weight") {
+        return Ok(Family::V1);
+    }
+    Ok(
+        match f.shape("conv_head.weight").and_then(|s| s.first().copied()) {
+            None => Family::V2,
+            Some(1024) => Family::V3Small,
+            Some(_) => Family::V3Large,
+        },
+    )
 }
 
 fn missing_logits(f: &FileCtx) -> WeightsError {
@@ -335,26 +405,66 @@ struct LayerPlan {
     quantized: bool,
     affine: Vec<String>,
     batch_norm: bool,
+    /// Squeeze-and-excite: the expand conv's plan (this plan is then the reduce conv's).
+    second: Option<Box<LayerPlan>>,
 }
 
-/// Validates the tensors of `layer`, marking them used. None for the pool.
+/// Validates the tensors of `layer`, marking them used. None for the pool. Squeeze-and-excite
+/// layers have two 1x1 convs with biases: `NAME.reduce.{weight,bias}` and
+/// `NAME.expand.{weight,bias}` (see `squeeze_excite_shapes`).
 fn plan_layer(
     f: &FileCtx,
     layer: &Layer,
     context: &Context,
     used: &mut HashSet<String>,
 ) -> Result<Option<LayerPlan>, WeightsError> {
+    if let Some((reduce, expand)) = squeeze_excite_shapes(layer) {
+        let mut first = plan_conv(
+            f,
+            &format!("{}.reduce", layer.name),
+            &reduce,
+            false,
+            true,
+            context,
+            used,
+        )?;
+        let second = plan_conv(
+            f,
+            &format!("{}.expand", layer.name),
+            &expand,
+            false,
+            true,
+            context,
+            used,
+        )?;
+        first.second = Some(Box::new(second));
+        return Ok(Some(first));
+    }
     let Some(shape) = weight_shape(layer) else {
         return Ok(None);
     };
     let is_fc = layer.kind == LayerKind::Fc;
-    let weight = format!("{}.weight", layer.name);
-    let dtype = check(f, &weight, &shape, Allowed::Weight, context, is_fc)?;
+    plan_conv(f, &layer.name, &shape, is_fc, is_fc, context, used).map(Some)
+}
+
+/// One weight tensor `BASE.weight` of `shape` (with its quantisation scalars when U8) and its
+/// bias or BatchNorm tensors (`bias_only`: a bias is required).
+fn plan_conv(
+    f: &FileCtx,
+    base: &str,
+    shape: &[usize],
+    is_fc: bool,
+    bias_only: bool,
+    context: &Context,
+    used: &mut HashSet<String>,
+) -> Result<LayerPlan, WeightsError> {
+    let weight = format!("{base}.weight");
+    let dtype = check(f, &weight, shape, Allowed::Weight, context, is_fc)?;
     used.insert(weight.clone());
     let quantized = dtype == Dtype::U8;
     if quantized {
         for suffix in ["weight_scale", "weight_zero_point"] {
-            let name = format!("{}.{suffix}", layer.name);
+            let name = format!("{base}.{suffix}");
             check(f, &name, &[1], Allowed::Scalar, context, false)?;
             used.insert(name);
         }
@@ -362,24 +472,25 @@ fn plan_layer(
     let channels = shape[0];
     let bn_names: Vec<String> = ["weight", "bias", "running_mean", "running_var"]
         .iter()
-        .map(|s| format!("{}.bn.{s}", layer.name))
+        .map(|s| format!("{base}.bn.{s}"))
         .collect();
-    let batch_norm = !is_fc && bn_names.iter().any(|n| f.has(n));
+    let batch_norm = !bias_only && bn_names.iter().any(|n| f.has(n));
     let affine = if batch_norm {
         bn_names
     } else {
-        vec![format!("{}.bias", layer.name)]
+        vec![format!("{base}.bias")]
     };
     for name in &affine {
         check(f, name, &[channels], Allowed::Float, context, is_fc)?;
         used.insert(name.clone());
     }
-    Ok(Some(LayerPlan {
+    Ok(LayerPlan {
         weight,
         quantized,
         affine,
         batch_norm,
-    }))
+        second: None,
+    })
 }
 
 #[derive(Clone, Copy, PartialEq)]
@@ -444,6 +555,10 @@ fn check(
 
 impl LayerPlan {
     fn load(self, f: &FileCtx) -> Result<RawLayer, WeightsError> {
+        let second = match self.second {
+            Some(plan) => Some(Box::new(plan.load(f)?)),
+            None => None,
+        };
         let mut weight = read_f32(f, &self.weight)?;
         if self.quantized {
             let base = self.weight.trim_end_matches(".weight");
@@ -485,7 +600,11 @@ impl LayerPlan {
         } else {
             RawAffine::Bias(values.pop().unwrap_or_default())
         };
-        Ok(RawLayer { weight, affine })
+        Ok(RawLayer {
+            weight,
+            affine,
+            second,
+        })
     }
 }
 
