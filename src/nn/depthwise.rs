@@ -240,6 +240,7 @@ fn depthwise_plane(g: &Geometry, x: &[f32], w: &[f32], plane_index: usize, out: 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::nn::test_util::max_abs_diff;
     use candle_core::Device;
 
     /// Deterministic pseudo-random values in [-1, 1) without a RNG dependency.
@@ -272,20 +273,6 @@ mod tests {
         padded.conv2d(w, 0, stride, 1, groups).unwrap()
     }
 
-    fn max_diff(a: &Tensor, b: &Tensor) -> f32 {
-        assert_eq!(a.dims(), b.dims());
-        (a - b)
-            .unwrap()
-            .abs()
-            .unwrap()
-            .flatten_all()
-            .unwrap()
-            .max(0)
-            .unwrap()
-            .to_scalar()
-            .unwrap()
-    }
-
     /// TF SAME padding for a k x k kernel, computed independently of the arch module.
     fn same(size: usize, k: usize, stride: usize) -> (u32, u32) {
         let out = size.div_ceil(stride);
@@ -310,8 +297,8 @@ mod tests {
                         let fast = depthwise_conv(&x, &wt, stride, padding).unwrap();
                         let taps = depthwise_conv_taps(&x, &wt, stride, padding).unwrap();
                         let case = format!("{h}x{w} s{stride} dm{multiplier} c{channels} n{batch} k{kernel}");
-                        assert!(max_diff(&fast, &expected) < 1e-5, "kernel: {case}");
-                        assert!(max_diff(&taps, &expected) < 1e-5, "taps: {case}");
+                        assert!(max_abs_diff(&fast, &expected) < 1e-5, "kernel: {case}");
+                        assert!(max_abs_diff(&taps, &expected) < 1e-5, "taps: {case}");
                     }
                 }
             }
@@ -326,7 +313,7 @@ mod tests {
             for stride in [1, 2, 3] {
                 let expected = reference(&x, &w, stride, padding);
                 let got = depthwise_conv(&x, &w, stride, padding).unwrap();
-                assert!(max_diff(&got, &expected) < 1e-5, "{padding:?} s{stride}");
+                assert!(max_abs_diff(&got, &expected) < 1e-5, "{padding:?} s{stride}");
             }
         }
     }
@@ -339,7 +326,7 @@ mod tests {
         let padding = (0, 1, 0, 1);
         let expected = reference(&x, &w, 2, padding);
         let got = depthwise_conv(&x, &w, 2, padding).unwrap();
-        assert!(max_diff(&got, &expected) < 1e-5);
+        assert!(max_abs_diff(&got, &expected) < 1e-5);
     }
 
     #[test]

@@ -444,6 +444,7 @@ pub fn pointwise_conv(x: &Tensor, weight: &Tensor) -> Result<Tensor> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::nn::test_util::max_abs_diff;
     use candle_core::Device;
 
     fn ramp(n: usize, scale: f32) -> Vec<f32> {
@@ -460,16 +461,7 @@ mod tests {
             let w = Tensor::from_vec(ramp(4 * 6, 0.5), (4, 6), &dev).unwrap();
             let ours = pointwise_conv(&x, &w).unwrap();
             let theirs = x.conv2d(&w.reshape((4, 6, 1, 1)).unwrap(), 0, 1, 1, 1).unwrap();
-            let diff: f32 = (ours - theirs)
-                .unwrap()
-                .abs()
-                .unwrap()
-                .flatten_all()
-                .unwrap()
-                .max(0)
-                .unwrap()
-                .to_scalar()
-                .unwrap();
+            let diff = max_abs_diff(&ours, &theirs);
             assert!(diff < 1e-5, "batch {batch}: {diff}");
         }
     }
@@ -502,16 +494,7 @@ mod tests {
             ] {
                 let generic = affine.apply(strided.clone(), act).unwrap();
                 let fused = affine.apply(contiguous.copy().unwrap(), act).unwrap();
-                let diff: f32 = (generic - fused)
-                    .unwrap()
-                    .abs()
-                    .unwrap()
-                    .flatten_all()
-                    .unwrap()
-                    .max(0)
-                    .unwrap()
-                    .to_scalar()
-                    .unwrap();
+                let diff = max_abs_diff(&generic, &fused);
                 assert!(diff < 1e-5, "{act:?}: {diff}");
             }
         }

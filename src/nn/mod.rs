@@ -28,3 +28,24 @@ pub use layers::{BATCH_NORM_EPS, SqueezeExciteWeights, pointwise_conv, squeeze_e
 pub use model_id::{IMAGENET_CLASSES, ModelId, UnknownModel};
 pub use network::{MAX_WEIGHTS_BYTES, MobileNet};
 pub use weights::{DEFAULT_RESOLUTION, WeightOverrides, WeightsError};
+
+/// Helpers shared by the unit tests of this module.
+#[cfg(test)]
+pub(crate) mod test_util {
+    use candle_core::Tensor;
+
+    /// The largest absolute element-wise difference of two tensors of the same shape.
+    pub(crate) fn max_abs_diff(a: &Tensor, b: &Tensor) -> f32 {
+        assert_eq!(a.dims(), b.dims());
+        (a - b)
+            .unwrap()
+            .abs()
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .max(0)
+            .unwrap()
+            .to_scalar()
+            .unwrap()
+    }
+}
