@@ -77,6 +77,7 @@ Examples:
 const SWEEP_HELP: &str = "\
 Examples:
   mobilenet-cli sweep                                   # the paper's 16 points, timed
+  mobilenet-cli sweep --families all --max-latency-ms 3 # every family's checkpoints, best within 3 ms
   mobilenet-cli sweep --no-timing --format markdown
   mobilenet-cli sweep --max-latency-ms 5 --min-top1 60 --plot tradeoff.svg
   mobilenet-cli sweep --alphas 0.35,0.6,1.0 --resolutions 96,176 --format json --output sweep.json";
@@ -132,7 +133,7 @@ pub struct ModelArgs {
     #[arg(long, default_value = "standard", value_name = "VARIANT")]
     pub variant: String,
     /// Model family: v1 (Howard et al. 2017), v2 (MobileNetV2, Sandler et al. 2018), v3-large or
-    /// v3-small (MobileNetV3, Howard et al. 2019). classify, evaluate, bench and sweep run v1 only.
+    /// v3-small (MobileNetV3, Howard et al. 2019). sweep takes --families instead.
     #[arg(long, default_value = "v1", value_name = "FAMILY")]
     pub family: String,
     /// MobileNetV3's minimalistic models: no squeeze-and-excite, ReLU instead of hard-swish,
@@ -298,12 +299,19 @@ pub struct BenchArgs {
 
 #[derive(Debug, Args)]
 pub struct SweepArgs {
-    /// Width multipliers, comma-separated.
-    #[arg(long, default_value = "1.0,0.75,0.5,0.25", value_name = "LIST")]
-    pub alphas: String,
-    /// Resolutions, comma-separated.
-    #[arg(long, default_value = "224,192,160,128", value_name = "LIST")]
-    pub resolutions: String,
+    /// Members of the family to sweep, comma-separated: v1, v2, v3-large, v3-small,
+    /// v3-large-minimalistic, v3-small-minimalistic, or all. Each gets its own grid: its
+    /// published TF-slim checkpoints (v1 16 points, v2 22, v3 1.0 and 0.75 at 224).
+    #[arg(long, default_value = "v1", value_name = "LIST")]
+    pub families: String,
+    /// Width multipliers, comma-separated (default: each family's published ones). Crossed
+    /// with the resolutions.
+    #[arg(long, value_name = "LIST")]
+    pub alphas: Option<String>,
+    /// Resolutions, comma-separated (default: each family's published ones). Crossed with the
+    /// width multipliers.
+    #[arg(long, value_name = "LIST")]
+    pub resolutions: Option<String>,
     /// Analytic columns only: no inference is run.
     #[arg(long)]
     pub no_timing: bool,

@@ -54,7 +54,8 @@ fn sweep_snapshots_of_every_format() {
 #[test]
 fn sweep_json_schema() {
     let v: Value = serde_json::from_str(&stdout(&[&SWEEP[..], &["--format", "json"]].concat())).unwrap();
-    assert_eq!(v["schema_version"], 1);
+    assert_eq!(v["schema_version"], 2);
+    assert_eq!(v["families"], serde_json::json!(["v1"]));
     assert!(v["environment"]["cpu_model"].is_string());
     assert_eq!(v["complete"], true);
     let rows = v["rows"].as_array().unwrap();
@@ -114,7 +115,7 @@ fn sweep_estimates_unpublished_points_and_applies_budgets() {
             .starts_with("estimate:")
     );
     // 1.0 weights are 16.9 MB at f32: over the 10 MB budget; the best is the larger 0.6 model.
-    assert_eq!(v["best"], "0.6-224");
+    assert_eq!(v["best"], "v1 0.6-224");
     assert!(
         rows.iter()
             .filter(|r| r["alpha"] == 1.0)
@@ -166,6 +167,8 @@ fn sweep_rejects_bad_grids_and_budgets() {
         vec!["--no-timing", "--max-latency-ms", "5"],
         vec!["--plot", "x.png"],
         vec!["--batch", "0"],
+        vec!["--families", "v4"],
+        vec!["--families", "v2,v2"],
     ] {
         let out = cli()
             .arg("sweep")
@@ -181,6 +184,92 @@ fn sweep_rejects_bad_grids_and_budgets() {
             "{stderr}"
         );
     }
+}
+
+#[test]
+fn sweep_across_families_has_one_front_and_one_budget() {
+    let v: Value = serde_json::from_str(&stdout(
+        &[
+            &SWEEP[..],
+            &["--families", "all", "--format", "json", "--max-latency-ms", "7"],
+        ]
+        .concat(),
+    ))
+    .unwrap();
+    let rows = v["rows"].as_array().unwrap();
+    let count = |family: &str, minimalistic: bool| {
+        rows.iter()
+            .filter(|r| r["family"] == family && r["minimalistic"] == minimalistic)
+            .count()
+    };
+    // Each member's published TF-slim checkpoints.
+    assert_eq!(
+        [
+            count("v1", false),
+            count("v2", false),
+            count("v3-large", false),
+            count("v3-small", false),
+            count("v3-large", true),
+            count("v3-small", true)
+        ],
+        [16, 22, 2, 2, 1, 1]
+    );
+    assert_eq!(v["fits"].as_array().unwrap().len(), 6);
+    // Every point is a published checkpoint, so no accuracy is estimated.
+    assert!(rows.iter().all(|r| r["top1"]["estimated"] == false));
+    // The front spans families: v3-large 1.0 (75.2%) is the most accurate, v2 0.35-96 among
+    // the cheapest.
+    let on_front = |label: &str| rows.iter().any(|r| r["label"] == label && r["pareto"] == true);
+    assert!(on_front("v3-large 1.0-224") && on_front("v2 0.35-96"));
+    assert!(
+        !on_front("v1 1.0-224"),
+        "v1 1.0-224 is dominated by v3-large 0.75-224"
+    );
+    // The budget picks across families: the most accurate row within 7 ms (mock: 10 mult-adds
+    // per ns plus up to 9% jitter, so 64-70 M mult-adds).
+    let best = rows.iter().find(|r| r["best"] == true).unwrap();
+    assert_eq!(v["best"], best["label"]);
+    let best_top1 = best["top1"]["value"].as_f64().unwrap();
+    for r in rows.iter().filter(|r| r["fits_budget"] == true) {
+        assert!(r["top1"]["value"].as_f64().unwrap() <= best_top1);
+    }
+    assert_eq!(best["label"], "v3-small 1.0-224");
+}
+
+#[test]
+fn sweep_families_with_a_resolution_axis_estimate_by_family() {
+    let out = stdout(&[
+        "sweep",
+        "--no-timing",
+        "--families",
+        "v2,v3-small,v3-small-minimalistic",
+        "--resolutions",
+        "160",
+        "--format",
+        "markdown",
+    ]);
+    // v2 at 160 is published for every width but 1.4 and 1.3; v3-small's 160 is estimated from
+    // the v2 shape; the minimalistic model has one published point: no estimate.
+    assert!(out.contains("| v2 | 1.4 | 160 |") && out.contains("| v2 | 1.0 | 160 |"));
+    assert!(out.contains("* v2: estimate: quadratic fit of top-1"));
+    assert!(out.contains("* v3-small: estimate: the TF-slim v2 fit of top-1"));
+    assert!(out.contains("too few published points to estimate one (v3-small-minimalistic 1.0-160)"));
+    let csv = stdout(&[
+        "sweep",
+        "--no-timing",
+        "--families",
+        "v3-large-minimalistic",
+        "--format",
+        "csv",
+    ]);
+    let mut lines = csv.lines();
+    assert!(
+        lines
+            .next()
+            .unwrap()
+            .starts_with("family,minimalistic,alpha,resolution,")
+    );
+    assert!(lines.next().unwrap().starts_with("v3-large,true,1,224,"));
 }
 
 #[test]

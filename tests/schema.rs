@@ -1,6 +1,6 @@
 //! The JSON outputs validate against the schemas documented in docs/schema/. A small validator
-//! for the subset of JSON Schema those files use: type (one or a list), required, properties,
-//! items, oneOf and local $ref.
+//! for the subset of JSON Schema those files use: type (one or a list), const, enum, required,
+//! properties, items, minItems, oneOf and local $ref.
 
 use assert_cmd::Command;
 use serde_json::Value;
@@ -50,6 +50,21 @@ fn validate(root: &Value, schema: &Value, value: &Value, path: &str) -> Result<(
         if !ok {
             return Err(format!("{path}: {value} is not {ty}"));
         }
+    }
+    if let Some(expected) = schema.get("const")
+        && value != expected
+    {
+        return Err(format!("{path}: {value} is not {expected}"));
+    }
+    if let Some(options) = schema.get("enum").and_then(Value::as_array)
+        && !options.contains(value)
+    {
+        return Err(format!("{path}: {value} is not one of {options:?}"));
+    }
+    if let (Some(min), Some(array)) = (schema.get("minItems").and_then(Value::as_u64), value.as_array())
+        && (array.len() as u64) < min
+    {
+        return Err(format!("{path}: fewer than {min} items"));
     }
     if let Some(required) = schema.get("required").and_then(Value::as_array) {
         for key in required {
@@ -104,6 +119,7 @@ fn sweep_json_validates() {
             "10",
         ],
         vec!["sweep", "--no-timing", "--format", "json", "--alphas", "0.6,1.0"],
+        vec!["sweep", "--mock-timer", "--format", "json", "--families", "all"],
     ] {
         validate(&s, &s, &output(&args), "$").unwrap();
     }
@@ -156,6 +172,12 @@ fn the_validator_rejects_what_it_should() {
     ]);
     v["rows"][0]["mult_adds"] = Value::from(1.5);
     assert!(validate(&s, &s, &v, "$").unwrap_err().contains("mult_adds"));
+    v["rows"][0]["mult_adds"] = Value::from(1);
+    v["rows"][0]["family"] = Value::from("v4");
+    assert!(validate(&s, &s, &v, "$").unwrap_err().contains("family"));
+    v["rows"][0]["family"] = Value::from("v1");
+    v["schema_version"] = Value::from(1);
+    assert!(validate(&s, &s, &v, "$").unwrap_err().contains("schema_version"));
     v.as_object_mut().unwrap().remove("rows");
     assert!(validate(&s, &s, &v, "$").unwrap_err().contains("rows"));
 }

@@ -20,7 +20,7 @@ use crate::output::{emit, write_file};
 use crate::published::Store;
 use crate::report::{self, Format};
 use crate::sweep::{
-    AccuracyModel, Budget, FitReport, Metric, SweepReport, SweepRow, apply_budget, mark_pareto, plot,
+    AccuracyModel, Budget, FitReport, Member, Metric, SweepReport, SweepRow, apply_budget, mark_pareto, plot,
 };
 
 /// Seed of the random weights used to time variants without pretrained weights.
@@ -258,19 +258,50 @@ fn render_sweep(report: &SweepReport, format: Format) -> Result<String> {
     })
 }
 
+/// The members of `--families`, in the order given; "all" is every member.
+fn parse_members(text: &str) -> Result<Vec<Member>, UsageError> {
+    if text.trim() == "all" {
+        return Ok(crate::sweep::member::ALL.to_vec());
+    }
+    let mut members: Vec<Member> = Vec::new();
+    for item in text.split(',').map(str::trim) {
+        let member: Member = item
+            .parse()
+            .map_err(|e: String| UsageError(format!("--families: {e}")))?;
+        if members.contains(&member) {
+            return Err(UsageError(format!("--families: duplicate value {member}")));
+        }
+        members.push(member);
+    }
+    Ok(members)
+}
+
 pub fn run_sweep(args: &SweepArgs) -> Result<ExitCode> {
-    let alphas = parse_grid(
-        "--alphas",
-        &args.alphas,
-        |s| s.parse::<f64>().ok(),
-        |a| a.is_finite() && a > 0.0 && a <= crate::arch::config::MAX_ALPHA,
-    )?;
-    let resolutions = parse_grid(
-        "--resolutions",
-        &args.resolutions,
-        |s| s.parse::<u32>().ok(),
-        |r| (crate::arch::config::MIN_RESOLUTION..=crate::arch::config::MAX_RESOLUTION).contains(&r),
-    )?;
+    let members = parse_members(&args.families)?;
+    let alphas = args
+        .alphas
+        .as_deref()
+        .map(|text| {
+            parse_grid(
+                "--alphas",
+                text,
+                |s| s.parse::<f64>().ok(),
+                |a| a.is_finite() && a > 0.0 && a <= crate::arch::config::MAX_ALPHA,
+            )
+        })
+        .transpose()?;
+    let resolutions = args
+        .resolutions
+        .as_deref()
+        .map(|text| {
+            parse_grid(
+                "--resolutions",
+                text,
+                |s| s.parse::<u32>().ok(),
+                |r| (crate::arch::config::MIN_RESOLUTION..=crate::arch::config::MAX_RESOLUTION).contains(&r),
+            )
+        })
+        .transpose()?;
     let plan = plan_from(&args.timing)?;
     let budget = Budget {
         max_latency_ms: args.max_latency_ms,
@@ -302,35 +333,49 @@ pub fn run_sweep(args: &SweepArgs) -> Result<ExitCode> {
     }
 
     let store = Store::embedded();
-    let accuracy = AccuracyModel::new(&store, args.accuracy_source);
+    let accuracy: Vec<AccuracyModel> = members
+        .iter()
+        .map(|&m| AccuracyModel::new(&store, args.accuracy_source, m))
+        .collect();
+    // Every config is built before anything is timed, so a bad grid fails before any output.
+    let mut points: Vec<(usize, Config)> = Vec::new();
+    for (i, member) in members.iter().enumerate() {
+        for (alpha, resolution) in member.grid(&store, alphas.as_deref(), resolutions.as_deref()) {
+            let config = member
+                .config(alpha, resolution)
+                .map_err(|e| UsageError(format!("--families {member}: {e}")))?;
+            points.push((i, config));
+        }
+    }
     let mut report = SweepReport {
-        schema_version: 1,
+        schema_version: 2,
         environment: environment(&args.timing, &args.run),
         batch: args.timing.batch,
         warmup: plan.warmup,
         accuracy_source: args.accuracy_source,
-        fit: FitReport {
-            top1: accuracy.top1_fit.clone(),
-            top5: accuracy.top5_fit.clone(),
-        },
+        families: members.iter().map(|m| m.name()).collect(),
+        fits: accuracy
+            .iter()
+            .map(|a| FitReport {
+                family: a.member.name(),
+                top1: a.top1_fit.clone(),
+                top5: a.top5_fit.clone(),
+            })
+            .collect(),
         budget,
         best: None,
         complete: false,
         rows: Vec::new(),
     };
-    let points: Vec<(f64, u32)> = alphas
-        .iter()
-        .flat_map(|&a| resolutions.iter().map(move |&r| (a, r)))
-        .collect();
     let bar = progress_bar(points.len() as u64, args.quiet, "sweep", "points");
     let device = Device::Cpu;
-    for (alpha, resolution) in points {
-        let config = Config::paper(alpha, resolution)?;
+    for (member_index, config) in points {
         bar.set_message(config.label());
         let totals = analyze(&config).totals;
         let mut row = SweepRow::analytic(&config, &totals);
-        row.top1 = accuracy.lookup(alpha, resolution, Metric::Top1);
-        row.top5 = accuracy.lookup(alpha, resolution, Metric::Top5);
+        let model = &accuracy[member_index];
+        row.top1 = model.lookup(config.alpha, config.resolution, Metric::Top1);
+        row.top5 = model.lookup(config.alpha, config.resolution, Metric::Top5);
         if !args.no_timing {
             let samples = if args.timing.mock_timer {
                 // Synthetic timings need no network.
@@ -367,8 +412,10 @@ pub fn run_sweep(args: &SweepArgs) -> Result<ExitCode> {
         &render_sweep(&report, args.out.format)?,
     )?;
     if let Some(path) = &args.plot {
+        let names: Vec<String> = members.iter().map(|m| m.name()).collect();
         let title = format!(
-            "MobileNet v1: top-1 from {} vs cost, {} points{}",
+            "MobileNet {}: top-1 from {} vs cost, {} points{}",
+            names.join(", "),
             args.accuracy_source.title(),
             report.rows.len(),
             if args.no_timing {
@@ -396,5 +443,18 @@ mod tests {
         assert!(alphas("1.0,1.0").unwrap_err().0.contains("duplicate"));
         assert!(alphas("x").unwrap_err().0.contains("--alphas"));
         assert!(alphas("-1").is_err());
+    }
+
+    #[test]
+    fn families_are_validated() {
+        assert_eq!(parse_members("all").unwrap().len(), 6);
+        let two = parse_members("v2, v3-small").unwrap();
+        assert_eq!(
+            two.iter().map(|m| m.name()).collect::<Vec<_>>(),
+            ["v2", "v3-small"]
+        );
+        assert!(parse_members("v1,v1").unwrap_err().0.contains("duplicate"));
+        assert!(parse_members("v1,").unwrap_err().0.contains("--families"));
+        assert!(parse_members("v4").unwrap_err().0.contains("unknown family 'v4'"));
     }
 }

@@ -222,6 +222,8 @@ pub fn sweep_document(report: &SweepReport, format: Format) -> Document {
     let mut doc = Document::default();
     if format == Format::Csv {
         let mut t = TextTable::new(&[
+            ("family", Align::Left),
+            ("minimalistic", Align::Left),
             ("alpha", Align::Right),
             ("resolution", Align::Right),
             ("mult_adds", Align::Right),
@@ -243,6 +245,8 @@ pub fn sweep_document(report: &SweepReport, format: Format) -> Document {
         let opt = |v: Option<f64>| v.map_or(String::new(), |v| format!("{v}"));
         for r in &report.rows {
             t.push(vec![
+                r.family.name().to_string(),
+                r.minimalistic.to_string(),
                 r.alpha.to_string(),
                 r.resolution.to_string(),
                 r.mult_adds.to_string(),
@@ -268,6 +272,7 @@ pub fn sweep_document(report: &SweepReport, format: Format) -> Document {
     let timed = report.rows.iter().any(|r| r.latency_ms.is_some());
     let budget = report.budget.is_set();
     let mut columns = vec![
+        ("family", Align::Left),
         ("alpha", Align::Right),
         ("res", Align::Right),
         ("mult-adds", Align::Right),
@@ -294,6 +299,7 @@ pub fn sweep_document(report: &SweepReport, format: Format) -> Document {
     let mut t = TextTable::new(&columns);
     for r in &report.rows {
         let mut row = vec![
+            r.member().name(),
             crate::arch::config::format_alpha(r.alpha),
             r.resolution.to_string(),
             format!("{:.1}M", r.mult_adds as f64 / 1e6),
@@ -325,7 +331,8 @@ pub fn sweep_document(report: &SweepReport, format: Format) -> Document {
     }
     let cost_axis = if timed { "median latency" } else { "mult-adds" };
     doc.heading(format!(
-        "MobileNet v1 trade-off: {} points, batch {}, accuracy from {}",
+        "MobileNet trade-off ({}): {} points, batch {}, accuracy from {}",
+        report.families.join(", "),
         report.rows.len(),
         report.batch,
         report.accuracy_source.title()
@@ -338,27 +345,64 @@ pub fn sweep_document(report: &SweepReport, format: Format) -> Document {
     lines.push(format!(
         "pareto *: no other row is both at least as fast ({cost_axis}) and at least as accurate (top-1), and better in one"
     ));
-    let sources: Vec<&str> = {
-        let mut s: Vec<&str> = report
-            .rows
-            .iter()
-            .filter_map(|r| r.top1.as_ref())
-            .filter(|a| !a.estimated)
-            .map(|a| a.source.split(',').next().unwrap_or(""))
-            .collect();
-        s.dedup();
-        s
-    };
+    let mut sources: Vec<&str> = Vec::new();
+    for source in report
+        .rows
+        .iter()
+        .filter_map(|r| r.top1.as_ref())
+        .filter(|a| !a.estimated)
+        .map(|a| a.source.split(',').next().unwrap_or(""))
+    {
+        if !sources.contains(&source) {
+            sources.push(source);
+        }
+    }
     if !sources.is_empty() {
         lines.push(format!("published accuracy: {}", sources.join("; ")));
     }
-    if let Some(fit) = &report.fit.top1
-        && report
-            .rows
-            .iter()
-            .any(|r| r.top1.as_ref().is_some_and(|a| a.estimated))
-    {
-        lines.push(format!("* {}", fit.description));
+    for fit in &report.fits {
+        let used = |top5: bool| {
+            report.rows.iter().any(|r| {
+                let acc = if top5 { &r.top5 } else { &r.top1 };
+                r.member().name() == fit.family && acc.as_ref().is_some_and(|a| a.estimated)
+            })
+        };
+        for (metric_fit, top5) in [(&fit.top1, false), (&fit.top5, true)] {
+            if let Some(metric_fit) = metric_fit
+                && used(top5)
+            {
+                lines.push(format!("* {}: {}", fit.family, metric_fit.description));
+            }
+        }
+    }
+    let extrapolated: Vec<&str> = report
+        .rows
+        .iter()
+        .filter(|r| {
+            [&r.top1, &r.top5]
+                .into_iter()
+                .flatten()
+                .any(|a| a.source.contains("EXTRAPOLATED"))
+        })
+        .map(|r| r.label.as_str())
+        .collect();
+    if !extrapolated.is_empty() {
+        lines.push(format!(
+            "extrapolated beyond the published widths or resolutions the fit was made on, so less reliable: {}",
+            extrapolated.join(", ")
+        ));
+    }
+    let unknown: Vec<&str> = report
+        .rows
+        .iter()
+        .filter(|r| r.top1.is_none())
+        .map(|r| r.label.as_str())
+        .collect();
+    if !unknown.is_empty() {
+        lines.push(format!(
+            "top-1 -: no published figure and too few published points to estimate one ({})",
+            unknown.join(", ")
+        ));
     }
     if budget {
         lines.push(match &report.best {

@@ -2,24 +2,31 @@
 //! estimate from a least-squares fit over that source's published grid, labelled as estimated.
 //!
 //! The fit: top-1 (or top-5) as a quadratic in u = ln(alpha) and v = ln(resolution),
-//! `a0 + a1 u + a2 v + a3 u^2 + a4 v^2 + a5 u v`, when the source has at least 12 published
-//! points (the TF-slim and TFLite grids have 16); with fewer (the paper's 8) the linear
-//! `a0 + a1 u + a2 v`. Its leave-one-out error on the published points is computed at run time
-//! and reported with every estimate. Estimates are clamped to [0, 100].
+//! `a0 + a1 u + a2 v + a3 u^2 + a4 v^2 + a5 u v`, when the member has at least 12 published
+//! points (TF-slim and TFLite v1 have 16, TF-slim v2 22); with fewer, but at least 5, the
+//! linear `a0 + a1 u + a2 v`. A member with fewer still (v3: two points at 224, one for the
+//! minimalistic models) borrows the shape of the TF-slim v2 fit, the nearest architecture
+//! with a grid (inverted residuals, the same width rule), shifted by a constant so that it
+//! passes through the member's own points on average: `a0' = a0 + mean(published - fit)`.
+//! Such a borrowed fit needs two points so that its leave-one-out error can be stated. Every
+//! fit's leave-one-out error on the published points is computed at run time and reported
+//! with its estimates. Estimates are clamped to [0, 100].
 
 use serde::Serialize;
 
+use super::Member;
+use crate::arch::Family;
 use crate::published::{PublishedModel, Store};
 
 /// Which published accuracy table a sweep reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum AccuracySource {
-    /// TF-slim float checkpoints (mobilenet_v1.md), the default.
+    /// TF-slim float checkpoints (mobilenet_v1.md, mobilenet_v2/v3 README), the default.
     Slim,
-    /// TF-slim quantization-aware checkpoints.
+    /// TF-slim quantization-aware checkpoints (v1 and v3; TF-slim publishes no quantized v2 grid).
     SlimQuant,
-    /// The paper's Tables 4-9.
+    /// The papers: v1 Tables 4-9, v2 Table 4, v3 Table 3.
     Paper,
     /// TFLite hosted float models.
     Tflite,
@@ -29,24 +36,31 @@ impl AccuracySource {
     /// How reports name the source.
     pub fn title(self) -> &'static str {
         match self {
-            AccuracySource::Slim => "TF-slim float checkpoints (slim-v1)",
-            AccuracySource::SlimQuant => "TF-slim quantized checkpoints (slim-v1)",
-            AccuracySource::Paper => "the paper, Tables 4-9 (paper-v1)",
-            AccuracySource::Tflite => "TFLite hosted float models (tflite-hosted)",
+            AccuracySource::Slim => "TF-slim float checkpoints",
+            AccuracySource::SlimQuant => "TF-slim quantized checkpoints",
+            AccuracySource::Paper => "the papers' tables",
+            AccuracySource::Tflite => "TFLite hosted float models",
         }
     }
 
-    fn matches(self, row: &PublishedModel) -> bool {
-        let (source, quantized) = match self {
-            AccuracySource::Slim => ("slim-v1", false),
-            AccuracySource::SlimQuant => ("slim-v1", true),
-            AccuracySource::Paper => ("paper-v1", false),
-            AccuracySource::Tflite => ("tflite-hosted", false),
-        };
-        row.source == source
-            && row.quantized == quantized
-            && row.family == "v1"
-            && row.variant == "standard"
+    /// The `source` id of `presets/published` this source reads for `family`.
+    pub fn source_id(self, family: Family) -> &'static str {
+        match (self, family) {
+            (AccuracySource::Tflite, _) => "tflite-hosted",
+            (AccuracySource::Slim | AccuracySource::SlimQuant, Family::V1) => "slim-v1",
+            (AccuracySource::Slim | AccuracySource::SlimQuant, Family::V2) => "slim-v2",
+            (AccuracySource::Slim | AccuracySource::SlimQuant, _) => "slim-v3",
+            (AccuracySource::Paper, Family::V1) => "paper-v1",
+            (AccuracySource::Paper, Family::V2) => "paper-v2",
+            (AccuracySource::Paper, _) => "paper-v3",
+        }
+    }
+
+    fn matches(self, row: &PublishedModel, member: Member) -> bool {
+        row.source == self.source_id(member.family)
+            && row.quantized == (self == AccuracySource::SlimQuant)
+            && row.family == member.family.name()
+            && row.variant == member.published_variant()
             && row.alpha.is_some()
             && row.resolution.is_some()
     }
@@ -69,6 +83,15 @@ pub enum Metric {
     Top5,
 }
 
+impl Metric {
+    pub fn name(self) -> &'static str {
+        match self {
+            Metric::Top1 => "top-1",
+            Metric::Top5 => "top-5",
+        }
+    }
+}
+
 /// A fitted accuracy model with its leave-one-out error.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Fit {
@@ -78,7 +101,48 @@ pub struct Fit {
     pub loo_mean_abs: f64,
     /// Largest absolute leave-one-out error.
     pub loo_max_abs: f64,
+    /// The span of the points that gave the fit its shape (for a borrowed fit, the donor's):
+    /// outside it an estimate is an extrapolation and says so.
+    pub alpha_range: [f64; 2],
+    pub resolution_range: [u32; 2],
     pub description: String,
+}
+
+impl Fit {
+    fn span(data: &[(f64, u32, f64)]) -> ([f64; 2], [u32; 2]) {
+        let alphas = data.iter().map(|p| p.0);
+        let resolutions = data.iter().map(|p| p.1);
+        (
+            [
+                alphas.clone().fold(f64::MAX, f64::min),
+                alphas.fold(f64::MIN, f64::max),
+            ],
+            [
+                resolutions.clone().min().unwrap_or(0),
+                resolutions.max().unwrap_or(0),
+            ],
+        )
+    }
+
+    /// "alpha 0.01 outside the fitted 0.35-1.4", or None inside the span.
+    pub fn extrapolation(&self, alpha: f64, resolution: u32) -> Option<String> {
+        let [a0, a1] = self.alpha_range;
+        let [r0, r1] = self.resolution_range;
+        let fmt = crate::arch::config::format_alpha;
+        let mut out = Vec::new();
+        if alpha < a0 - 1e-9 || alpha > a1 + 1e-9 {
+            out.push(format!(
+                "alpha {} outside the fitted {}-{}",
+                fmt(alpha),
+                fmt(a0),
+                fmt(a1)
+            ));
+        }
+        if resolution < r0 || resolution > r1 {
+            out.push(format!("resolution {resolution} outside the fitted {r0}-{r1}"));
+        }
+        (!out.is_empty()).then(|| out.join(", "))
+    }
 }
 
 fn features(alpha: f64, resolution: u32, terms: usize) -> Vec<f64> {
@@ -147,19 +211,43 @@ impl PublishedPoint {
     }
 }
 
-/// Published accuracy tables of one source, with the fit used for unpublished points.
+/// Published accuracy of one member in one source, with the fits used for unpublished points.
 #[derive(Debug, Clone)]
 pub struct AccuracyModel {
     pub source: AccuracySource,
+    pub member: Member,
     points: Vec<PublishedPoint>,
     pub top1_fit: Option<Fit>,
     pub top5_fit: Option<Fit>,
 }
 
 impl AccuracyModel {
-    pub fn new(store: &Store, source: AccuracySource) -> Self {
+    pub fn new(store: &Store, source: AccuracySource, member: Member) -> Self {
+        let points = Self::published_points(store, source, member);
+        let own = |metric| Self::fit(&points, source, member, metric);
+        let (mut top1_fit, mut top5_fit) = (own(Metric::Top1), own(Metric::Top5));
+        if top1_fit.is_none() || top5_fit.is_none() {
+            let donor_member = Member::standard(Family::V2);
+            let donor_points = Self::published_points(store, AccuracySource::Slim, donor_member);
+            let borrow = |metric| {
+                let donor = Self::fit(&donor_points, AccuracySource::Slim, donor_member, metric)?;
+                Self::shifted(&donor, &points, source, member, metric)
+            };
+            top1_fit = top1_fit.or_else(|| borrow(Metric::Top1));
+            top5_fit = top5_fit.or_else(|| borrow(Metric::Top5));
+        }
+        AccuracyModel {
+            source,
+            member,
+            points,
+            top1_fit,
+            top5_fit,
+        }
+    }
+
+    fn published_points(store: &Store, source: AccuracySource, member: Member) -> Vec<PublishedPoint> {
         let mut points: Vec<PublishedPoint> = Vec::new();
-        for row in store.models.iter().filter(|r| source.matches(r)) {
+        for row in store.models.iter().filter(|r| source.matches(r, member)) {
             let (Some(alpha), Some(resolution)) = (row.alpha, row.resolution) else {
                 continue;
             };
@@ -178,21 +266,23 @@ impl AccuracyModel {
                 label: format!("{} {}, {}", row.source, row.table, row.model),
             });
         }
-        let top1_fit = Self::fit(&points, source, Metric::Top1);
-        let top5_fit = Self::fit(&points, source, Metric::Top5);
-        AccuracyModel {
-            source,
-            points,
-            top1_fit,
-            top5_fit,
-        }
+        points
     }
 
-    fn fit(points: &[PublishedPoint], source: AccuracySource, metric: Metric) -> Option<Fit> {
-        let data: Vec<(f64, u32, f64)> = points
+    fn data(points: &[PublishedPoint], metric: Metric) -> Vec<(f64, u32, f64)> {
+        points
             .iter()
             .filter_map(|p| Some((p.alpha, p.resolution, p.metric(metric)?)))
-            .collect();
+            .collect()
+    }
+
+    /// Where the member's points come from, as fit descriptions name them: "slim-v2 v2".
+    fn points_name(source: AccuracySource, member: Member) -> String {
+        format!("{} {}", source.source_id(member.family), member.name())
+    }
+
+    fn fit(points: &[PublishedPoint], source: AccuracySource, member: Member, metric: Metric) -> Option<Fit> {
+        let data = Self::data(points, metric);
         let terms = if data.len() >= 12 { 6 } else { 3 };
         if data.len() < terms + 2 {
             return None;
@@ -218,12 +308,57 @@ impl AccuracyModel {
         let loo_mean_abs = errors.iter().sum::<f64>() / errors.len() as f64;
         let loo_max_abs = errors.iter().copied().fold(0.0, f64::max);
         let shape = if terms == 6 { "quadratic" } else { "linear" };
-        let metric_name = if metric == Metric::Top1 { "top-1" } else { "top-5" };
+        let (alpha_range, resolution_range) = Fit::span(&data);
         Some(Fit {
+            alpha_range,
+            resolution_range,
             description: format!(
-                "estimate: {shape} fit of {metric_name} in (ln alpha, ln resolution) over {} published points of {} (leave-one-out error mean {loo_mean_abs:.2}, max {loo_max_abs:.2} points)",
+                "estimate: {shape} fit of {} in (ln alpha, ln resolution) over {} published points of {} (leave-one-out error mean {loo_mean_abs:.2}, max {loo_max_abs:.2} points)",
+                metric.name(),
                 data.len(),
-                source.title()
+                Self::points_name(source, member)
+            ),
+            coefficients,
+            points: data.len(),
+            loo_mean_abs,
+            loo_max_abs,
+        })
+    }
+
+    /// `donor` moved up or down to pass through `points` on average; its leave-one-out error
+    /// is that of the shift (each point predicted from a shift fitted to the others).
+    fn shifted(
+        donor: &Fit,
+        points: &[PublishedPoint],
+        source: AccuracySource,
+        member: Member,
+        metric: Metric,
+    ) -> Option<Fit> {
+        let data = Self::data(points, metric);
+        if data.len() < 2 {
+            return None;
+        }
+        let residual = |p: &(f64, u32, f64)| p.2 - predict(&donor.coefficients, p.0, p.1);
+        let residuals: Vec<f64> = data.iter().map(residual).collect();
+        let total: f64 = residuals.iter().sum();
+        let shift = total / data.len() as f64;
+        let errors: Vec<f64> = residuals
+            .iter()
+            .map(|r| (r - (total - r) / (data.len() - 1) as f64).abs())
+            .collect();
+        let loo_mean_abs = errors.iter().sum::<f64>() / errors.len() as f64;
+        let loo_max_abs = errors.iter().copied().fold(0.0, f64::max);
+        let mut coefficients = donor.coefficients.clone();
+        coefficients[0] += shift;
+        Some(Fit {
+            alpha_range: donor.alpha_range,
+            resolution_range: donor.resolution_range,
+            description: format!(
+                "estimate: the TF-slim v2 fit of {} (ln alpha, ln resolution; {} points) shifted by {shift:+.2} to the {} published points of {} (leave-one-out error mean {loo_mean_abs:.2}, max {loo_max_abs:.2} points)",
+                metric.name(),
+                donor.points,
+                data.len(),
+                Self::points_name(source, member)
             ),
             coefficients,
             points: data.len(),
@@ -250,9 +385,13 @@ impl AccuracyModel {
                 Metric::Top1 => self.top1_fit.as_ref(),
                 Metric::Top5 => self.top5_fit.as_ref(),
             }?;
+            let source = match fit.extrapolation(alpha, resolution) {
+                Some(outside) => format!("{}; EXTRAPOLATED: {outside}", fit.description),
+                None => fit.description.clone(),
+            };
             Some(Accuracy {
                 value: predict(&fit.coefficients, alpha, resolution),
-                source: fit.description.clone(),
+                source,
                 estimated: true,
             })
         })
@@ -263,9 +402,13 @@ impl AccuracyModel {
 mod tests {
     use super::*;
 
+    use crate::sweep::member::ALL as ALL_MEMBERS;
+
+    const V1: Member = Member::standard(Family::V1);
+
     #[test]
     fn published_points_come_from_the_table() {
-        let model = AccuracyModel::new(&Store::embedded(), AccuracySource::Slim);
+        let model = AccuracyModel::new(&Store::embedded(), AccuracySource::Slim, V1);
         let a = model.lookup(0.5, 160, Metric::Top1).unwrap();
         assert_eq!(a.value, 59.1);
         assert!(!a.estimated);
@@ -275,7 +418,7 @@ mod tests {
 
     #[test]
     fn unpublished_points_are_estimated_and_labelled() {
-        let model = AccuracyModel::new(&Store::embedded(), AccuracySource::Slim);
+        let model = AccuracyModel::new(&Store::embedded(), AccuracySource::Slim, V1);
         let e = model.lookup(0.6, 176, Metric::Top1).unwrap();
         assert!(e.estimated);
         assert!(e.source.starts_with("estimate: quadratic"));
@@ -294,10 +437,68 @@ mod tests {
             AccuracySource::Paper,
             AccuracySource::Tflite,
         ] {
-            let model = AccuracyModel::new(&Store::embedded(), source);
+            let model = AccuracyModel::new(&Store::embedded(), source, V1);
             assert!(model.top1_fit.is_some(), "{source:?}");
             assert!(model.lookup(0.25, 128, Metric::Top1).is_some());
         }
+    }
+
+    #[test]
+    fn v2_has_its_own_quadratic_fit() {
+        let model = AccuracyModel::new(
+            &Store::embedded(),
+            AccuracySource::Slim,
+            Member::standard(Family::V2),
+        );
+        let fit = model.top1_fit.as_ref().unwrap();
+        assert_eq!(fit.points, 22);
+        assert!(fit.description.contains("quadratic") && fit.description.contains("slim-v2 v2"));
+        assert!(fit.loo_mean_abs < 1.0, "{fit:?}");
+        let published = model.lookup(1.4, 224, Metric::Top1).unwrap();
+        assert_eq!((published.value, published.estimated), (75.0, false));
+        let estimate = model.lookup(1.0, 176, Metric::Top1).unwrap();
+        // Between 1.0/160 (68.8) and 1.0/192 (70.7).
+        assert!(
+            estimate.estimated && estimate.value > 68.8 && estimate.value < 70.7,
+            "{estimate:?}"
+        );
+    }
+
+    #[test]
+    fn v3_borrows_the_v2_shape_shifted_to_its_points() {
+        let store = Store::embedded();
+        let v2 = AccuracyModel::new(&store, AccuracySource::Slim, Member::standard(Family::V2));
+        let v3 = AccuracyModel::new(&store, AccuracySource::Slim, Member::standard(Family::V3Large));
+        let fit = v3.top1_fit.as_ref().unwrap();
+        assert_eq!(fit.points, 2);
+        assert!(fit.description.contains("shifted") && fit.description.contains("slim-v3 v3-large"));
+        // Same shape: only the constant differs.
+        let donor = v2.top1_fit.as_ref().unwrap();
+        assert_eq!(fit.coefficients[1..], donor.coefficients[1..]);
+        // The published points stay published; 0.75-224 (73.3) and 1.0-224 (75.2) bracket 0.9.
+        assert_eq!(v3.lookup(1.0, 224, Metric::Top1).unwrap().value, 75.2);
+        let mid = v3.lookup(0.9, 224, Metric::Top1).unwrap();
+        assert!(mid.estimated && mid.value > 73.3 && mid.value < 75.2, "{mid:?}");
+        // Lower resolution costs accuracy, as in v2.
+        assert!(v3.lookup(1.0, 160, Metric::Top1).unwrap().value < 75.2);
+        // Outside v2's grid the estimate says it is an extrapolation.
+        assert!(!mid.source.contains("EXTRAPOLATED"));
+        let far = v3.lookup(0.1, 224, Metric::Top1).unwrap();
+        assert!(
+            far.source
+                .ends_with("EXTRAPOLATED: alpha 0.1 outside the fitted 0.35-1.4"),
+            "{far:?}"
+        );
+        // No top-5 is published for v3, so there is nothing to shift to.
+        assert!(v3.top5_fit.is_none() && v3.lookup(1.0, 224, Metric::Top5).is_none());
+    }
+
+    #[test]
+    fn a_single_point_gives_no_estimate() {
+        let model = AccuracyModel::new(&Store::embedded(), AccuracySource::Slim, ALL_MEMBERS[4]);
+        assert!(model.top1_fit.is_none());
+        assert_eq!(model.lookup(1.0, 224, Metric::Top1).unwrap().value, 72.3);
+        assert!(model.lookup(1.0, 192, Metric::Top1).is_none());
     }
 
     #[test]

@@ -1,11 +1,14 @@
-//! Trade-off sweeps over (alpha, resolution): the analytic columns from the cost model, measured
-//! latency, published or estimated accuracy, the Pareto front and budgets.
+//! Trade-off sweeps over members of the family and their (alpha, resolution) grids: the
+//! analytic columns from the cost model, measured latency, published or estimated accuracy,
+//! the Pareto front across every row and budgets that pick across members.
 
 pub mod accuracy;
+pub mod member;
 mod pareto;
 pub mod plot;
 
 pub use accuracy::{Accuracy, AccuracyModel, AccuracySource, Fit, Metric};
+pub use member::Member;
 pub use pareto::{Budget, apply_budget, mark_pareto};
 
 use serde::Serialize;
@@ -17,9 +20,11 @@ use crate::cost::Totals;
 /// One point of a sweep.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct SweepRow {
+    pub family: crate::arch::Family,
+    pub minimalistic: bool,
     pub alpha: f64,
     pub resolution: u32,
-    /// "0.5-160".
+    /// "v1 0.5-160", "v3-small-minimalistic 1.0-224".
     pub label: String,
     pub mult_adds: u64,
     /// Conv + FC weights (paper convention).
@@ -47,13 +52,11 @@ impl SweepRow {
     /// The analytic part of a row; timing, accuracy and flags are filled in later.
     pub fn analytic(config: &Config, totals: &Totals) -> Self {
         SweepRow {
+            family: config.family,
+            minimalistic: config.minimalistic,
             alpha: config.alpha,
             resolution: config.resolution,
-            label: format!(
-                "{}-{}",
-                crate::arch::config::format_alpha(config.alpha),
-                config.resolution
-            ),
+            label: format!("{} {}", Self::member_of(config), Self::point_label(config)),
             mult_adds: totals.mult_adds,
             params: totals.params,
             params_deployed: totals.params_deployed,
@@ -69,11 +72,41 @@ impl SweepRow {
             best: false,
         }
     }
+
+    fn member_of(config: &Config) -> Member {
+        Member {
+            family: config.family,
+            minimalistic: config.minimalistic,
+        }
+    }
+
+    /// "0.5-160": the point within its member, as plots label it.
+    fn point_label(config: &Config) -> String {
+        format!(
+            "{}-{}",
+            crate::arch::config::format_alpha(config.alpha),
+            config.resolution
+        )
+    }
+
+    pub fn member(&self) -> Member {
+        Member {
+            family: self.family,
+            minimalistic: self.minimalistic,
+        }
+    }
+
+    /// The label without the member: "0.5-160".
+    pub fn point(&self) -> &str {
+        self.label.split_once(' ').map_or(&self.label, |(_, point)| point)
+    }
 }
 
-/// The fits used for estimated accuracies, reported with the results.
+/// The fits used for one member's estimated accuracies, reported with the results.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct FitReport {
+    /// The member's name: "v2", "v3-large-minimalistic".
+    pub family: String,
     pub top1: Option<Fit>,
     pub top5: Option<Fit>,
 }
@@ -86,7 +119,10 @@ pub struct SweepReport {
     pub batch: usize,
     pub warmup: usize,
     pub accuracy_source: AccuracySource,
-    pub fit: FitReport,
+    /// The members swept, in order: "v1", "v2", ...
+    pub families: Vec<String>,
+    /// One per member.
+    pub fits: Vec<FitReport>,
     pub budget: Budget,
     /// Label of the best row within budget, if any row fits.
     pub best: Option<String>,

@@ -89,6 +89,8 @@ mod tests {
 
     fn row(label: &str, ms: f64, top1: f64, size: u64) -> SweepRow {
         SweepRow {
+            family: crate::arch::Family::V1,
+            minimalistic: false,
             alpha: 1.0,
             resolution: 224,
             label: label.into(),

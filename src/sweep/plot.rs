@@ -1,11 +1,26 @@
 //! The trade-off plot: top-1 accuracy against mult-adds (log scale, like the paper's Figures 4
-//! and 5) and against measured latency, each point labelled alpha-resolution, the Pareto front
-//! drawn. SVG from plotters' SVG backend, which writes `<text>` elements, so no font files are
-//! needed to render it.
+//! and 5) and against measured latency, a colour per member of the family, each point labelled
+//! alpha-resolution, published points filled and estimated ones hollow, the Pareto front across
+//! all members drawn. SVG from plotters' SVG backend, which writes `<text>` elements, so no font
+//! files are needed to render it.
 
 use plotters::prelude::*;
 
-use super::SweepRow;
+use super::{Member, SweepRow, member};
+
+/// A colour per member (the categorical palette of matplotlib's tab10, readable on white).
+fn colour(member: Member) -> RGBColor {
+    const PALETTE: [RGBColor; 6] = [
+        RGBColor(31, 119, 180),
+        RGBColor(44, 160, 44),
+        RGBColor(255, 127, 14),
+        RGBColor(148, 103, 189),
+        RGBColor(140, 86, 75),
+        RGBColor(227, 119, 194),
+    ];
+    let index = member::ALL.iter().position(|m| *m == member).unwrap_or(0);
+    PALETTE[index % PALETTE.len()]
+}
 
 const WIDTH: u32 = 1200;
 const HEIGHT: u32 = 560;
@@ -30,6 +45,7 @@ fn tick(value: f64) -> String {
 struct Point {
     x: f64,
     y: f64,
+    member: Member,
     label: String,
     pareto: bool,
     estimated: bool,
@@ -74,28 +90,36 @@ fn panel(
     let mut front: Vec<(f64, f64)> = points.iter().filter(|p| p.pareto).map(|p| (p.x, p.y)).collect();
     front.sort_by(|a, b| a.0.total_cmp(&b.0));
     chart
-        .draw_series(LineSeries::new(front, RED.stroke_width(2)))?
+        .draw_series(LineSeries::new(front, BLACK.stroke_width(2)))?
         .label("Pareto front")
-        .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], RED.stroke_width(2)));
-    chart
-        .draw_series(
-            points
-                .iter()
-                .filter(|p| !p.estimated)
-                .map(|p| Circle::new((p.x, p.y), 5, BLUE.filled())),
-        )?
-        .label("published accuracy")
-        .legend(|(x, y)| Circle::new((x + 10, y), 5, BLUE.filled()));
-    if points.iter().any(|p| p.estimated) {
+        .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], BLACK.stroke_width(2)));
+    let mut members: Vec<Member> = Vec::new();
+    for p in points {
+        if !members.contains(&p.member) {
+            members.push(p.member);
+        }
+    }
+    for member in members {
+        let colour = colour(member);
+        let of = |p: &&Point| p.member == member;
         chart
-            .draw_series(
-                points
-                    .iter()
-                    .filter(|p| p.estimated)
-                    .map(|p| Circle::new((p.x, p.y), 5, BLUE.stroke_width(2))),
-            )?
-            .label("estimated accuracy")
-            .legend(|(x, y)| Circle::new((x + 10, y), 5, BLUE.stroke_width(2)));
+            .draw_series(points.iter().filter(of).map(|p| {
+                let style = if p.estimated {
+                    colour.stroke_width(2)
+                } else {
+                    colour.filled()
+                };
+                Circle::new((p.x, p.y), 5, style)
+            }))?
+            .label(member.name())
+            .legend(move |(x, y)| Circle::new((x + 10, y), 5, colour.filled()));
+    }
+    if points.iter().any(|p| p.estimated) {
+        // A legend entry only: hollow marks are estimates whatever their colour.
+        chart
+            .draw_series(std::iter::empty::<Circle<(f64, f64), i32>>())?
+            .label("hollow: estimated accuracy")
+            .legend(|(x, y)| Circle::new((x + 10, y), 5, BLACK.stroke_width(2)));
     }
     chart.draw_series(points.iter().map(|p| {
         Text::new(
@@ -124,7 +148,8 @@ pub fn render_svg(rows: &[SweepRow], title: &str) -> Result<String, String> {
             Some(Point {
                 x: r.mult_adds as f64 / 1e6,
                 y: top1.value,
-                label: r.label.clone(),
+                member: r.member(),
+                label: r.point().to_string(),
                 pareto: false,
                 estimated: top1.estimated,
             })
@@ -154,7 +179,8 @@ pub fn render_svg(rows: &[SweepRow], title: &str) -> Result<String, String> {
             Some(Point {
                 x: r.latency_ms.as_ref()?.median,
                 y: top1.value,
-                label: r.label.clone(),
+                member: r.member(),
+                label: r.point().to_string(),
                 pareto: r.pareto,
                 estimated: top1.estimated,
             })
@@ -205,14 +231,18 @@ pub fn render_svg(rows: &[SweepRow], title: &str) -> Result<String, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::arch::Config;
+    use crate::arch::{Config, Family};
     use crate::bench::Summary;
     use crate::cost::analyze;
     use crate::published::Store;
     use crate::sweep::{AccuracyModel, AccuracySource, Metric, mark_pareto};
 
     pub(crate) fn paper_grid(timed: bool) -> Vec<SweepRow> {
-        let accuracy = AccuracyModel::new(&Store::embedded(), AccuracySource::Slim);
+        let accuracy = AccuracyModel::new(
+            &Store::embedded(),
+            AccuracySource::Slim,
+            Member::standard(Family::V1),
+        );
         let mut rows = Vec::new();
         for alpha in [1.0, 0.75, 0.5, 0.25] {
             for res in [224, 192, 160, 128, 96] {
@@ -239,12 +269,35 @@ mod tests {
             "0.5-160",
             "Pareto front",
             "estimated accuracy",
+            "v1",
         ] {
             assert!(svg.contains(text), "missing {text}");
         }
         assert!(svg.contains("<polyline"));
         let untimed = render_svg(&paper_grid(false), "x").unwrap();
         assert!(!untimed.contains("measured latency"));
+    }
+
+    #[test]
+    fn each_family_has_its_colour_and_legend_entry() {
+        let mut rows = paper_grid(false);
+        let v2 = Member::standard(Family::V2);
+        let accuracy = AccuracyModel::new(&Store::embedded(), AccuracySource::Slim, v2);
+        for (alpha, res) in [(1.0, 224), (0.35, 96)] {
+            let config = v2.config(alpha, res).unwrap();
+            let mut row = SweepRow::analytic(&config, &analyze(&config).totals);
+            row.top1 = accuracy.lookup(alpha, res, Metric::Top1);
+            rows.push(row);
+        }
+        let svg = render_svg(&rows, "v1 and v2").unwrap();
+        let fill = |c: RGBColor| format!("fill=\"#{:02X}{:02X}{:02X}\"", c.0, c.1, c.2);
+        let (v1_fill, v2_fill) = (fill(colour(rows[0].member())), fill(colour(v2)));
+        assert_ne!(v1_fill, v2_fill);
+        assert!(svg.contains(&v1_fill) && svg.contains(&v2_fill), "{svg}");
+        // plotters writes each text element's content on its own line.
+        assert!(svg.contains("\nv2\n") && svg.contains("\nv1\n"));
+        // Plot labels drop the family (the colour says it): "0.35-96", not "v2 0.35-96".
+        assert!(svg.contains("\n0.35-96\n") && !svg.contains("v2 0.35-96"));
     }
 
     #[test]
