@@ -53,7 +53,7 @@ pub enum WeightsError {
     },
     #[error("{file}: not a valid safetensors file ({reason}); is it truncated?")]
     Format { file: String, reason: String },
-    #[error("{file}: {size} bytes is larger than any MobileNet v1 weight file ({limit} bytes at most)")]
+    #[error("{file}: {size} bytes is larger than any MobileNet weight file ({limit} bytes at most)")]
     TooLarge { file: String, size: u64, limit: u64 },
     #[error("{file}: metadata {key} = '{value}' is not {expected}")]
     Metadata {
