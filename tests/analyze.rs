@@ -433,8 +433,9 @@ fn bench_times_every_family_on_the_reference_engine_and_the_fast_engine_refuses_
             .args(["--mock-timer", "--runs", "3"])
             .output()
             .unwrap();
-        if args[1] == "v2" {
-            // v2 runs on the (default) fast engine.
+        if args[1] == "v2" || args.contains(&"--minimalistic") {
+            // v2 and the minimalistic v3 (ReLU, 3x3, no squeeze-and-excite) run on the
+            // (default) fast engine.
             assert!(
                 out.status.success(),
                 "{args:?}: {}",

@@ -99,14 +99,12 @@ pub(crate) struct Plan {
     pub(crate) zero_row_len: usize,
 }
 
-fn act(activation: Activation) -> Result<Act, String> {
+fn act(activation: Activation) -> Act {
     match activation {
-        Activation::Relu6 => Ok(Act::Relu6),
-        Activation::Linear => Ok(Act::Linear),
-        Activation::Relu | Activation::HardSwish => Err(format!(
-            "uses {}: MobileNetV3 activations are not supported by the fast engine yet (v1 and v2 only)",
-            activation.name()
-        )),
+        Activation::Relu6 => Act::Relu6,
+        Activation::Relu => Act::Relu,
+        Activation::HardSwish => Act::HardSwish,
+        Activation::Linear => Act::Linear,
     }
 }
 
@@ -281,7 +279,7 @@ fn plan_layer(layer: &Layer, w: &FoldedLayerWeights, first: bool) -> Result<Op, 
     );
     let (top, _, left, _) = layer.same_padding();
     let (cin_pad, cout_pad) = (padded(cin), padded(cout));
-    let act = act(layer.activation)?;
+    let act = act(layer.activation);
     Ok(match layer.kind {
         LayerKind::Conv => {
             expect("weight", &w.weight, cout * cin * k * k)?;
@@ -375,6 +373,12 @@ fn plan_layer(layer: &Layer, w: &FoldedLayerWeights, first: bool) -> Result<Op, 
         LayerKind::AvgPool => {
             expect("weight", &w.weight, 0)?;
             expect("bias", &w.bias, 0)?;
+            if act != Act::Linear {
+                return Err(format!(
+                    "is a pool with {}: the fast engine pools without an activation",
+                    layer.activation.name()
+                ));
+            }
             Op::Pool(PoolOp {
                 pixels: in_hw.0 * in_hw.1,
                 c_pad: cin_pad,

@@ -119,8 +119,11 @@ fn reference(layers: &[Layer], weights: &[FoldedLayerWeights], image: &[f32]) ->
                 .zip(&outputs[from - 1])
                 .for_each(|(v, r): (&mut f64, &f64)| *v += r);
         }
-        if layer.activation == Activation::Relu6 {
-            y.iter_mut().for_each(|v| *v = v.clamp(0.0, 6.0));
+        match layer.activation {
+            Activation::Relu6 => y.iter_mut().for_each(|v| *v = v.clamp(0.0, 6.0)),
+            Activation::Relu => y.iter_mut().for_each(|v| *v = v.max(0.0)),
+            Activation::HardSwish => y.iter_mut().for_each(|v| *v *= (*v + 3.0).clamp(0.0, 6.0) / 6.0),
+            Activation::Linear => {}
         }
         outputs.push(y.clone());
         x = y;
@@ -207,12 +210,13 @@ fn compare(layer: &Layer, output: &[f32], expected: &[Vec<Vec<f64>>], index: usi
     }
 }
 
+/// One layer with ReLU6 (linear for the pool and the FC).
 fn layer(kind: LayerKind, kernel: u32, stride: u32, input: Shape, out_c: u32) -> Layer {
     let (h, w) = match kind {
         LayerKind::AvgPool | LayerKind::Fc => (1, 1),
         _ => (input.h.div_ceil(stride), input.w.div_ceil(stride)),
     };
-    let activation = if kind == LayerKind::Fc {
+    let activation = if matches!(kind, LayerKind::Fc | LayerKind::AvgPool) {
         Activation::Linear
     } else {
         Activation::Relu6
@@ -231,6 +235,16 @@ fn layer(kind: LayerKind, kernel: u32, stride: u32, input: Shape, out_c: u32) ->
         residual_from: None,
         se_channels: None,
     }
+}
+
+/// `layers` with `activation` wherever they had ReLU6 (every layer but the pool and the FC).
+fn activated(mut layers: Vec<Layer>, activation: Activation) -> Vec<Layer> {
+    for l in &mut layers {
+        if l.activation == Activation::Relu6 {
+            l.activation = activation;
+        }
+    }
+    layers
 }
 
 /// stem -> `body` (each `(kind, kernel, stride, out_c)`) -> pool -> fc.
@@ -444,4 +458,46 @@ fn an_engine_can_move_between_threads() {
 fn every_isa_is_reported() {
     assert!(Isa::available().contains(&Isa::Portable));
     assert!(Isa::detect().is_available());
+}
+
+#[test]
+fn relu_hard_swish_and_linear_in_every_kernel() {
+    // The stem's implicit GEMM (and its im2col border), 3x3 and 5x5 depthwise, pointwise.
+    let body = [
+        (Dw, 3, 1, 1),
+        (Pw, 1, 1, 40),
+        (Dw, 5, 2, 1),
+        (Pw, 1, 1, 24),
+        (Conv, 3, 1, 16),
+    ];
+    for activation in [Activation::Relu, Activation::HardSwish, Activation::Linear] {
+        check_network(
+            &activated(network((15, 14), (2, 24), &body, 9), activation),
+            2,
+            20,
+        );
+    }
+}
+
+#[test]
+fn depthwise_5x5_strides_sizes_and_channel_counts() {
+    // Down to images narrower than the kernel, where every column is a border column.
+    for (res, c) in [
+        ((16, 16), 8),
+        ((15, 13), 24),
+        ((14, 19), 40),
+        ((10, 10), 16),
+        ((7, 6), 72),
+        ((3, 3), 32),
+        ((1, 2), 16),
+    ] {
+        for stride in [1, 2] {
+            check_network(&network(res, (1, c), &[(Dw, 5, stride, 1)], 7), 2, 21);
+            let hard_swish = activated(
+                network(res, (2, c), &[(Dw, 5, stride, 1)], 7),
+                Activation::HardSwish,
+            );
+            check_network(&hard_swish, 2, 22);
+        }
+    }
 }
