@@ -13,9 +13,10 @@
 //! broadcast = 31 of 32 registers): 28 independent FMA chains cover the 4-cycle latency of
 //! two FMA pipes (8 in flight), and 16 loads (2 panel, 14 broadcast) per 28 FMAs leave the
 //! load ports idle half the time. Bias initialises the accumulators and the activation
-//! (ReLU6, ReLU or hard-swish) is applied before the single store, so `C` is written once.
-//! 14 also divides every MobileNet v1 224 spatial size (112^2, 56^2, 28^2, 14^2, 7^2). The
-//! pointwise layers run at 90-98% of the measured AVX-512 FMA peak of one core.
+//! (ReLU6, ReLU, hard-swish, or the squeeze-and-excite gate's hard-sigmoid) is applied before
+//! the single store, so `C` is written once. 14 also divides every MobileNet v1 224 spatial
+//! size (112^2, 56^2, 28^2, 14^2, 7^2). The pointwise layers run at 90-98% of the measured
+//! AVX-512 FMA peak of one core.
 
 use std::ops::Range;
 
@@ -31,6 +32,9 @@ pub(crate) enum Act {
     Relu,
     /// x * relu6(x + 3) / 6: MobileNetV3's cheap swish (Howard et al. 2019 eq. 2).
     HardSwish,
+    /// relu6(x + 3) / 6: the squeeze-and-excite gate (Section 5.3), never a layer's own
+    /// activation.
+    HardSigmoid,
     Linear,
 }
 
@@ -45,6 +49,7 @@ impl Act {
                 Act::Relu6 => x.relu6(),
                 Act::Relu => x.max(V::splat(0.0)),
                 Act::HardSwish => x.hard_swish(),
+                Act::HardSigmoid => x.hard_sigmoid(),
                 Act::Linear => x,
             }
         }
@@ -57,6 +62,7 @@ impl Act {
             Act::Relu6 => x.clamp(0.0, 6.0),
             Act::Relu => x.max(0.0),
             Act::HardSwish => x * gate(x),
+            Act::HardSigmoid => gate(x),
             Act::Linear => x,
         }
     }
@@ -79,6 +85,10 @@ macro_rules! with_act {
             }
             $crate::engine::gemm::Act::HardSwish => {
                 let $act = $crate::engine::gemm::Act::HardSwish;
+                $body
+            }
+            $crate::engine::gemm::Act::HardSigmoid => {
+                let $act = $crate::engine::gemm::Act::HardSigmoid;
                 $body
             }
             $crate::engine::gemm::Act::Linear => {
