@@ -133,7 +133,8 @@ pub struct ModelArgs {
     #[arg(long, default_value = "standard", value_name = "VARIANT")]
     pub variant: String,
     /// Model family: v1 (Howard et al. 2017), v2 (MobileNetV2, Sandler et al. 2018), v3-large or
-    /// v3-small (MobileNetV3, Howard et al. 2019). sweep takes --families instead.
+    /// v3-small (MobileNetV3, Howard et al. 2019). bench runs every family (random weights),
+    /// classify and evaluate every family given --weights; sweep takes --families instead.
     #[arg(long, default_value = "v1", value_name = "FAMILY")]
     pub family: String,
     /// MobileNetV3's minimalistic models: no squeeze-and-excite, ReLU instead of hard-swish,

@@ -14,7 +14,8 @@ use crate::nn::MobileNet;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum EngineKind {
-    /// The project's own kernels: direct depthwise, GEMM pointwise on NHWC, fused bias + ReLU6.
+    /// The project's own kernels: direct depthwise, GEMM pointwise on NHWC, fused bias and
+    /// activation, squeeze-and-excite.
     Fast,
     /// Plain candle tensor operations.
     Reference,
@@ -42,11 +43,7 @@ impl Runner {
         let fast = match kind {
             EngineKind::Reference => None,
             EngineKind::Fast => {
-                let weights: Vec<FoldedLayerWeights> = net
-                    .folded_weights()?
-                    .into_iter()
-                    .map(|(weight, bias)| FoldedLayerWeights { weight, bias })
-                    .collect();
+                let weights = engine_weights(&net)?;
                 // The fast engine decides what it supports; a network it refuses is an error
                 // telling the user how to run it, never a silent switch to the reference.
                 match Engine::new(net.layers(), &weights, threads.max(1)) {
@@ -115,6 +112,26 @@ impl Runner {
         let classes = logits.len() / n;
         Tensor::from_vec(logits, (n, classes), self.net.device())
     }
+}
+
+/// The fast engine's weights for `net`: BatchNorm folded, one entry per layer, the
+/// squeeze-and-excite layers' two convs concatenated.
+pub fn engine_weights(net: &MobileNet) -> candle_core::Result<Vec<FoldedLayerWeights>> {
+    let se = net.squeeze_excite_weights()?;
+    Ok(net
+        .folded_weights()?
+        .into_iter()
+        .zip(se)
+        .map(|((weight, bias), se)| match se {
+            Some(se) => FoldedLayerWeights::squeeze_excite(
+                &se.reduce_weight,
+                &se.reduce_bias,
+                &se.expand_weight,
+                &se.expand_bias,
+            ),
+            None => FoldedLayerWeights { weight, bias },
+        })
+        .collect())
 }
 
 /// A deterministic pseudo-random input in [-1, 1] of shape [batch, 3, res, res] (a 64-bit LCG:

@@ -1,8 +1,12 @@
 //! `classify` and `evaluate` through the real binary: labels, formats, exit codes and bad input.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use assert_cmd::Command;
+use candle_core::{Device, Tensor};
+use mobilenet_cli::arch::{Config, Family, Variant};
+use mobilenet_cli::nn::{MobileNet, squeeze_excite_shapes, weight_shape};
 use predicates::prelude::*;
 use serde_json::Value;
 
@@ -384,5 +388,95 @@ fn classify_refuses_v3_without_weights_in_one_line() {
             err.trim(),
             "error: no pretrained MobileNetV3 weights ship with the tool; pass --weights FILE"
         );
+    }
+}
+
+/// A random MobileNetV3 with 10 classes, saved in the documented tensor naming (SE as
+/// NAME.reduce.* / NAME.expand.*, conv_head with a bias), as `--weights` reads it.
+fn random_v3_weights(path: &Path, family: Family, minimalistic: bool) {
+    let dev = Device::Cpu;
+    let config = Config::build(family, 1.0, 224, 1, 10, Variant::Standard, minimalistic).unwrap();
+    let net = MobileNet::random(config, 9, &dev).unwrap();
+    let folded = net.folded_weights().unwrap();
+    let se = net.squeeze_excite_weights().unwrap();
+    let mut tensors: HashMap<String, Tensor> = HashMap::new();
+    let mut put = |name: String, values: Vec<f32>, shape: &[usize]| {
+        tensors.insert(name, Tensor::from_vec(values, shape, &dev).unwrap());
+    };
+    for (i, layer) in net.layers().iter().enumerate() {
+        let name = &layer.name;
+        if let Some((reduce, expand)) = squeeze_excite_shapes(layer) {
+            let w = se[i].clone().unwrap();
+            put(format!("{name}.reduce.weight"), w.reduce_weight, &reduce);
+            put(format!("{name}.reduce.bias"), w.reduce_bias, &[reduce[0]]);
+            put(format!("{name}.expand.weight"), w.expand_weight, &expand);
+            put(format!("{name}.expand.bias"), w.expand_bias, &[expand[0]]);
+        } else if let Some(shape) = weight_shape(layer) {
+            let (weight, bias) = folded[i].clone();
+            let n = bias.len();
+            put(format!("{name}.weight"), weight, &shape);
+            put(format!("{name}.bias"), bias, &[n]);
+        }
+    }
+    candle_core::safetensors::save(&tensors, path).unwrap();
+}
+
+/// Class index -> probability from `classify --format json` for one image.
+fn probabilities(args: &[&str], weights: &Path) -> HashMap<u64, f64> {
+    let out = cli()
+        .args([
+            "classify",
+            "--format",
+            "json",
+            "--top",
+            "10",
+            "--res",
+            "131",
+            "--weights",
+        ])
+        .arg(weights)
+        .args(args)
+        .arg(photo("chelsea.png"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    v[0]["predictions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            (
+                p["class_index"].as_u64().unwrap(),
+                p["probability"].as_f64().unwrap(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn v3_weights_files_run_on_both_engines_and_agree() {
+    let dir = tempfile::tempdir().unwrap();
+    for (family, minimalistic) in [(Family::V3Large, false), (Family::V3Small, true)] {
+        let path = dir
+            .path()
+            .join(format!("{}-{minimalistic}.safetensors", family.name()));
+        random_v3_weights(&path, family, minimalistic);
+        // The default engine is the fast one.
+        let fast = probabilities(&[], &path);
+        let reference = probabilities(&["--engine", "reference"], &path);
+        assert_eq!(fast.len(), 10, "{family}");
+        for (class, p) in &reference {
+            let diff = (fast[class] - p).abs();
+            assert!(
+                diff <= 1e-4,
+                "{family} class {class}: fast {} vs reference {p}",
+                fast[class]
+            );
+        }
     }
 }

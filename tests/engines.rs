@@ -1,6 +1,7 @@
 //! The fast engine against the candle-ops reference engine: same network, same input, logits
-//! within 1e-4 (relative to the logits' scale), for the shipped models and random networks at
-//! even and odd resolutions, batch 1 and 4, one and two threads.
+//! within 1e-4 (relative to the logits' scale), for the shipped models and random networks
+//! (v1, v2 and v3, minimalistic too) at even and odd resolutions, batch 1 and 3 or 4, one and two
+//! threads.
 
 use candle_core::{Device, Tensor};
 use mobilenet_cli::arch::{Config, Family, Variant};
@@ -43,7 +44,7 @@ fn assert_engines_agree(net: MobileNet, batch: usize, threads: usize) {
 
 #[test]
 fn shipped_models_agree_at_batch_1_and_4() {
-    // v1 and v2 (the shipped 1.0_224); v3: see the_fast_engine_refuses_v3_with_a_hint.
+    // v1 and v2 (the shipped 1.0_224); no v3 weights ship: see random_v3_networks_agree.
     for id in ModelId::ALL {
         let net = MobileNet::from_embedded(id, &Device::Cpu).unwrap();
         assert_engines_agree(net.clone(), 1, 1);
@@ -88,7 +89,7 @@ fn the_fast_engine_refuses_a_wrong_input_shape() {
 #[test]
 fn fast_engine_reproduces_the_reference_probabilities() {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
-    // v1 and v2 (the shipped 1.0_224); v3: see the_fast_engine_refuses_v3_with_a_hint.
+    // v1 and v2 (the shipped 1.0_224).
     for id in ModelId::ALL {
         let reference =
             candle_core::safetensors::load(dir.join(format!("reference_{}", id.file_name())), &Device::Cpu)
@@ -104,13 +105,17 @@ fn fast_engine_reproduces_the_reference_probabilities() {
 }
 
 #[test]
-fn the_fast_engine_refuses_v3_with_a_hint() {
-    for family in [Family::V3Large, Family::V3Small] {
-        let net = MobileNet::random(Config::family(family, 0.5, 64).unwrap(), 3, &Device::Cpu).unwrap();
-        let err = Runner::new(net, EngineKind::Fast, 1)
-            .err()
-            .expect("v3 is not on the fast engine yet");
-        assert!(err.to_string().contains("pass --engine reference"), "{err}");
+fn random_v3_networks_agree() {
+    for (family, alpha, res, minimalistic) in [
+        (Family::V3Large, 1.0, 64, false),
+        (Family::V3Large, 0.75, 97, true),
+        (Family::V3Small, 1.0, 131, false),
+        (Family::V3Small, 0.5, 48, true),
+    ] {
+        let config = Config::build(family, alpha, res, 1, 1000, Variant::Standard, minimalistic).unwrap();
+        let net = MobileNet::random(config, 3, &Device::Cpu).unwrap();
+        assert_engines_agree(net.clone(), 1, 1);
+        assert_engines_agree(net, 3, 2);
     }
 }
 

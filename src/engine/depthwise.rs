@@ -1,17 +1,20 @@
 //! Depthwise convolution (paper eq. 3): one `k x k` filter per channel, TF SAME padding, bias
-//! and ReLU6 fused.
+//! and the activation fused.
 //!
 //! In NHWC a pixel's channels are contiguous, so the kernel vectorises over channels: for one
-//! output row and one vector of channels the 9 tap vectors and the bias stay in registers
-//! while the row is swept, each output vector costing 9 loads and 9 FMAs. Out-of-image input
-//! rows point at a shared zero row, so the only branches are per output row (choose three row
-//! pointers) and per border column (the first and last output columns, which check each tap's
-//! column); the interior columns run an unconditional 3x3 body.
+//! output row and one vector of channels the `k * k` tap vectors and the bias stay in
+//! registers while the row is swept, each output vector costing `k * k` loads and FMAs. Out-of-image
+//! input rows point at a shared zero row, so the only branches are per output row (choose `k`
+//! row pointers) and per border column (the first and last `k / 2` output columns or so, which
+//! check each tap's column); the interior columns run an unconditional `k x k` body.
 //!
-//! The fast path covers the network's case, 3x3 with depth multiplier 1; any other kernel
-//! size or a depth multiplier > 1 takes a correct scalar path.
+//! The fast path covers the networks' cases, 3x3 (v1, v2, v3) and 5x5 (MobileNetV3's later
+//! blocks, Howard et al. 2019 Tables 1-2) with depth multiplier 1, at any stride. A 5x5 tap set is
+//! 25 vectors, which with the bias and the partial sums still fits AVX-512's 32 registers; on
+//! AVX2 and the portable path some taps live in L1 and become memory operands of the FMAs.
+//! Any other kernel size or a depth multiplier > 1 takes a correct scalar path.
 
-use super::gemm::Act;
+use super::gemm::{Act, with_act};
 use super::pack::DepthwiseTaps;
 use super::parallel::Work;
 #[cfg(target_arch = "x86_64")]
@@ -36,10 +39,10 @@ pub(crate) struct DepthwiseOp {
     pub(crate) act: Act,
 }
 
-/// One output row of the 3x3, multiplier-1 fast path.
-struct Row3 {
-    /// Input rows for the three kernel rows (the zero row where outside the image).
-    rows: [*const f32; 3],
+/// One output row of the multiplier-1 fast path for a `K x K` kernel.
+struct Row<const K: usize> {
+    /// Input rows for the `K` kernel rows (the zero row where outside the image).
+    rows: [*const f32; K],
     out: *mut f32,
     taps: *const f32,
     bias: *const f32,
@@ -48,9 +51,6 @@ struct Row3 {
     out_w: usize,
     stride: usize,
     pad_left: usize,
-    /// Clamp bounds: (0, 6) for ReLU6, infinite for linear, so the epilogue has no branch.
-    lo: f32,
-    hi: f32,
 }
 
 impl DepthwiseOp {
@@ -76,11 +76,6 @@ impl DepthwiseOp {
     ) {
         let ((in_h, in_w), (out_h, out_w)) = (self.in_hw, self.out_hw);
         let (cin, cout) = (self.in_c.1, self.out_c.1);
-        let fast = self.kernel == 3 && self.multiplier == 1;
-        let (lo, hi) = match self.act {
-            Act::Relu6 => (0.0, 6.0),
-            Act::Linear => (f32::NEG_INFINITY, f32::INFINITY),
-        };
         work.for_each(batch * out_h, 1, |rows| {
             for row in rows {
                 let (n, oy) = (row / out_h, row % out_h);
@@ -94,38 +89,32 @@ impl DepthwiseOp {
                     // SAFETY: `iy < in_h` keeps the row inside the image.
                     iy.map_or(zero_row, |iy| unsafe { image.add(iy * in_w * cin) })
                 };
-                if !fast {
-                    // SAFETY: the row pointers cover `in_w * cin` floats each, `out` covers the row.
-                    unsafe { self.generic_row(&input_row, out, lo, hi) };
-                    continue;
-                }
-                let r = Row3 {
-                    rows: [input_row(0), input_row(1), input_row(2)],
-                    out,
-                    taps: self.taps.taps.as_ptr(),
-                    bias: self.taps.bias.as_ptr(),
-                    channels: cout,
-                    in_w,
-                    out_w,
-                    stride: self.stride,
-                    pad_left: self.pad.1,
-                    lo,
-                    hi,
-                };
-                // SAFETY: `isa` is available (caller); the row's pointers are valid as set up above.
+                // SAFETY: the row pointers cover `in_w * cin` floats each and `out` the output
+                // row; `isa` is available (caller).
                 unsafe {
-                    match isa {
-                        #[cfg(target_arch = "x86_64")]
-                        Isa::Avx512 => row3_avx512(&r),
-                        #[cfg(target_arch = "x86_64")]
-                        Isa::Avx2 => row3_avx2(&r),
-                        #[cfg(not(target_arch = "x86_64"))]
-                        Isa::Avx512 | Isa::Avx2 => unreachable!("x86 ISA on another architecture"),
-                        Isa::Portable => row3::<Portable>(&r),
+                    match (self.kernel, self.multiplier) {
+                        (3, 1) => row_entry(isa, &self.row::<3>(&input_row, out), self.act),
+                        (5, 1) => row_entry(isa, &self.row::<5>(&input_row, out), self.act),
+                        _ => self.generic_row(&input_row, out),
                     }
                 }
             }
         });
+    }
+
+    /// The fast path's view of one output row.
+    fn row<const K: usize>(&self, input_row: &dyn Fn(usize) -> *const f32, out: *mut f32) -> Row<K> {
+        Row {
+            rows: std::array::from_fn(input_row),
+            out,
+            taps: self.taps.taps.as_ptr(),
+            bias: self.taps.bias.as_ptr(),
+            channels: self.out_c.1,
+            in_w: self.in_hw.1,
+            out_w: self.out_hw.1,
+            stride: self.stride,
+            pad_left: self.pad.1,
+        }
     }
 
     /// Any kernel size and depth multiplier, one output value at a time.
@@ -133,7 +122,7 @@ impl DepthwiseOp {
     /// # Safety
     /// `input_row(ky)` must return `in_w * in_c.1` readable floats; `out` must be writable for
     /// `out_w * out_c.1` floats.
-    unsafe fn generic_row(&self, input_row: &dyn Fn(usize) -> *const f32, out: *mut f32, lo: f32, hi: f32) {
+    unsafe fn generic_row(&self, input_row: &dyn Fn(usize) -> *const f32, out: *mut f32) {
         let (in_w, out_w) = (self.in_hw.1, self.out_hw.1);
         let (cin, (cout, cout_pad)) = (self.in_c.1, self.out_c);
         let (k, taps, bias) = (self.kernel, self.taps.taps.as_slice(), self.taps.bias.as_slice());
@@ -157,67 +146,88 @@ impl DepthwiseOp {
                     }
                 }
                 // SAFETY: `ox < out_w`, `o < cout_pad`: inside the output row.
-                unsafe { *out.add(ox * cout_pad + o) = acc.max(lo).min(hi) };
+                unsafe { *out.add(ox * cout_pad + o) = self.act.scalar(acc) };
             }
+        }
+    }
+}
+
+/// Runs one row on `isa` with the activation known at compile time.
+///
+/// # Safety
+/// `isa` must be available; the row's pointers as [`row`] requires.
+unsafe fn row_entry<const K: usize>(isa: Isa, r: &Row<K>, act: Act) {
+    // SAFETY: forwarded from the caller; each arm runs only when its ISA was detected.
+    unsafe {
+        match isa {
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx512 => row_avx512(r, act),
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx2 => row_avx2(r, act),
+            #[cfg(not(target_arch = "x86_64"))]
+            Isa::Avx512 | Isa::Avx2 => unreachable!("x86 ISA on another architecture"),
+            Isa::Portable => with_act!(act, act => row::<Portable, K>(r, act)),
         }
     }
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
-unsafe fn row3_avx512(r: &Row3) {
+unsafe fn row_avx512<const K: usize>(r: &Row<K>, act: Act) {
     // SAFETY: forwarded; avx512f is enabled here.
-    unsafe { row3::<Avx512>(r) }
+    unsafe { with_act!(act, act => row::<Avx512, K>(r, act)) }
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-unsafe fn row3_avx2(r: &Row3) {
+unsafe fn row_avx2<const K: usize>(r: &Row<K>, act: Act) {
     // SAFETY: forwarded; avx2 and fma are enabled here.
-    unsafe { row3::<Avx2>(r) }
+    unsafe { with_act!(act, act => row::<Avx2, K>(r, act)) }
 }
 
 /// # Safety
 /// `V`'s ISA must be enabled; `r.rows` must each hold `in_w * channels` floats, `r.out`
-/// `out_w * channels`, `r.taps` `9 * channels`, `r.bias` `channels`; `channels` must be a
+/// `out_w * channels`, `r.taps` `K * K * channels`, `r.bias` `channels`; `channels` must be a
 /// multiple of `V::LANES`.
 #[inline(always)]
-unsafe fn row3<V: F32Vec>(r: &Row3) {
+unsafe fn row<V: F32Vec, const K: usize>(r: &Row<K>, act: Act) {
     let (c, s) = (r.channels, r.stride);
-    // Output columns whose three taps all fall inside the image.
+    // Output columns whose `K` taps all fall inside the image.
     let first = r.pad_left.div_ceil(s).min(r.out_w);
-    let end = if r.in_w + r.pad_left >= 3 {
-        (r.in_w + r.pad_left - 3) / s + 1
+    let end = if r.in_w + r.pad_left >= K {
+        (r.in_w + r.pad_left - K) / s + 1
     } else {
         0
     };
     let end = end.clamp(first, r.out_w);
     // SAFETY: all offsets stay inside the extents listed in the contract: interior columns
-    // read input columns `ox * s - pad_left + {0,1,2}` in `0..in_w` by the choice of
+    // read input columns `ox * s - pad_left + 0..K` in `0..in_w` by the choice of
     // `first..end`; border columns check each tap.
     unsafe {
-        let clamp = (V::splat(r.lo), V::splat(r.hi));
         for c0 in (0..c).step_by(V::LANES) {
-            let w: [V; 9] = std::array::from_fn(|t| V::load(r.taps.add(t * c + c0)));
+            let w: [[V; K]; K] = std::array::from_fn(|ky| {
+                std::array::from_fn(|kx| V::load(r.taps.add((ky * K + kx) * c + c0)))
+            });
             let bias = V::load(r.bias.add(c0));
             let rows = r.rows.map(|row| row.add(c0));
             let out = r.out.add(c0);
             for ox in (0..first).chain(end..r.out_w) {
-                border_pixel(r, &rows, &w, bias, clamp, ox, out.add(ox * c));
+                border_pixel(r, &rows, &w, bias, act, ox, out.add(ox * c));
             }
             for ox in first..end {
                 let ix = (ox * s - r.pad_left) * c;
-                // One partial sum per kernel row: three 3-FMA chains instead of one 9-FMA
-                // chain, so a pixel's latency does not bound the loop.
-                let mut acc = [bias, V::splat(0.0), V::splat(0.0)];
-                for (ky, row) in rows.iter().enumerate() {
+                // One partial sum per kernel row: `K` chains of `K` FMAs instead of one of
+                // `K * K`, so a pixel's latency does not bound the loop.
+                let mut acc = [V::splat(0.0); K];
+                acc[0] = bias;
+                for ((sum, row), taps) in acc.iter_mut().zip(&rows).zip(&w) {
                     let p = row.add(ix);
-                    acc[ky] = V::load(p).mul_add(w[ky * 3], acc[ky]);
-                    acc[ky] = V::load(p.add(c)).mul_add(w[ky * 3 + 1], acc[ky]);
-                    acc[ky] = V::load(p.add(2 * c)).mul_add(w[ky * 3 + 2], acc[ky]);
+                    for (kx, &tap) in taps.iter().enumerate() {
+                        *sum = V::load(p.add(kx * c)).mul_add(tap, *sum);
+                    }
                 }
-                let sum = acc[0].add(acc[1]).add(acc[2]);
-                sum.max(clamp.0).min(clamp.1).store(out.add(ox * c));
+                let sum = acc[1..].iter().fold(acc[0], |sum, &a| sum.add(a));
+                act.apply(sum).store(out.add(ox * c));
             }
         }
     }
@@ -227,19 +237,20 @@ unsafe fn row3<V: F32Vec>(r: &Row3) {
 /// closure: closures do not inherit `#[target_feature]`, so it would compile for the baseline.
 ///
 /// # Safety
-/// As for [`row3`]; `rows` already offset to the channel vector, `out` to the output pixel.
+/// As for [`row`]; `rows` already offset to the channel vector, `out` to the output pixel.
 #[inline(always)]
-unsafe fn border_pixel<V: F32Vec>(
-    r: &Row3,
-    rows: &[*const f32; 3],
-    w: &[V; 9],
+#[allow(clippy::needless_range_loop)] // `kx` indexes the taps of every kernel row
+unsafe fn border_pixel<V: F32Vec, const K: usize>(
+    r: &Row<K>,
+    rows: &[*const f32; K],
+    w: &[[V; K]; K],
     bias: V,
-    clamp: (V, V),
+    act: Act,
     ox: usize,
     out: *mut f32,
 ) {
     let mut acc = bias;
-    for kx in 0..3 {
+    for kx in 0..K {
         let Some(ix) = (ox * r.stride + kx)
             .checked_sub(r.pad_left)
             .filter(|&ix| ix < r.in_w)
@@ -248,9 +259,9 @@ unsafe fn border_pixel<V: F32Vec>(
         };
         for (ky, row) in rows.iter().enumerate() {
             // SAFETY: `ix < in_w`, inside the row (caller's contract).
-            acc = unsafe { V::load(row.add(ix * r.channels)).mul_add(w[ky * 3 + kx], acc) };
+            acc = unsafe { V::load(row.add(ix * r.channels)).mul_add(w[ky][kx], acc) };
         }
     }
     // SAFETY: `out` is the pixel's channel vector (caller's contract).
-    unsafe { acc.max(clamp.0).min(clamp.1).store(out) };
+    unsafe { act.apply(acc).store(out) };
 }

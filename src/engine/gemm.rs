@@ -12,10 +12,11 @@
 //! `MR * NV` FMAs. With AVX-512 the tile is 14 x 32 (28 accumulators + 2 panel vectors + 1
 //! broadcast = 31 of 32 registers): 28 independent FMA chains cover the 4-cycle latency of
 //! two FMA pipes (8 in flight), and 16 loads (2 panel, 14 broadcast) per 28 FMAs leave the
-//! load ports idle half the time. Bias initialises the accumulators and ReLU6 is applied
-//! before the single store, so `C` is written once. 14 also divides every MobileNet v1 224
-//! spatial size (112^2, 56^2, 28^2, 14^2, 7^2). The pointwise layers run at 90-98% of the
-//! measured AVX-512 FMA peak of one core.
+//! load ports idle half the time. Bias initialises the accumulators and the activation
+//! (ReLU6, ReLU, hard-swish, or the squeeze-and-excite gate's hard-sigmoid) is applied before
+//! the single store, so `C` is written once. 14 also divides every MobileNet v1 224 spatial
+//! size (112^2, 56^2, 28^2, 14^2, 7^2). The pointwise layers run at 90-98% of the measured
+//! AVX-512 FMA peak of one core.
 
 use std::ops::Range;
 
@@ -24,12 +25,80 @@ use super::pack::{PANEL, PackedB};
 use super::simd::{Avx2, Avx512};
 use super::simd::{F32Vec, Isa, Portable, prefetch};
 
-/// The activation applied in the epilogue.
+/// The activation applied in the epilogue, while the values are still in registers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Act {
     Relu6,
+    Relu,
+    /// x * relu6(x + 3) / 6: MobileNetV3's cheap swish (Howard et al. 2019 eq. 2).
+    HardSwish,
+    /// relu6(x + 3) / 6: the squeeze-and-excite gate (Section 5.3), never a layer's own
+    /// activation.
+    HardSigmoid,
     Linear,
 }
+
+impl Act {
+    /// # Safety
+    /// `V`'s ISA must be enabled.
+    #[inline(always)]
+    pub(crate) unsafe fn apply<V: F32Vec>(self, x: V) -> V {
+        // SAFETY: forwarded from the caller.
+        unsafe {
+            match self {
+                Act::Relu6 => x.relu6(),
+                Act::Relu => x.max(V::splat(0.0)),
+                Act::HardSwish => x.hard_swish(),
+                Act::HardSigmoid => x.hard_sigmoid(),
+                Act::Linear => x,
+            }
+        }
+    }
+
+    /// The same function on one value, for the scalar fallbacks.
+    pub(crate) fn scalar(self, x: f32) -> f32 {
+        let gate = |x: f32| (x * (1.0 / 6.0) + 0.5).clamp(0.0, 1.0);
+        match self {
+            Act::Relu6 => x.clamp(0.0, 6.0),
+            Act::Relu => x.max(0.0),
+            Act::HardSwish => x * gate(x),
+            Act::HardSigmoid => gate(x),
+            Act::Linear => x,
+        }
+    }
+}
+
+/// Evaluates `$body` with `$act` bound to `$value` as a constant in each arm, so that a kernel
+/// inlined into the body specialises its epilogue instead of branching on the activation for
+/// every vector it stores. A macro, not a closure taking the activation, because closures do
+/// not inherit the `#[target_feature]`s of the function they are written in.
+macro_rules! with_act {
+    ($value:expr, $act:ident => $body:expr) => {
+        match $value {
+            $crate::engine::gemm::Act::Relu6 => {
+                let $act = $crate::engine::gemm::Act::Relu6;
+                $body
+            }
+            $crate::engine::gemm::Act::Relu => {
+                let $act = $crate::engine::gemm::Act::Relu;
+                $body
+            }
+            $crate::engine::gemm::Act::HardSwish => {
+                let $act = $crate::engine::gemm::Act::HardSwish;
+                $body
+            }
+            $crate::engine::gemm::Act::HardSigmoid => {
+                let $act = $crate::engine::gemm::Act::HardSigmoid;
+                $body
+            }
+            $crate::engine::gemm::Act::Linear => {
+                let $act = $crate::engine::gemm::Act::Linear;
+                $body
+            }
+        }
+    };
+}
+pub(crate) use with_act;
 
 /// Rows of `A` kept in an L2-sized chunk while all panels stream past it.
 const CHUNK_FLOATS: usize = 64 * 1024;
@@ -282,6 +351,19 @@ unsafe fn microkernel<V: F32Vec, const MR: usize, const NV: usize, const MODE: u
             }
         }
         let acc = reduce::<V, MR, NV, MODE>(acc, t);
+        with_act!(t.act, act => store::<V, MR, NV>(acc, t, act));
+    }
+}
+
+/// The epilogue: residual, activation and the one store of the tile.
+///
+/// # Safety
+/// As for [`microkernel`].
+#[inline(always)]
+#[allow(clippy::needless_range_loop)] // index loops over const-size arrays unroll into registers
+unsafe fn store<V: F32Vec, const MR: usize, const NV: usize>(acc: [[V; NV]; MR], t: &Tile, act: Act) {
+    // SAFETY: every access below is within the bounds the caller guarantees.
+    unsafe {
         for r in 0..MR {
             let c = t.c.add(r * t.ldc);
             for v in 0..NV {
@@ -291,7 +373,7 @@ unsafe fn microkernel<V: F32Vec, const MR: usize, const NV: usize, const MODE: u
                     debug_assert!(col + V::LANES <= t.cols, "residual columns are whole vectors");
                     x = x.add(V::load(t.residual.add(r * t.ldc + col)));
                 }
-                let x = if t.act == Act::Relu6 { x.relu6() } else { x };
+                let x = act.apply(x);
                 if col + V::LANES <= t.cols {
                     x.store(c.add(col));
                 } else if col < t.cols {

@@ -1,8 +1,19 @@
-//! A self-contained CPU inference engine for MobileNet v1 and v2: f32, batch-first, BatchNorm
-//! folded into biases, no candle. MobileNetV2's linear projections are pointwise layers without
-//! activation, and their residual adds are fused into the GEMM epilogue
-//! (`out = acc + bias + block input`). V3 (hard-swish, ReLU, squeeze-and-excite) is refused
-//! with [`EngineError::Layer`].
+//! A self-contained CPU inference engine for MobileNet v1, v2 and v3: f32, batch-first,
+//! BatchNorm folded into biases, no candle. MobileNetV2's linear projections are pointwise
+//! layers without activation, and their residual adds are fused into the GEMM epilogue
+//! (`out = acc + bias + block input`). MobileNetV3 (Howard et al. 2019, arXiv:1905.02244) adds
+//! three things, all handled here:
+//! - hard-swish, `h-swish(x) = x * relu6(x + 3) / 6` (Section 5.2, eq. 2), and plain ReLU,
+//!   fused into every kernel's epilogue like ReLU6 (`gemm::Act`);
+//! - 5x5 depthwise kernels (Tables 1-2), on the same register-resident fast path as 3x3
+//!   (`depthwise.rs`);
+//! - squeeze-and-excite after the depthwise activation (Section 5.3, Figure 4): average pool,
+//!   1x1 conv + ReLU, 1x1 conv + hard-sigmoid `relu6(x + 3) / 6`, channel-wise scaling of the
+//!   depthwise output, in place (`excite.rs`).
+//!
+//! Its head, a 1x1 conv with BatchNorm and h-swish, the pool, then `conv_head`, a 1x1 conv with
+//! bias and h-swish on the pooled vector (Section 5.1, Figure 5), needs nothing new: the
+//! pooled vector is a 1x1 image, so `conv_head` is a pointwise layer with one pixel per image.
 //!
 //! # What it computes
 //! Howard et al. 2017 factor a standard convolution into a depthwise convolution, eq. 3
@@ -35,16 +46,18 @@
 //! [`Engine::new`] validates the layers and weights, packs the weights into the kernels'
 //! layouts (`pack.rs`), picks the instruction set once ([`Isa::detect`]) and
 //! allocates every buffer (activation buffers sized for the largest layer: two ping-pong ones
-//! for v1, a third for v2, whose block input stays alive until the projection adds it; the
-//! logits, a zero row for the depthwise padding, per-thread im2col scratch for the few
-//! padded stem pixels). A forward pass allocates nothing unless the batch grows. With
-//! `threads > 1` each forward pass is one dispatch to the engine's own rayon pool; every
-//! thread runs the layer loop, takes its own share of each layer (rows, channel blocks or
-//! weight panels), steals what a slower thread has not started, and waits for the layer to
-//! complete before the next (`parallel.rs`).
+//! for v1, a third for v2 and v3, whose block input stays alive until the projection adds it;
+//! the logits, a zero row for the depthwise padding, per-thread scratch for the few padded
+//! stem pixels' im2col and the squeeze-and-excite vectors). A forward pass allocates nothing
+//! unless the batch grows. With `threads > 1` each forward pass is one dispatch to the engine's
+//! own rayon pool; every thread runs the layer loop, takes its own share of each layer (rows,
+//! channel blocks, weight panels or, for squeeze-and-excite, images), steals what a slower
+//! thread has not started, and waits for the layer to complete before the next
+//! (`parallel.rs`).
 
 mod buffer;
 mod depthwise;
+mod excite;
 mod gemm;
 mod head;
 mod pack;
@@ -69,11 +82,29 @@ use crate::arch::Layer;
 
 /// One layer's weights with BatchNorm already folded in, in PyTorch/candle (OIHW) order:
 /// conv `[out, in, k, k]`, depthwise `[c * dm, 1, k, k]`, pointwise `[out, in, 1, 1]`,
-/// fc `[classes, in]`. Both vectors are empty for the average pool.
+/// fc `[classes, in]`. Both vectors are empty for the average pool. A squeeze-and-excite layer
+/// has two 1x1 convs, stored one after the other ([`FoldedLayerWeights::squeeze_excite`]).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct FoldedLayerWeights {
     pub weight: Vec<f32>,
     pub bias: Vec<f32>,
+}
+
+impl FoldedLayerWeights {
+    /// A squeeze-and-excite layer's weights: the reduce conv `[se, C, 1, 1]` with its bias
+    /// `[se]`, then the expand conv `[C, se, 1, 1]` with its bias `[C]`, concatenated in that
+    /// order (`weight` = reduce then expand, `bias` likewise).
+    pub fn squeeze_excite(
+        reduce_weight: &[f32],
+        reduce_bias: &[f32],
+        expand_weight: &[f32],
+        expand_bias: &[f32],
+    ) -> Self {
+        FoldedLayerWeights {
+            weight: [reduce_weight, expand_weight].concat(),
+            bias: [reduce_bias, expand_bias].concat(),
+        }
+    }
 }
 
 /// Why an engine could not be built.
@@ -182,6 +213,7 @@ impl Engine {
                 Op::Conv(op) => op.weights.bytes(),
                 Op::Depthwise(op) => 4 * (op.taps.taps.len() + op.taps.bias.len()),
                 Op::Pointwise(op) => op.weights.bytes(),
+                Op::SqueezeExcite(op) => op.reduce.bytes() + op.expand.bytes(),
                 Op::Pool(_) => 0,
                 Op::Fc(op) => op.weights.bytes(),
             })
@@ -252,7 +284,8 @@ impl Engine {
 
     /// Runs layers `layers`, calling `on_layer(index)` on this thread as each one completes
     /// and, if given, showing `inspect` its output (NHWC, padded channels, all images). With
-    /// `inspect` the other threads may run at most one layer ahead of this one.
+    /// `inspect` no thread starts a layer before this one has inspected the previous one (the
+    /// next layer may overwrite it in place).
     fn execute(
         &mut self,
         input_nchw: &[f32],
@@ -297,9 +330,10 @@ impl Engine {
                 // SAFETY: `isa` was checked in `with_isa`; `reserve(batch)` sized every buffer
                 // for `batch` images of the largest layer (`Plan`) and they always hold
                 // finite floats; the input was checked above and is only read; layer `index`
-                // writes a buffer that neither it nor any later layer reads before the write
-                // (`plan::assign_buffers`: its source and residual are in other buffers), and
-                // no thread starts a layer before the previous one is complete
+                // writes a buffer that no later layer reads before the write
+                // (`plan::assign_buffers`: its source and residual are in other buffers, except
+                // for squeeze-and-excite, which reads each value before it scales it in place),
+                // and no thread starts a layer before the previous one is complete
                 // (`Work::for_each`); each thread has its own scratch.
                 unsafe { op.run(&ctx.layer(index), isa, &io, src, dst, residual, batch) };
                 after_layer(&ctx, index, dst);
@@ -314,8 +348,8 @@ impl Engine {
                     on_layer(index);
                     if let Some(inspect) = inspect.as_mut() {
                         // SAFETY: every unit of layer `index` is finished (`for_each` returned
-                        // on this thread); the next layer only reads `dst`, and in a gated pass
-                        // no thread starts the layer after it, which overwrites `dst`, before
+                        // on this thread), and in a gated pass no thread starts the next layer,
+                        // which may write `dst` (squeeze-and-excite scales it in place), before
                         // `inspected(index)` below. The length is the op's output for `batch`
                         // images.
                         let output = unsafe { std::slice::from_raw_parts(dst, batch * ops[index].out_len()) };

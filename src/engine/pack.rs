@@ -9,8 +9,10 @@
 //! - depthwise taps become `[k*k][C]`, one vector of channels per tap.
 //!
 //! Channel counts are padded to multiples of [`CHANNEL_ALIGN`] with zero weights and zero
-//! biases. Padded channels therefore compute exactly relu6(0) = 0, the kernels never need a
-//! channel tail, and the next layer can read the padded lanes as ordinary zeros.
+//! biases. Padded channels therefore compute exactly act(0) = 0 (ReLU6, ReLU, hard-swish and
+//! linear all map 0 to 0), the kernels never need a channel tail, and the next layer can read
+//! the padded lanes as ordinary zeros. Only the squeeze-and-excite gate is 1/2 there, and it
+//! scales those zeros.
 
 use super::buffer::AlignedBuf;
 

@@ -141,7 +141,7 @@ impl<'a> Ctx<'a> {
     }
 
     /// Called by thread 0 when it has finished looking at layer `layer`'s output in a gated
-    /// pass: from then on other threads may overwrite it (two layers on).
+    /// pass: from then on other threads may start the next layer, which may overwrite it.
     pub(crate) fn inspected(&self, layer: usize) {
         if let Some(schedule) = self.schedule {
             schedule.inspected.0.store(layer + 1, Ordering::SeqCst);
@@ -170,9 +170,10 @@ impl Work<'_> {
             }
             return;
         };
-        if schedule.gated.load(Ordering::Relaxed) && self.layer >= 2 {
-            // This layer overwrites layer `layer - 2`'s output: wait until it was inspected.
-            let needed = self.layer - 1;
+        if schedule.gated.load(Ordering::Relaxed) {
+            // This layer may overwrite layer `layer - 1`'s output (in place) or `layer - 2`'s:
+            // wait until the previous layer was inspected.
+            let needed = self.layer;
             schedule.wait_until(|| schedule.inspected.0.load(Ordering::SeqCst) >= needed);
         }
         let units = total.div_ceil(align).min(UNITS_PER_THREAD * self.threads);
@@ -255,7 +256,7 @@ impl Team {
     /// Runs `worker` on threads 1.. of the team and `main` on the calling thread (thread 0),
     /// and returns when all have finished. Both must go through the same layers, calling
     /// [`Work::for_each`] once per layer. With `gate = Some(first)` (the first layer of the
-    /// pass), no thread starts layer `l + 2` before thread 0 has called [`Ctx::inspected`] for
+    /// pass), no thread starts layer `l + 1` before thread 0 has called [`Ctx::inspected`] for
     /// layer `l`. `main` may borrow mutably (it never leaves this thread).
     pub(crate) fn run<W, M>(&mut self, gate: Option<usize>, worker: W, main: M)
     where

@@ -1,6 +1,7 @@
 //! Validation of a layer list and its weights, and the per-layer operations built from them.
 
 use super::depthwise::DepthwiseOp;
+use super::excite::SqueezeExciteOp;
 use super::gemm::Act;
 use super::head::{FcOp, PoolOp};
 use super::pack::{DepthwiseTaps, PackedB, padded};
@@ -17,13 +18,15 @@ pub(crate) enum Op {
     Conv(ConvOp),
     Depthwise(DepthwiseOp),
     Pointwise(PointwiseOp),
+    SqueezeExcite(SqueezeExciteOp),
     Pool(PoolOp),
     Fc(FcOp),
 }
 
 /// Per-thread pointers a forward pass works on.
 pub(crate) struct Io {
-    /// This thread's im2col scratch, [`Plan::scratch_len`] floats.
+    /// This thread's scratch (the stem's im2col, squeeze-and-excite's pooled vectors),
+    /// [`Plan::scratch_len`] floats.
     pub(crate) scratch: *mut f32,
     pub(crate) zero_row: *const f32,
 }
@@ -35,6 +38,7 @@ impl Op {
             Op::Conv(op) => op.out_hw.0 * op.out_hw.1 * op.out_c_pad,
             Op::Depthwise(op) => op.out_hw.0 * op.out_hw.1 * op.out_c.1,
             Op::Pointwise(op) => op.pixels * op.out_c_pad,
+            Op::SqueezeExcite(op) => op.pixels * op.c_pad,
             Op::Pool(op) => op.c_pad,
             Op::Fc(op) => op.classes,
         }
@@ -42,9 +46,10 @@ impl Op {
 
     /// # Safety
     /// `isa` must be available, `src`/`dst` must be sized for this op's input and output at
-    /// `batch`, `residual` null or (pointwise only) sized like `dst` and not written by any
-    /// thread during the call, and `io` must point at this thread's scratch and the zero row,
-    /// sized by [`Plan`]. All threads must call this together.
+    /// `batch` (the same buffer only for squeeze-and-excite), `residual` null or (pointwise
+    /// only) sized like `dst` and not written by any thread during the call, and `io` must
+    /// point at this thread's scratch and the zero row, sized by [`Plan`]. All threads must
+    /// call this together.
     #[allow(clippy::too_many_arguments)] // the pointers are this op's operands for one pass
     pub(crate) unsafe fn run(
         &self,
@@ -62,6 +67,7 @@ impl Op {
                 Op::Conv(op) => op.run(work, isa, src, dst, io.scratch, batch),
                 Op::Depthwise(op) => op.run(work, isa, src, dst, io.zero_row, batch),
                 Op::Pointwise(op) => op.run(work, isa, src, dst, residual, batch),
+                Op::SqueezeExcite(op) => op.run(work, isa, src, dst, io.scratch, batch),
                 Op::Pool(op) => op.run(work, src, dst, batch),
                 Op::Fc(op) => op.run(work, isa, src, dst, batch),
             }
@@ -87,26 +93,24 @@ pub(crate) struct Plan {
     /// Per op, which buffers it reads and writes.
     pub(crate) slots: Vec<Slots>,
     /// Activation buffers of `act_len` floats per image: 2 (ping-pong) for v1, 3 when
-    /// residual connections keep a block's input alive across the block.
+    /// residual connections keep a block's input alive across the block (v2, v3).
     pub(crate) buffers: usize,
     /// Floats of NCHW input per image.
     pub(crate) input_len: usize,
     pub(crate) classes: usize,
     /// Floats per image of the largest padded NHWC activation.
     pub(crate) act_len: usize,
-    /// Floats of im2col scratch per thread.
+    /// Floats of scratch per thread.
     pub(crate) scratch_len: usize,
     pub(crate) zero_row_len: usize,
 }
 
-fn act(activation: Activation) -> Result<Act, String> {
+fn act(activation: Activation) -> Act {
     match activation {
-        Activation::Relu6 => Ok(Act::Relu6),
-        Activation::Linear => Ok(Act::Linear),
-        Activation::Relu | Activation::HardSwish => Err(format!(
-            "uses {}: MobileNetV3 activations are not supported by the fast engine yet (v1 and v2 only)",
-            activation.name()
-        )),
+        Activation::Relu6 => Act::Relu6,
+        Activation::Relu => Act::Relu,
+        Activation::HardSwish => Act::HardSwish,
+        Activation::Linear => Act::Linear,
     }
 }
 
@@ -133,6 +137,7 @@ pub(crate) fn build(layers: &[Layer], weights: &[FoldedLayerWeights]) -> Result<
         let op = plan_layer(layer, w, index == 0).map_err(fail)?;
         match &op {
             Op::Conv(op) => scratch_len = scratch_len.max(op.scratch_len()),
+            Op::SqueezeExcite(op) => scratch_len = scratch_len.max(op.scratch_len()),
             Op::Depthwise(op) => zero_row_len = zero_row_len.max(op.zero_row_len()),
             _ => {}
         }
@@ -158,8 +163,10 @@ pub(crate) fn build(layers: &[Layer], weights: &[FoldedLayerWeights]) -> Result<
 
 /// Gives every op's output a buffer that holds no value still to be read: value `i` (layer
 /// `i`'s output) is read by layer `i + 1` and, as a residual, by every layer whose
-/// `residual_from` is `i + 1`. Expects the layers `check_shapes` accepted. Returns the slots and
-/// the number of buffers.
+/// `residual_from` is `i + 1`. A squeeze-and-excite layer scales its input in place when that
+/// input has no other reader, as in every v3 block (the residual is the block's input, not the
+/// depthwise output): one pass over the activation fewer and no extra buffer. Expects the
+/// layers `check_shapes` accepted. Returns the slots and the number of buffers.
 fn assign_buffers(layers: &[Layer]) -> (Vec<Slots>, usize) {
     let n = layers.len();
     let mut last_use: Vec<usize> = (0..n).map(|i| i + 1).collect();
@@ -176,6 +183,11 @@ fn assign_buffers(layers: &[Layer]) -> (Vec<Slots>, usize) {
         let src = (i > 0).then(|| where_is[i - 1]);
         let residual = layer.residual_from.map(|from| where_is[from - 1]);
         let dst = (i + 1 < n).then(|| {
+            if let Some(b) = src.filter(|_| layer.kind == LayerKind::SqueezeExcite && last_use[i - 1] == i) {
+                holds[b] = (i, last_use[i]);
+                where_is[i] = b;
+                return b;
+            }
             let free = holds.iter().position(|&(_, last)| last < i);
             let b = free.unwrap_or_else(|| {
                 holds.push((0, 0));
@@ -248,7 +260,10 @@ fn check_shapes(layers: &[Layer], index: usize) -> Result<(), String> {
         LayerKind::AvgPool => output.h == 1 && output.w == 1 && output.c == input.c,
         LayerKind::Fc => input.h == 1 && input.w == 1 && output.h == 1 && output.w == 1,
         LayerKind::SqueezeExcite => {
-            return Err("is squeeze-and-excite: MobileNetV3 is not supported by the fast engine yet".into());
+            layer.kernel == 1
+                && layer.stride == 1
+                && output == input
+                && layer.se_channels.is_some_and(|se| se > 0)
         }
     };
     if ok {
@@ -281,7 +296,7 @@ fn plan_layer(layer: &Layer, w: &FoldedLayerWeights, first: bool) -> Result<Op, 
     );
     let (top, _, left, _) = layer.same_padding();
     let (cin_pad, cout_pad) = (padded(cin), padded(cout));
-    let act = act(layer.activation)?;
+    let act = act(layer.activation);
     Ok(match layer.kind {
         LayerKind::Conv => {
             expect("weight", &w.weight, cout * cin * k * k)?;
@@ -375,6 +390,12 @@ fn plan_layer(layer: &Layer, w: &FoldedLayerWeights, first: bool) -> Result<Op, 
         LayerKind::AvgPool => {
             expect("weight", &w.weight, 0)?;
             expect("bias", &w.bias, 0)?;
+            if act != Act::Linear {
+                return Err(format!(
+                    "is a pool with {}: the fast engine pools without an activation",
+                    layer.activation.name()
+                ));
+            }
             Op::Pool(PoolOp {
                 pixels: in_hw.0 * in_hw.1,
                 c_pad: cin_pad,
@@ -394,7 +415,42 @@ fn plan_layer(layer: &Layer, w: &FoldedLayerWeights, first: bool) -> Result<Op, 
             })
         }
         LayerKind::SqueezeExcite => {
-            return Err("is squeeze-and-excite: MobileNetV3 is not supported by the fast engine yet".into());
+            // `check_shapes` ensured `se_channels`.
+            let se = layer.se_channels.unwrap_or_default() as usize;
+            let c = cin;
+            expect(
+                "weight (reduce [se, C] then expand [C, se])",
+                &w.weight,
+                2 * se * c,
+            )?;
+            expect("bias (reduce [se] then expand [C])", &w.bias, se + c)?;
+            if layer.activation != Activation::Linear {
+                return Err(format!(
+                    "is squeeze-and-excite with a {} after the channel scaling, which no MobileNet has",
+                    layer.activation.name()
+                ));
+            }
+            let (reduce_w, expand_w) = w.weight.split_at(se * c);
+            let (reduce_b, expand_b) = w.bias.split_at(se);
+            let se_pad = padded(se);
+            let reduce = PackedB::new(cin_pad, se_pad, reduce_b, |i, o| {
+                if i < c && o < se { reduce_w[o * c + i] } else { 0.0 }
+            });
+            // Padded output channels get the gate hard_sigmoid(0) = 1/2; they scale zeros.
+            let expand = PackedB::new(se_pad, cin_pad, expand_b, |i, o| {
+                if i < se && o < c {
+                    expand_w[o * se + i]
+                } else {
+                    0.0
+                }
+            });
+            Op::SqueezeExcite(SqueezeExciteOp {
+                pixels: in_hw.0 * in_hw.1,
+                c_pad: cin_pad,
+                se_pad,
+                reduce,
+                expand,
+            })
         }
     })
 }

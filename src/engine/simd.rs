@@ -81,6 +81,7 @@ pub(crate) trait F32Vec: Copy {
     /// `self * b + c`, fused where the ISA has FMA.
     unsafe fn mul_add(self, b: Self, c: Self) -> Self;
     unsafe fn add(self, b: Self) -> Self;
+    unsafe fn mul(self, b: Self) -> Self;
     unsafe fn max(self, b: Self) -> Self;
     unsafe fn min(self, b: Self) -> Self;
 
@@ -89,6 +90,26 @@ pub(crate) trait F32Vec: Copy {
     unsafe fn relu6(self) -> Self {
         // SAFETY: same contract as the caller's.
         unsafe { self.max(Self::splat(0.0)).min(Self::splat(6.0)) }
+    }
+
+    /// relu6(x + 3) / 6, MobileNetV3's gate (Howard et al. 2019 Section 5.2), as
+    /// clamp(x / 6 + 1/2, 0, 1): one multiply-add instead of an add, a divide or multiply,
+    /// and the clamp. It rounds differently from the literal form by an ulp or so.
+    #[inline(always)]
+    unsafe fn hard_sigmoid(self) -> Self {
+        // SAFETY: same contract as the caller's.
+        unsafe {
+            self.mul_add(Self::splat(1.0 / 6.0), Self::splat(0.5))
+                .max(Self::splat(0.0))
+                .min(Self::splat(1.0))
+        }
+    }
+
+    /// x * relu6(x + 3) / 6 (Howard et al. 2019 eq. 2).
+    #[inline(always)]
+    unsafe fn hard_swish(self) -> Self {
+        // SAFETY: same contract as the caller's.
+        unsafe { self.hard_sigmoid().mul(self) }
     }
 }
 
@@ -154,6 +175,11 @@ mod x86 {
             unsafe { Avx512(_mm512_add_ps(self.0, b.0)) }
         }
         #[inline(always)]
+        unsafe fn mul(self, b: Self) -> Self {
+            // SAFETY: avx512f is enabled, per the trait contract.
+            unsafe { Avx512(_mm512_mul_ps(self.0, b.0)) }
+        }
+        #[inline(always)]
         unsafe fn max(self, b: Self) -> Self {
             // SAFETY: avx512f is enabled, per the trait contract.
             unsafe { Avx512(_mm512_max_ps(self.0, b.0)) }
@@ -206,6 +232,11 @@ mod x86 {
         unsafe fn add(self, b: Self) -> Self {
             // SAFETY: avx/fma is enabled, per the trait contract.
             unsafe { Avx2(_mm256_add_ps(self.0, b.0)) }
+        }
+        #[inline(always)]
+        unsafe fn mul(self, b: Self) -> Self {
+            // SAFETY: avx/fma is enabled, per the trait contract.
+            unsafe { Avx2(_mm256_mul_ps(self.0, b.0)) }
         }
         #[inline(always)]
         unsafe fn max(self, b: Self) -> Self {
@@ -262,6 +293,10 @@ impl F32Vec for Portable {
     #[inline(always)]
     unsafe fn add(self, b: Self) -> Self {
         self.zip(b, |x, y| x + y)
+    }
+    #[inline(always)]
+    unsafe fn mul(self, b: Self) -> Self {
+        self.zip(b, |x, y| x * y)
     }
     #[inline(always)]
     unsafe fn max(self, b: Self) -> Self {

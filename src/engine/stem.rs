@@ -10,7 +10,8 @@
 //!
 //! Pixels whose window crosses the TF SAME padding (for an even input at stride 2 only the
 //! last row and column) are gathered with explicit zeros into a small per-thread im2col
-//! scratch and go through the contiguous GEMM. Bias and ReLU6 are fused in the GEMM epilogue.
+//! scratch and go through the contiguous GEMM. Bias and the activation (v3's stem: hard-swish)
+//! are fused in the GEMM epilogue.
 
 use std::ops::Range;
 

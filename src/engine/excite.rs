@@ -1,0 +1,244 @@
+//! Squeeze-and-excite (Hu et al. 2018; MobileNetV3, Howard et al. 2019 Section 5.3 and
+//! Figure 4), on the depthwise layer's activated output: average each channel over the image
+//! (squeeze), a 1x1 conv to `se` channels with bias and ReLU, a 1x1 conv back with bias and
+//! hard-sigmoid relu6(x + 3) / 6 (excite), then every pixel's channels multiplied by that gate.
+//!
+//! The op is per image and tiny next to the convolutions around it, so a thread takes whole
+//! images: it pools them, runs the two 1x1 convs as GEMMs with one row per image (the engine's
+//! microkernel, ReLU and hard-sigmoid fused in their epilogues) and scales the images. When the
+//! planner finds nothing else reads the depthwise output, source and destination are the same
+//! buffer and the scaling is in place.
+
+use super::gemm::{Act, Gemm};
+use super::pack::PackedB;
+use super::parallel::Work;
+#[cfg(target_arch = "x86_64")]
+use super::simd::{Avx2, Avx512};
+use super::simd::{F32Vec, Isa, Portable};
+
+/// Images a thread squeezes and excites together: the two GEMMs then read their weights once
+/// per chunk of images instead of once per image (v3-large's SE weights are ~2.6 M floats, half
+/// the network's, and at batch 1 they stream from L3 on every pass).
+const CHUNK: usize = 8;
+
+/// Channel vectors summed at once while pooling: independent add chains enough to cover the
+/// add latency of two pipes.
+const POOL_VECTORS: usize = 8;
+
+/// A planned squeeze-and-excite layer. Channel counts are padded ([`super::pack::padded`]).
+#[derive(Debug)]
+pub(crate) struct SqueezeExciteOp {
+    pub(crate) pixels: usize,
+    pub(crate) c_pad: usize,
+    pub(crate) se_pad: usize,
+    /// `[c_pad, se_pad]`: pooled channels to the squeezed ones.
+    pub(crate) reduce: PackedB,
+    /// `[se_pad, c_pad]`: squeezed channels to the gate.
+    pub(crate) expand: PackedB,
+}
+
+impl SqueezeExciteOp {
+    /// Floats of per-thread scratch: a chunk's pooled vectors (overwritten by the gates, which
+    /// are computed once the pooled values have been read) and its squeezed vectors.
+    pub(crate) fn scratch_len(&self) -> usize {
+        CHUNK * (self.c_pad + self.se_pad)
+    }
+
+    /// Squeezes and excites the images this thread claims.
+    ///
+    /// # Safety
+    /// `isa` must be available; `src` must hold `batch` NHWC images of `pixels * c_pad` floats
+    /// and `dst` room for as many (`dst == src` is allowed: each value is read before it is
+    /// written, by the same thread); `scratch` must hold [`Self::scratch_len`] floats no other
+    /// thread uses. All threads must call this together.
+    pub(crate) unsafe fn run(
+        &self,
+        work: &Work<'_>,
+        isa: Isa,
+        src: *const f32,
+        dst: *mut f32,
+        scratch: *mut f32,
+        batch: usize,
+    ) {
+        let image = self.pixels * self.c_pad;
+        work.for_each(batch, 1, |images| {
+            for first in images.clone().step_by(CHUNK) {
+                let count = (images.end - first).min(CHUNK);
+                // SAFETY: images `first..first + count` are inside the buffers and claimed by
+                // this thread; the scratch is this thread's and sized for `CHUNK` images.
+                unsafe {
+                    let (pooled, squeezed) = (scratch, scratch.add(CHUNK * self.c_pad));
+                    for i in 0..count {
+                        let x = src.add((first + i) * image);
+                        let mean = pooled.add(i * self.c_pad);
+                        kernel(isa, Kernel::Pool, self, x, mean, std::ptr::null_mut());
+                    }
+                    self.fc(isa, &self.reduce, pooled, squeezed, Act::Relu, count);
+                    // The gates overwrite the pooled values, all read by now.
+                    let gates = pooled;
+                    self.fc(isa, &self.expand, squeezed, gates, Act::HardSigmoid, count);
+                    for i in 0..count {
+                        let offset = (first + i) * image;
+                        kernel(
+                            isa,
+                            Kernel::Scale,
+                            self,
+                            src.add(offset),
+                            gates.add(i * self.c_pad),
+                            dst.add(offset),
+                        );
+                    }
+                }
+            }
+        });
+    }
+
+    /// `c = act(a * b + bias)` for `rows` rows, `a` and `c` dense with `b.k` and `b.n` columns.
+    ///
+    /// # Safety
+    /// `isa` must be available; `a` readable for `rows * b.k` floats, `c` writable for
+    /// `rows * b.n`, not overlapping `a`.
+    unsafe fn fc(&self, isa: Isa, b: &PackedB, a: *const f32, c: *mut f32, act: Act, rows: usize) {
+        let gemm = Gemm {
+            a,
+            lda: b.k,
+            offsets: None,
+            b,
+            c,
+            ldc: b.n,
+            act,
+            residual: std::ptr::null(),
+        };
+        // SAFETY: forwarded from the caller.
+        unsafe { gemm.run(isa, 0..rows, 0..b.panels()) };
+    }
+}
+
+#[derive(Clone, Copy)]
+enum Kernel {
+    /// `vector[c] = mean over pixels of image[p, c]`; `out` is unused.
+    Pool,
+    /// `out[p, c] = image[p, c] * vector[c]`.
+    Scale,
+}
+
+/// Runs `which` on one image on `isa`.
+///
+/// # Safety
+/// `isa` must be available; `image` must hold `pixels * c_pad` floats, `vector` `c_pad`, and
+/// for [`Kernel::Scale`] `out` must be writable for `pixels * c_pad` floats (it may be `image`).
+unsafe fn kernel(
+    isa: Isa,
+    which: Kernel,
+    op: &SqueezeExciteOp,
+    image: *const f32,
+    vector: *mut f32,
+    out: *mut f32,
+) {
+    let shape = (op.pixels, op.c_pad);
+    // SAFETY: forwarded from the caller; each arm runs only when its ISA was detected.
+    unsafe {
+        match isa {
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx512 => kernel_avx512(which, shape, image, vector, out),
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx2 => kernel_avx2(which, shape, image, vector, out),
+            #[cfg(not(target_arch = "x86_64"))]
+            Isa::Avx512 | Isa::Avx2 => unreachable!("x86 ISA on another architecture"),
+            Isa::Portable => kernel_body::<Portable>(which, shape, image, vector, out),
+        }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn kernel_avx512(
+    which: Kernel,
+    shape: (usize, usize),
+    image: *const f32,
+    vector: *mut f32,
+    out: *mut f32,
+) {
+    // SAFETY: forwarded; avx512f is enabled here.
+    unsafe { kernel_body::<Avx512>(which, shape, image, vector, out) }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn kernel_avx2(
+    which: Kernel,
+    shape: (usize, usize),
+    image: *const f32,
+    vector: *mut f32,
+    out: *mut f32,
+) {
+    // SAFETY: forwarded; avx2 and fma are enabled here.
+    unsafe { kernel_body::<Avx2>(which, shape, image, vector, out) }
+}
+
+/// # Safety
+/// `V`'s ISA must be enabled; pointers as for [`kernel`], with `shape = (pixels, c_pad)` and
+/// `c_pad` a multiple of `V::LANES`.
+#[inline(always)]
+unsafe fn kernel_body<V: F32Vec>(
+    which: Kernel,
+    (pixels, c_pad): (usize, usize),
+    image: *const f32,
+    vector: *mut f32,
+    out: *mut f32,
+) {
+    // SAFETY: every offset is `p * c_pad + c` with `p < pixels`, `c < c_pad`, or `c < c_pad`.
+    unsafe {
+        match which {
+            Kernel::Pool => {
+                let block = POOL_VECTORS * V::LANES;
+                let mut c0 = 0;
+                while c0 + block <= c_pad {
+                    pool_block::<V, POOL_VECTORS>(pixels, c_pad, image.add(c0), vector.add(c0));
+                    c0 += block;
+                }
+                while c0 < c_pad {
+                    pool_block::<V, 1>(pixels, c_pad, image.add(c0), vector.add(c0));
+                    c0 += V::LANES;
+                }
+            }
+            Kernel::Scale => {
+                for p in 0..pixels {
+                    let (x, y) = (image.add(p * c_pad), out.add(p * c_pad));
+                    for c in (0..c_pad).step_by(V::LANES) {
+                        V::load(x.add(c)).mul(V::load(vector.add(c))).store(y.add(c));
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The means over `pixels` of `N` channel vectors starting at `image` (pixels `c_pad` apart).
+///
+/// # Safety
+/// `V`'s ISA must be enabled; `image + p * c_pad` readable for `N * V::LANES` floats for every
+/// `p < pixels`, `mean` writable for as many.
+#[inline(always)]
+#[allow(clippy::needless_range_loop)] // index loops over const-size arrays unroll into registers
+unsafe fn pool_block<V: F32Vec, const N: usize>(
+    pixels: usize,
+    c_pad: usize,
+    image: *const f32,
+    mean: *mut f32,
+) {
+    // SAFETY: within the caller's bounds.
+    unsafe {
+        let mut acc = [V::splat(0.0); N];
+        for p in 0..pixels {
+            let x = image.add(p * c_pad);
+            for v in 0..N {
+                acc[v] = acc[v].add(V::load(x.add(v * V::LANES)));
+            }
+        }
+        let scale = V::splat(1.0 / pixels as f32);
+        for v in 0..N {
+            acc[v].mul(scale).store(mean.add(v * V::LANES));
+        }
+    }
+}
