@@ -1,5 +1,6 @@
-//! Engine benchmarks: the whole 1.0-MobileNet-224, 0.25-MobileNet-128 and 1.0-MobileNetV2-224
-//! at 1 and 2 threads, and the largest pointwise and depthwise layers of the 1.0-MobileNet-224 in place.
+//! Engine benchmarks: the whole 1.0-MobileNet-224, 0.25-MobileNet-128, 1.0-MobileNetV2-224 and
+//! the 1.0 MobileNetV3-Large and -Small at 224, at 1 and 2 threads, and the largest pointwise and
+//! depthwise layers of the 1.0-MobileNet-224 in place.
 //!
 //! Run with `cargo bench --bench engine`. Before divan's table a summary prints median
 //! latencies with GFLOP/s (2 x the paper's mult-adds / time) as a share of two FMA peaks per
@@ -32,23 +33,29 @@ fn weights(layers: &[Layer]) -> Vec<FoldedLayerWeights> {
         state = state.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
         (state >> 8) as f32 / (1 << 24) as f32 - 0.5
     };
+    let mut dense = |fan_in: usize, cout: usize| {
+        let scale = 2.0 * (3.0 / fan_in as f32).sqrt();
+        let weight: Vec<f32> = (0..fan_in * cout).map(|_| next() * scale).collect();
+        let bias: Vec<f32> = (0..cout).map(|_| next() * 0.1).collect();
+        (weight, bias)
+    };
     layers
         .iter()
         .map(|l| {
             let (cin, cout, k) = (l.input.c as usize, l.output.c as usize, l.kernel as usize);
-            let len = match l.kind {
-                LayerKind::Conv => cout * cin * k * k,
-                LayerKind::Depthwise => cout * k * k,
-                LayerKind::Pointwise | LayerKind::Fc => cout * cin,
-                // The benchmarked networks are v1 and v2: no squeeze-and-excite.
-                LayerKind::AvgPool | LayerKind::SqueezeExcite => return FoldedLayerWeights::default(),
+            let (weight, bias) = match l.kind {
+                LayerKind::Conv => dense(cin * k * k, cout),
+                LayerKind::Depthwise => dense(k * k, cout),
+                LayerKind::Pointwise | LayerKind::Fc => dense(cin, cout),
+                LayerKind::SqueezeExcite => {
+                    let se = l.se_channels.expect("an SE layer has its squeezed width") as usize;
+                    let (reduce, reduce_bias) = dense(cin, se);
+                    let (expand, expand_bias) = dense(se, cin);
+                    return FoldedLayerWeights::squeeze_excite(&reduce, &reduce_bias, &expand, &expand_bias);
+                }
+                LayerKind::AvgPool => return FoldedLayerWeights::default(),
             };
-            let scale = 2.0 * (3.0 / (len / cout) as f32).sqrt();
-            let weight = (0..len).map(|_| next() * scale).collect();
-            FoldedLayerWeights {
-                weight,
-                bias: (0..cout).map(|_| next() * 0.1).collect(),
-            }
+            FoldedLayerWeights { weight, bias }
         })
         .collect()
 }
@@ -116,6 +123,8 @@ fn summary() {
             Config::paper(1.0, 224).unwrap(),
             Config::paper(0.25, 128).unwrap(),
             v2_1_0_224(),
+            Config::family(Family::V3Large, 1.0, 224).unwrap(),
+            Config::family(Family::V3Small, 1.0, 224).unwrap(),
         ];
         for config in configs {
             for threads in [1, 2] {
@@ -265,6 +274,14 @@ fn v2_1_0_224() -> Config {
 #[divan::bench(args = [1, 2], max_time = 3)]
 fn mobilenet_v2_1_0_224(bencher: Bencher, threads: usize) {
     let mut s = setup_config(v2_1_0_224(), threads, Isa::detect());
+    bencher.bench_local(|| s.engine.forward(&s.input, 1)[0]);
+}
+
+/// MobileNetV3 (Howard et al. 2019) at 1.0/224: hard-swish, 5x5 depthwise, squeeze-and-excite.
+#[divan::bench(args = [(Family::V3Large, 1), (Family::V3Large, 2), (Family::V3Small, 1), (Family::V3Small, 2)], max_time = 3)]
+fn mobilenet_v3_1_0_224(bencher: Bencher, (family, threads): (Family, usize)) {
+    let config = Config::family(family, 1.0, 224).unwrap();
+    let mut s = setup_config(config, threads, Isa::detect());
     bencher.bench_local(|| s.engine.forward(&s.input, 1)[0]);
 }
 
