@@ -77,7 +77,7 @@ Examples:
 const SWEEP_HELP: &str = "\
 Examples:
   mobilenet-cli sweep                                   # the paper's 16 points, timed
-  mobilenet-cli sweep --families all --max-latency-ms 3 # every family's checkpoints, best within 3 ms
+  mobilenet-cli sweep --families all --max-latency-ms 1 # every family, best within 1 ms
   mobilenet-cli sweep --no-timing --format markdown
   mobilenet-cli sweep --max-latency-ms 5 --min-top1 60 --plot tradeoff.svg
   mobilenet-cli sweep --alphas 0.35,0.6,1.0 --resolutions 96,176 --format json --output sweep.json";
@@ -303,7 +303,7 @@ pub struct SweepArgs {
     /// Members of the family to sweep, comma-separated: v1, v2, v3-large, v3-small,
     /// v3-large-minimalistic, v3-small-minimalistic, or all. Each gets its own grid: its
     /// published TF-slim checkpoints (v1 16 points, v2 22, v3 1.0 and 0.75 at 224).
-    #[arg(long, default_value = "v1", value_name = "LIST")]
+    #[arg(long, visible_alias = "family", default_value = "v1", value_name = "LIST")]
     pub families: String,
     /// Width multipliers, comma-separated (default: each family's published ones). Crossed
     /// with the resolutions.
