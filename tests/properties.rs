@@ -4,6 +4,8 @@ use candle_core::Device;
 use mobilenet_cli::arch::{Config, Family, LayerKind, Variant, instantiate};
 use mobilenet_cli::cost::analyze;
 use mobilenet_cli::nn::MobileNet;
+use mobilenet_cli::published::Store;
+use mobilenet_cli::sweep::{AccuracyModel, AccuracySource, Metric, member};
 use proptest::prelude::*;
 
 fn alpha() -> impl Strategy<Value = f64> {
@@ -95,6 +97,21 @@ proptest! {
                 prop_assert_eq!(l.layer.output.c % 8, 0, "{}", l.layer.name);
             }
         }
+    }
+
+    #[test]
+    fn accuracy_estimates_stay_in_range_for_every_member(a in alpha(), r in resolution(), m in 0usize..6) {
+        let store = Store::embedded();
+        let member = member::ALL[m];
+        let model = AccuracyModel::new(&store, AccuracySource::Slim, member);
+        for metric in [Metric::Top1, Metric::Top5] {
+            if let Some(acc) = model.lookup(a, r, metric) {
+                prop_assert!((0.0..=100.0).contains(&acc.value), "{acc:?}");
+                prop_assert!(acc.estimated || acc.source.contains("slim-v"), "{acc:?}");
+            }
+        }
+        // Every member but the one-point minimalistic models estimates top-1 anywhere.
+        prop_assert_eq!(model.lookup(a, r, Metric::Top1).is_some(), !member.minimalistic || (a == 1.0 && r == 224));
     }
 
     #[test]
