@@ -211,6 +211,20 @@ impl PublishedPoint {
     }
 }
 
+/// The (alpha, resolution) points `source` publishes for `member`, in table order.
+pub(crate) fn published_grid(store: &Store, source: AccuracySource, member: Member) -> Vec<(f64, u32)> {
+    AccuracyModel::published_points(store, source, member)
+        .iter()
+        .map(|p| (p.alpha, p.resolution))
+        .collect()
+}
+
+/// Mean and largest of the absolute leave-one-out errors.
+fn loo_summary(errors: &[f64]) -> (f64, f64) {
+    let mean = errors.iter().sum::<f64>() / errors.len() as f64;
+    (mean, errors.iter().copied().fold(0.0, f64::max))
+}
+
 /// Published accuracy of one member in one source, with the fits used for unpublished points.
 #[derive(Debug, Clone)]
 pub struct AccuracyModel {
@@ -305,8 +319,7 @@ impl AccuracyModel {
             let c = solve(&rest)?;
             errors.push((predict(&c, data[i].0, data[i].1) - data[i].2).abs());
         }
-        let loo_mean_abs = errors.iter().sum::<f64>() / errors.len() as f64;
-        let loo_max_abs = errors.iter().copied().fold(0.0, f64::max);
+        let (loo_mean_abs, loo_max_abs) = loo_summary(&errors);
         let shape = if terms == 6 { "quadratic" } else { "linear" };
         let (alpha_range, resolution_range) = Fit::span(&data);
         Some(Fit {
@@ -346,8 +359,7 @@ impl AccuracyModel {
             .iter()
             .map(|r| (r - (total - r) / (data.len() - 1) as f64).abs())
             .collect();
-        let loo_mean_abs = errors.iter().sum::<f64>() / errors.len() as f64;
-        let loo_max_abs = errors.iter().copied().fold(0.0, f64::max);
+        let (loo_mean_abs, loo_max_abs) = loo_summary(&errors);
         let mut coefficients = donor.coefficients.clone();
         coefficients[0] += shift;
         Some(Fit {

@@ -81,24 +81,7 @@ impl Member {
     /// The (alpha, resolution) points of this member's TF-slim float checkpoints, widest and
     /// largest first.
     pub fn published_grid(self, store: &Store) -> Vec<(f64, u32)> {
-        let source = super::AccuracySource::Slim.source_id(self.family);
-        let mut points: Vec<(f64, u32)> = Vec::new();
-        for row in &store.models {
-            if row.source != source
-                || row.quantized
-                || row.family != self.family.name()
-                || row.variant != self.published_variant()
-            {
-                continue;
-            }
-            if let (Some(alpha), Some(resolution)) = (row.alpha, row.resolution)
-                && !points
-                    .iter()
-                    .any(|&(a, r)| (a - alpha).abs() < 1e-9 && r == resolution)
-            {
-                points.push((alpha, resolution));
-            }
-        }
+        let mut points = super::accuracy::published_grid(store, super::AccuracySource::Slim, self);
         points.sort_by(|a, b| b.0.total_cmp(&a.0).then(b.1.cmp(&a.1)));
         points
     }
@@ -109,29 +92,26 @@ impl Member {
         if alphas.is_none() && resolutions.is_none() {
             return published;
         }
-        let distinct = |values: Vec<f64>| {
-            let mut out: Vec<f64> = Vec::new();
-            for v in values {
-                if !out.iter().any(|o| (o - v).abs() < 1e-9) {
-                    out.push(v);
-                }
-            }
-            out
-        };
-        let alphas = alphas
-            .map(<[f64]>::to_vec)
-            .unwrap_or_else(|| distinct(published.iter().map(|p| p.0).collect()));
-        let resolutions: Vec<u32> = resolutions.map(<[u32]>::to_vec).unwrap_or_else(|| {
-            distinct(published.iter().map(|p| f64::from(p.1)).collect())
-                .into_iter()
-                .map(|r| r as u32)
-                .collect()
-        });
+        let alphas = alphas.map_or_else(|| distinct(published.iter().map(|p| p.0)), <[f64]>::to_vec);
+        let resolutions =
+            resolutions.map_or_else(|| distinct(published.iter().map(|p| p.1)), <[u32]>::to_vec);
         alphas
             .iter()
             .flat_map(|&a| resolutions.iter().map(move |&r| (a, r)))
             .collect()
     }
+}
+
+/// `values` without repeats, in first-seen order. Exact equality is right here: the values are
+/// parsed from the same printed figures, so a repeat is bit-identical.
+fn distinct<T: PartialEq>(values: impl Iterator<Item = T>) -> Vec<T> {
+    let mut out = Vec::new();
+    for v in values {
+        if !out.contains(&v) {
+            out.push(v);
+        }
+    }
+    out
 }
 
 impl fmt::Display for Member {
