@@ -234,15 +234,27 @@ pub fn parse_grid<T: PartialEq + Copy + std::fmt::Display>(
     parse: impl Fn(&str) -> Option<T>,
     valid: impl Fn(T) -> bool,
 ) -> Result<Vec<T>, UsageError> {
+    parse_list(flag, text, |item| {
+        parse(item)
+            .filter(|v| valid(*v))
+            .ok_or_else(|| format!("invalid value '{item}'"))
+    })
+}
+
+/// Parses a comma-separated list flag: non-empty items, no duplicates, each item through
+/// `parse`, whose error says what is wrong with it.
+fn parse_list<T: PartialEq + std::fmt::Display>(
+    flag: &str,
+    text: &str,
+    parse: impl Fn(&str) -> Result<T, String>,
+) -> Result<Vec<T>, UsageError> {
     let mut values = Vec::new();
     for item in text.split(',') {
         let item = item.trim();
         if item.is_empty() {
             return Err(UsageError(format!("{flag}: empty value in '{text}'")));
         }
-        let value = parse(item)
-            .filter(|v| valid(*v))
-            .ok_or_else(|| UsageError(format!("{flag}: invalid value '{item}'")))?;
+        let value = parse(item).map_err(|reason| UsageError(format!("{flag}: {reason}")))?;
         if values.contains(&value) {
             return Err(UsageError(format!("{flag}: duplicate value {value}")));
         }
@@ -263,17 +275,7 @@ fn parse_members(text: &str) -> Result<Vec<Member>, UsageError> {
     if text.trim() == "all" {
         return Ok(crate::sweep::member::ALL.to_vec());
     }
-    let mut members: Vec<Member> = Vec::new();
-    for item in text.split(',').map(str::trim) {
-        let member: Member = item
-            .parse()
-            .map_err(|e: String| UsageError(format!("--families: {e}")))?;
-        if members.contains(&member) {
-            return Err(UsageError(format!("--families: duplicate value {member}")));
-        }
-        members.push(member);
-    }
-    Ok(members)
+    parse_list("--families", text, str::parse)
 }
 
 pub fn run_sweep(args: &SweepArgs) -> Result<ExitCode> {
@@ -454,7 +456,12 @@ mod tests {
             ["v2", "v3-small"]
         );
         assert!(parse_members("v1,v1").unwrap_err().0.contains("duplicate"));
-        assert!(parse_members("v1,").unwrap_err().0.contains("--families"));
+        assert!(
+            parse_members("v1,")
+                .unwrap_err()
+                .0
+                .contains("--families: empty value")
+        );
         assert!(parse_members("v4").unwrap_err().0.contains("unknown family 'v4'"));
     }
 }
