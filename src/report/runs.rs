@@ -378,12 +378,7 @@ pub fn sweep_document(report: &SweepReport, format: Format) -> Document {
     let extrapolated: Vec<&str> = report
         .rows
         .iter()
-        .filter(|r| {
-            [&r.top1, &r.top5]
-                .into_iter()
-                .flatten()
-                .any(|a| a.source.contains("EXTRAPOLATED"))
-        })
+        .filter(|r| [&r.top1, &r.top5].into_iter().flatten().any(|a| a.extrapolated))
         .map(|r| r.label.as_str())
         .collect();
     if !extrapolated.is_empty() {

@@ -74,6 +74,10 @@ pub struct Accuracy {
     /// "slim-v1 model table, MobileNet_v1_0.5_160" or the fit's description.
     pub source: String,
     pub estimated: bool,
+    /// An estimate outside the span its fit was made on. Its `source` says so in words (that
+    /// is what the JSON carries); reports read this flag rather than the text.
+    #[serde(skip)]
+    pub extrapolated: bool,
 }
 
 /// Which accuracy metric.
@@ -390,6 +394,7 @@ impl AccuracyModel {
                     value: p.metric(metric)?,
                     source: p.label.clone(),
                     estimated: false,
+                    extrapolated: false,
                 })
             });
         published.or_else(|| {
@@ -397,14 +402,15 @@ impl AccuracyModel {
                 Metric::Top1 => self.top1_fit.as_ref(),
                 Metric::Top5 => self.top5_fit.as_ref(),
             }?;
-            let source = match fit.extrapolation(alpha, resolution) {
-                Some(outside) => format!("{}; EXTRAPOLATED: {outside}", fit.description),
-                None => fit.description.clone(),
-            };
+            let outside = fit.extrapolation(alpha, resolution);
             Some(Accuracy {
                 value: predict(&fit.coefficients, alpha, resolution),
-                source,
+                source: match &outside {
+                    Some(outside) => format!("{}; EXTRAPOLATED: {outside}", fit.description),
+                    None => fit.description.clone(),
+                },
                 estimated: true,
+                extrapolated: outside.is_some(),
             })
         })
     }
@@ -494,8 +500,9 @@ mod tests {
         // Lower resolution costs accuracy, as in v2.
         assert!(v3.lookup(1.0, 160, Metric::Top1).unwrap().value < 75.2);
         // Outside v2's grid the estimate says it is an extrapolation.
-        assert!(!mid.source.contains("EXTRAPOLATED"));
+        assert!(!mid.extrapolated && !mid.source.contains("EXTRAPOLATED"));
         let far = v3.lookup(0.1, 224, Metric::Top1).unwrap();
+        assert!(far.extrapolated);
         assert!(
             far.source
                 .ends_with("EXTRAPOLATED: alpha 0.1 outside the fitted 0.35-1.4"),

@@ -47,6 +47,14 @@ impl Member {
         }
     }
 
+    /// The member a model belongs to.
+    pub fn of(config: &Config) -> Self {
+        Member {
+            family: config.family,
+            minimalistic: config.minimalistic,
+        }
+    }
+
     /// "v1", "v2", "v3-large", "v3-large-minimalistic", ...
     pub fn name(self) -> String {
         if self.minimalistic {

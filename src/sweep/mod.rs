@@ -56,7 +56,12 @@ impl SweepRow {
             minimalistic: config.minimalistic,
             alpha: config.alpha,
             resolution: config.resolution,
-            label: format!("{} {}", Self::member_of(config), Self::point_label(config)),
+            label: format!(
+                "{} {}-{}",
+                Member::of(config),
+                crate::arch::config::format_alpha(config.alpha),
+                config.resolution
+            ),
             mult_adds: totals.mult_adds,
             params: totals.params,
             params_deployed: totals.params_deployed,
@@ -71,22 +76,6 @@ impl SweepRow {
             fits_budget: None,
             best: false,
         }
-    }
-
-    fn member_of(config: &Config) -> Member {
-        Member {
-            family: config.family,
-            minimalistic: config.minimalistic,
-        }
-    }
-
-    /// "0.5-160": the point within its member, as plots label it.
-    fn point_label(config: &Config) -> String {
-        format!(
-            "{}-{}",
-            crate::arch::config::format_alpha(config.alpha),
-            config.resolution
-        )
     }
 
     pub fn member(&self) -> Member {

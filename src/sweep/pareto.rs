@@ -106,6 +106,7 @@ mod tests {
                 value: top1,
                 source: "test".into(),
                 estimated: false,
+                extrapolated: false,
             }),
             top5: None,
             pareto: false,
