@@ -414,10 +414,9 @@ pub fn run_sweep(args: &SweepArgs) -> Result<ExitCode> {
         &render_sweep(&report, args.out.format)?,
     )?;
     if let Some(path) = &args.plot {
-        let names: Vec<String> = members.iter().map(|m| m.name()).collect();
         let title = format!(
             "MobileNet {}: top-1 from {} vs cost, {} points{}",
-            names.join(", "),
+            report.families.join(", "),
             args.accuracy_source.title(),
             report.rows.len(),
             if args.no_timing {
