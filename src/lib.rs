@@ -4,6 +4,9 @@
 //! Dependency direction: `arch` (the spec) <- `cost` (pure integer counts) and the network;
 //! `report` only formats what the computing modules return.
 
+// Every unsafe block says why it is sound, every unsafe fn states its contract (review §2.9).
+#![deny(clippy::undocumented_unsafe_blocks, clippy::missing_safety_doc)]
+
 pub mod app;
 pub mod arch;
 pub mod bench;

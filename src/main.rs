@@ -1,5 +1,8 @@
 //! The `mobilenet-cli` binary: parses the command line and reports errors as one line.
 
+// As in the library: every unsafe block says why it is sound.
+#![deny(clippy::undocumented_unsafe_blocks, clippy::missing_safety_doc)]
+
 use std::process::ExitCode;
 
 use clap::Parser;

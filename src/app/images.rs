@@ -167,7 +167,7 @@ pub fn run_classify(args: &ClassifyArgs) -> Result<ExitCode> {
         Format::Json => write_json(&args.out, &results)?,
         format => emit(
             args.out.output.as_deref(),
-            &report::render(&report::runs::classify_document(&results, format), format)?,
+            &report::render(&report::classify_document(&results, format), format)?,
         )?,
     }
     Ok(ExitCode::from(if errors.is_empty() {
@@ -205,7 +205,7 @@ pub fn run_evaluate(args: &EvaluateArgs) -> Result<ExitCode> {
         Format::Json => write_json(&args.out, &report)?,
         format => emit(
             args.out.output.as_deref(),
-            &report::render(&report::runs::evaluate_document(&report), format)?,
+            &report::render(&report::evaluate_document(&report), format)?,
         )?,
     }
     Ok(ExitCode::from(if report.failed.is_empty() {

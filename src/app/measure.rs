@@ -208,7 +208,7 @@ pub fn run_bench(args: &BenchArgs) -> Result<ExitCode> {
         Format::Json => write_json(&args.out, &result)?,
         format => emit(
             args.out.output.as_deref(),
-            &report::render(&report::runs::bench_document(&result), format)?,
+            &report::render(&report::bench_document(&result), format)?,
         )?,
     }
     Ok(ExitCode::from(exit::OK))
@@ -266,7 +266,7 @@ fn parse_list<T: PartialEq + std::fmt::Display>(
 fn render_sweep(report: &SweepReport, format: Format) -> Result<String> {
     Ok(match format {
         Format::Json => serde_json::to_string_pretty(report)? + "\n",
-        format => report::render(&report::runs::sweep_document(report, format), format)?,
+        format => report::render(&report::sweep_document(report, format), format)?,
     })
 }
 

@@ -3,13 +3,18 @@
 //! own serde structs. Nothing here computes a figure: it only turns values into text.
 
 mod analyze;
+mod bench;
 mod document;
+mod images;
 pub mod presets;
-pub mod runs;
+mod sweep;
 pub mod units;
 
 pub use analyze::{AnalyzeReport, analyze_document, analyze_json};
+pub use bench::bench_document;
 pub use document::{Align, Document, Section, TextTable};
+pub use images::{classify_document, evaluate_document};
+pub use sweep::sweep_document;
 
 use std::fmt;
 use std::str::FromStr;

@@ -1,26 +1,15 @@
 //! `classify` and `evaluate` through the real binary: labels, formats, exit codes and bad input.
 
-use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use crate::common::*;
 
-use assert_cmd::Command;
+use std::collections::HashMap;
+use std::path::Path;
+
 use candle_core::{Device, Tensor};
 use mobilenet_cli::arch::{Config, Family, Variant};
 use mobilenet_cli::nn::{MobileNet, squeeze_excite_shapes, weight_shape};
 use predicates::prelude::*;
 use serde_json::Value;
-
-fn cli() -> Command {
-    let mut cmd = Command::cargo_bin("mobilenet-cli").unwrap();
-    cmd.env("NO_COLOR", "1");
-    cmd
-}
-
-fn photo(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures/photos")
-        .join(name)
-}
 
 /// A PNG whose header claims `w` x `h` pixels, with no pixel data behind it.
 fn png_header(w: u32, h: u32) -> Vec<u8> {

@@ -1,11 +1,8 @@
 //! Help, completions and the man page, generated from the clap definitions.
 
-use assert_cmd::Command;
-use predicates::prelude::*;
+use crate::common::*;
 
-fn cli() -> Command {
-    Command::cargo_bin("mobilenet-cli").unwrap()
-}
+use predicates::prelude::*;
 
 #[test]
 fn every_command_shows_an_example() {

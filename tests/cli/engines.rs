@@ -3,23 +3,12 @@
 //! (v1, v2 and v3, minimalistic too) at even and odd resolutions, batch 1 and 3 or 4, one and two
 //! threads.
 
-use candle_core::{Device, Tensor};
+use crate::common::*;
+
+use candle_core::Device;
 use mobilenet_cli::arch::{Config, Family, Variant};
 use mobilenet_cli::infer::{EngineKind, Runner, synthetic_input};
 use mobilenet_cli::nn::{MobileNet, ModelId};
-
-fn max_abs_diff(a: &Tensor, b: &Tensor) -> (f32, f32) {
-    let a = a.flatten_all().unwrap().to_vec1::<f32>().unwrap();
-    let b = b.flatten_all().unwrap().to_vec1::<f32>().unwrap();
-    assert_eq!(a.len(), b.len());
-    let diff = a
-        .iter()
-        .zip(&b)
-        .map(|(x, y)| (x - y).abs())
-        .fold(0.0f32, f32::max);
-    let scale = b.iter().map(|y| y.abs()).fold(1.0f32, f32::max);
-    (diff, scale)
-}
 
 fn assert_engines_agree(net: MobileNet, batch: usize, threads: usize) {
     let label = format!("{} batch {batch} threads {threads}", net.config().label());
@@ -29,13 +18,13 @@ fn assert_engines_agree(net: MobileNet, batch: usize, threads: usize) {
     let want = reference.forward(&input).unwrap();
     let got = fast.forward(&input).unwrap();
     assert_eq!(got.dims(), want.dims(), "{label}");
-    let (diff, scale) = max_abs_diff(&got, &want);
+    let (diff, scale) = max_abs_diff_scaled(&got, &want);
     assert!(
         diff <= 1e-4 * scale,
         "{label}: max |fast - reference| = {diff} (scale {scale})"
     );
     // Probabilities too: what classify reports.
-    let (pdiff, _) = max_abs_diff(
+    let (pdiff, _) = max_abs_diff_scaled(
         &fast.probabilities(&input).unwrap(),
         &reference.probabilities(&input).unwrap(),
     );
@@ -98,7 +87,7 @@ fn fast_engine_reproduces_the_reference_probabilities() {
         let mut fast = Runner::new(net, EngineKind::Fast, 2).unwrap();
         for image in ["grace_hopper", "chelsea", "bike"] {
             let probs = fast.probabilities(&reference[&format!("{image}.input")]).unwrap();
-            let (diff, _) = max_abs_diff(&probs, &reference[&format!("{image}.probs")]);
+            let (diff, _) = max_abs_diff_scaled(&probs, &reference[&format!("{image}.probs")]);
             assert!(diff < 1e-4, "{} {image}: {diff}", id.name());
         }
     }

@@ -1,14 +1,9 @@
 //! `analyze` and `presets` through the real binary.
 
-use assert_cmd::Command;
+use crate::common::*;
+
 use predicates::prelude::*;
 use serde_json::Value;
-
-fn cli() -> Command {
-    let mut cmd = Command::cargo_bin("mobilenet-cli").unwrap();
-    cmd.env("NO_COLOR", "1");
-    cmd
-}
 
 fn analyze_json(args: &[&str]) -> Value {
     let out = cli()
@@ -65,7 +60,7 @@ fn json_contract_for_1_0_224() {
 fn tf_slim_per_layer_table_matches_exactly() {
     let v = analyze_json(&[]);
     let layers = v["layers"].as_array().unwrap();
-    let slim = include_str!("../presets/published/v1-slim-layers.csv");
+    let slim = include_str!("../../presets/published/v1-slim-layers.csv");
     let mut rows = slim.lines().skip(1);
     // TF-slim's body: every layer but the pool and logits, in order.
     for layer in &layers[..27] {

@@ -1,6 +1,8 @@
 //! Numeric tests of the candle network against reference outputs, the cost model and the spec.
 //! Everything needed is in tests/fixtures (copied from the shared reference data).
 
+use crate::common::*;
+
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
@@ -8,26 +10,6 @@ use candle_core::{DType, Device, Tensor};
 use mobilenet_cli::arch::{Config, Family, Variant, instantiate};
 use mobilenet_cli::cost::analyze;
 use mobilenet_cli::nn::{MobileNet, ModelId, WeightOverrides, WeightsError};
-
-fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures")
-        .join(name)
-}
-
-fn max_abs_diff(a: &Tensor, b: &Tensor) -> f32 {
-    assert_eq!(a.dims(), b.dims());
-    (a - b)
-        .unwrap()
-        .abs()
-        .unwrap()
-        .flatten_all()
-        .unwrap()
-        .max(0)
-        .unwrap()
-        .to_scalar()
-        .unwrap()
-}
 
 #[test]
 fn shipped_models_reproduce_the_reference_probabilities() {

@@ -1,16 +1,9 @@
 //! `bench` and `sweep` through the real binary, with the hidden mock timer so that every output
 //! is deterministic: snapshot tests of each format, and no test asserts a real duration.
 
-use std::path::PathBuf;
+use crate::common::*;
 
-use assert_cmd::Command;
 use serde_json::Value;
-
-fn cli() -> Command {
-    let mut cmd = Command::cargo_bin("mobilenet-cli").unwrap();
-    cmd.env("NO_COLOR", "1");
-    cmd
-}
 
 fn stdout(args: &[&str]) -> String {
     let out = cli().args(args).output().unwrap();
@@ -20,24 +13,6 @@ fn stdout(args: &[&str]) -> String {
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8(out.stdout).unwrap()
-}
-
-/// Compares `actual` with tests/snapshots/NAME; `UPDATE_SNAPSHOTS=1` rewrites the file.
-fn assert_snapshot(name: &str, actual: &str) {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/snapshots")
-        .join(name);
-    if std::env::var_os("UPDATE_SNAPSHOTS").is_some() {
-        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-        std::fs::write(&path, actual).unwrap();
-        return;
-    }
-    let expected = std::fs::read_to_string(&path)
-        .unwrap_or_else(|_| panic!("missing snapshot {}; run with UPDATE_SNAPSHOTS=1", path.display()));
-    assert_eq!(
-        actual, expected,
-        "snapshot {name} differs; rerun with UPDATE_SNAPSHOTS=1 if intended"
-    );
 }
 
 const SWEEP: [&str; 4] = ["sweep", "--mock-timer", "--threads", "1"];

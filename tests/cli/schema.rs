@@ -2,7 +2,7 @@
 //! for the subset of JSON Schema those files use: type (one or a list), const, enum, required,
 //! properties, items, minItems, oneOf and local $ref.
 
-use assert_cmd::Command;
+use crate::common::cli;
 use serde_json::Value;
 
 fn schema(name: &str) -> Value {
@@ -93,11 +93,7 @@ fn validate(root: &Value, schema: &Value, value: &Value, path: &str) -> Result<(
 }
 
 fn output(args: &[&str]) -> Value {
-    let out = Command::cargo_bin("mobilenet-cli")
-        .unwrap()
-        .args(args)
-        .output()
-        .unwrap();
+    let out = cli().args(args).output().unwrap();
     assert!(
         out.status.success(),
         "{args:?}: {}",

@@ -1,0 +1,64 @@
+//! Helpers shared by every integration test: the binary under test, fixture paths, tensor
+//! comparisons and snapshot files.
+
+use std::path::{Path, PathBuf};
+
+use assert_cmd::Command;
+use candle_core::Tensor;
+
+/// The real binary, with colour off so that output is plain text.
+pub fn cli() -> Command {
+    let mut cmd = Command::cargo_bin("mobilenet-cli").unwrap();
+    cmd.env("NO_COLOR", "1");
+    cmd
+}
+
+/// A file under tests/fixtures.
+pub fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name)
+}
+
+/// A photo under tests/fixtures/photos.
+pub fn photo(name: &str) -> PathBuf {
+    fixture("photos").join(name)
+}
+
+/// Largest absolute element-wise difference of two tensors of the same shape.
+pub fn max_abs_diff(a: &Tensor, b: &Tensor) -> f32 {
+    max_abs_diff_scaled(a, b).0
+}
+
+/// Largest absolute difference, and the scale to judge it by: the largest magnitude in `b`
+/// (at least 1).
+pub fn max_abs_diff_scaled(a: &Tensor, b: &Tensor) -> (f32, f32) {
+    assert_eq!(a.dims(), b.dims());
+    let a = a.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+    let b = b.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+    let diff = a
+        .iter()
+        .zip(&b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0f32, f32::max);
+    let scale = b.iter().map(|y| y.abs()).fold(1.0f32, f32::max);
+    (diff, scale)
+}
+
+/// Compares `actual` with tests/snapshots/NAME; `UPDATE_SNAPSHOTS=1` rewrites the file.
+pub fn assert_snapshot(name: &str, actual: &str) {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/snapshots")
+        .join(name);
+    if std::env::var_os("UPDATE_SNAPSHOTS").is_some() {
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, actual).unwrap();
+        return;
+    }
+    let expected = std::fs::read_to_string(&path)
+        .unwrap_or_else(|_| panic!("missing snapshot {}; run with UPDATE_SNAPSHOTS=1", path.display()));
+    assert_eq!(
+        actual, expected,
+        "snapshot {name} differs; rerun with UPDATE_SNAPSHOTS=1 if intended"
+    );
+}
