@@ -15,6 +15,7 @@ pub mod cli;
 pub mod cost;
 pub mod engine;
 pub mod infer;
+pub mod memory;
 pub mod nn;
 pub mod output;
 pub mod published;

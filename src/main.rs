@@ -1,4 +1,5 @@
-//! The `mobilenet-cli` binary: parses the command line and reports errors as one line.
+//! The `mobilenet-cli` binary: parses the command line into a validated plan, runs it, and
+//! reports errors as one line with a documented exit code.
 
 // As in the library: every unsafe block says why it is sound.
 #![deny(clippy::undocumented_unsafe_blocks, clippy::missing_safety_doc)]
@@ -7,7 +8,21 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use clap::error::ErrorKind;
-use mobilenet_cli::{app, cli::Cli};
+use mobilenet_cli::app::{self, Plan, exit};
+use mobilenet_cli::cli::Cli;
+
+/// clap's message on one line: its first paragraph (which names the flag) and its tips
+/// (clap's "did you mean" suggestions), without the usage block.
+fn one_line(error: &clap::Error) -> String {
+    let text = error.render().to_string();
+    let mut parts: Vec<&str> = text
+        .lines()
+        .take_while(|l| !l.trim().is_empty())
+        .map(str::trim)
+        .collect();
+    parts.extend(text.lines().map(str::trim).filter(|l| l.starts_with("tip:")));
+    format!("{} (see --help)", parts.join(" "))
+}
 
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
@@ -18,31 +33,35 @@ fn main() -> ExitCode {
         }
         Err(e) if e.kind() == ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
             let _ = e.print();
-            return ExitCode::from(app::exit::USAGE);
+            return ExitCode::from(exit::USAGE);
         }
         Err(e) => {
-            // clap's message is several paragraphs (message, usage, tips): keep the first, which
-            // names the flag, on one line.
-            let text = e.render().to_string();
-            let first: Vec<&str> = text
-                .lines()
-                .take_while(|l| !l.trim().is_empty())
-                .map(str::trim)
-                .collect();
-            eprintln!("{} (see --help)", first.join(" "));
-            return ExitCode::from(app::exit::USAGE);
+            eprintln!("{}", one_line(&e));
+            return ExitCode::from(exit::USAGE);
         }
     };
-    if let Some(threads) = cli.command.threads() {
+    let plan = match Plan::try_from(&cli) {
+        Ok(plan) => plan,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(exit::USAGE);
+        }
+    };
+    if let Some(threads) = plan.threads() {
         // candle sizes its rayon pool from these on first use and gemm reads RAYON_NUM_THREADS
         // per call, so they must be set now, while the process is still single-threaded.
-        // SAFETY: no other thread exists yet.
+        // SAFETY: no other thread exists yet (planning starts none).
         unsafe {
             std::env::set_var("RAYON_NUM_THREADS", threads.to_string());
             std::env::set_var("CANDLE_NUM_THREADS", threads.to_string());
         }
+        // Commands that run the network stop cleanly on SIGINT/SIGTERM and keep what they
+        // finished; without handlers they would still stop, only without writing it.
+        if let Err(e) = app::interrupt::install() {
+            eprintln!("warning: cannot install signal handlers: {e}");
+        }
     }
-    match app::run(cli) {
+    match app::run(plan) {
         Ok(code) => code,
         Err(error) => {
             // One line: the context chain joined with ": ".

@@ -1,101 +1,74 @@
-//! Dispatch: validates the parsed command line into typed configurations, calls the computing
-//! modules and hands their results to `report` and `output`. The only module that wires
-//! everything together.
+//! The commands: each takes its validated plan (`plan`), calls the computing modules and hands
+//! their results to `report` and `output`. The only module that wires everything together,
+//! and, with `main`, the only one that prints.
+//!
+//! Layout: `plan/` turns the parsed flags into one plan per command (every check that can be
+//! made before work); `analyze.rs` (analyze, presets), `classify.rs` (classify, evaluate),
+//! `bench.rs` and `sweep.rs` run them; `network.rs` loads the network a plan names;
+//! `interrupt.rs` turns SIGINT/SIGTERM into a clean stop; `emit.rs` is the one output path.
 
-use std::process::ExitCode;
+mod analyze;
+mod bench;
+mod classify;
+mod emit;
+pub mod interrupt;
+mod network;
+pub mod plan;
+mod sweep;
 
 use std::io::IsTerminal;
+use std::process::ExitCode;
 
 use anyhow::Result;
 use clap::CommandFactory;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use serde::Serialize;
 
-use crate::arch::{Config, Family, Variant};
-use crate::cli::{AnalyzeArgs, Cli, Command, ModelArgs, OutputArgs, PresetsArgs};
-use crate::cost::analyze;
-use crate::output::emit;
-use crate::published::{Store, compare, compare_table2};
-use crate::report::{self, AnalyzeReport, Format};
+use crate::cli::Cli;
+pub use interrupt::Interrupted;
+pub use plan::{Plan, UsageError};
 
-/// Exit codes (documented in the README).
+/// Exit codes (documented in `--help`, the man pages and the README).
 pub mod exit {
     /// Success.
     pub const OK: u8 = 0;
     /// A runtime failure: unreadable file, bad weights, failed write.
     pub const FAILURE: u8 = 1;
-    /// A usage error: unknown flag, invalid flag value.
+    /// A usage error: unknown flag, invalid flag value or combination, unwritable output
+    /// path, a run over the memory limit.
     pub const USAGE: u8 = 2;
     /// Some inputs of a multi-input run failed; the others have results.
     pub const PARTIAL: u8 = 3;
 }
 
-/// An invalid flag value or combination (exit code 2). The message names the flag.
-#[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct UsageError(pub String);
-
-impl From<crate::arch::ConfigError> for UsageError {
-    fn from(e: crate::arch::ConfigError) -> Self {
-        UsageError(e.to_string())
-    }
-}
-
-/// The exit code for an error: usage errors are 2, everything else 1.
+/// The exit code for an error: usage errors are 2, interruptions 128 + the signal, everything
+/// else 1.
 pub fn exit_code_for(error: &anyhow::Error) -> u8 {
     if error.downcast_ref::<UsageError>().is_some() {
         exit::USAGE
+    } else if let Some(interrupted) = error.downcast_ref::<Interrupted>() {
+        interrupted.exit_code()
     } else {
         exit::FAILURE
     }
 }
 
-mod images;
-mod measure;
-
-pub use measure::{RANDOM_SEED, parse_grid, thread_count};
-
-pub fn run(cli: Cli) -> Result<ExitCode> {
-    match cli.command {
-        Command::Analyze(args) => run_analyze(&args),
-        Command::Presets(args) => run_presets(&args),
-        Command::Classify(args) => images::run_classify(&args),
-        Command::Evaluate(args) => images::run_evaluate(&args),
-        Command::Bench(args) => measure::run_bench(&args),
-        Command::Sweep(args) => measure::run_sweep(&args),
-        Command::Completions { shell } => {
+/// Runs a validated plan.
+pub fn run(plan: Plan) -> Result<ExitCode> {
+    match plan {
+        Plan::Analyze(plan) => analyze::run_analyze(&plan),
+        Plan::Presets(plan) => analyze::run_presets(&plan),
+        Plan::Classify(plan) => classify::run_classify(&plan),
+        Plan::Evaluate(plan) => classify::run_evaluate(&plan),
+        Plan::Bench(plan) => bench::run_bench(&plan),
+        Plan::Sweep(plan) => sweep::run_sweep(&plan),
+        Plan::Completions(shell) => {
             let mut out = Vec::new();
             clap_complete::generate(shell, &mut Cli::command(), "mobilenet-cli", &mut out);
-            emit(None, &String::from_utf8(out)?)?;
+            crate::output::write_stdout(&out)?;
             Ok(ExitCode::from(exit::OK))
         }
-        Command::Man => {
-            let mut out = Vec::new();
-            clap_mangen::Man::new(Cli::command()).render(&mut out)?;
-            emit(None, &String::from_utf8(out)?)?;
-            Ok(ExitCode::from(exit::OK))
-        }
+        Plan::Man(plan) => analyze::run_man(&plan),
     }
-}
-
-/// The model configuration the flags describe.
-pub fn config_from(args: &ModelArgs) -> Result<Config, UsageError> {
-    let family: Family = args.family.parse()?;
-    let variant: Variant = args.variant.parse()?;
-    let resolution = match (args.resolution, args.rho) {
-        (Some(res), _) => u32::try_from(res).map_err(|_| crate::arch::ConfigError::Resolution(res))?,
-        (None, Some(rho)) => Config::resolution_from_rho(rho)?,
-        (None, None) => 224,
-    };
-    Ok(Config::build(
-        family,
-        args.alpha,
-        resolution,
-        args.depth_multiplier,
-        args.classes,
-        variant,
-        args.minimalistic,
-    )?)
 }
 
 /// A progress bar on stderr, hidden with --quiet or when stderr is not a terminal (so pipes and
@@ -114,60 +87,4 @@ pub(crate) fn progress_bar(len: u64, quiet: bool, prefix: &'static str, unit: &s
     );
     bar.set_prefix(prefix);
     bar
-}
-
-pub(crate) fn write_json<T: Serialize>(out: &OutputArgs, value: &T) -> Result<()> {
-    let text = serde_json::to_string_pretty(value)? + "\n";
-    emit(out.output.as_deref(), &text)
-}
-
-fn run_analyze(args: &AnalyzeArgs) -> Result<ExitCode> {
-    let config = config_from(&args.model)?;
-    let store = Store::embedded();
-    let cost = analyze(&config);
-    let report = AnalyzeReport {
-        table2: compare_table2(&store, &config, &cost.by_kind),
-        published: compare(&store, &config),
-        cost,
-    };
-    let text = match args.out.format {
-        Format::Json => report::analyze_json(&report)?,
-        format => report::render(&report::analyze_document(&report), format)?,
-    };
-    emit(args.out.output.as_deref(), &text)?;
-    Ok(ExitCode::from(exit::OK))
-}
-
-fn run_presets(args: &PresetsArgs) -> Result<ExitCode> {
-    if let Some(alpha) = args.alpha
-        && !(alpha.is_finite() && alpha > 0.0)
-    {
-        return Err(UsageError(format!("--alpha must be a finite number > 0, got {alpha}")).into());
-    }
-    let store = Store::embedded();
-    if let Some(source) = &args.source
-        && store.source(source).is_none()
-    {
-        let ids: Vec<&str> = store.sources.iter().map(|s| s.id.as_str()).collect();
-        return Err(UsageError(format!(
-            "unknown --source '{source}' (expected one of {})",
-            ids.join(", ")
-        ))
-        .into());
-    }
-    let rows = report::presets::select(
-        &store,
-        args.family.as_deref(),
-        args.alpha,
-        args.resolution,
-        args.source.as_deref(),
-    );
-    match args.out.format {
-        Format::Json => write_json(&args.out, &report::presets::json(&store, &rows))?,
-        format => emit(
-            args.out.output.as_deref(),
-            &report::render(&report::presets::document(&store, &rows), format)?,
-        )?,
-    }
-    Ok(ExitCode::from(exit::OK))
 }

@@ -138,31 +138,142 @@ impl FromStr for Variant {
     }
 }
 
-/// Why a configuration was refused. Messages name the flag so the CLI can print them as is.
+/// Why a configuration was refused. The messages name the quantity, not a flag: the same
+/// configuration comes from flags, from a weight file's metadata or from a sweep grid, and the
+/// caller says which (the plan layer maps these onto `--alpha`, `--res`, ...).
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum ConfigError {
-    #[error("--alpha must be a finite number in (0, {MAX_ALPHA}], got {0}")]
+    #[error("width multiplier alpha must be a finite number in (0, {MAX_ALPHA}], got {0}")]
     Alpha(f64),
-    #[error("--res must be an integer from {MIN_RESOLUTION} to {MAX_RESOLUTION}, got {0}")]
+    #[error("resolution must be an integer from {MIN_RESOLUTION} to {MAX_RESOLUTION} pixels, got {0}")]
     Resolution(i64),
     #[error(
-        "--rho must be a finite number > 0 giving a resolution from {MIN_RESOLUTION} to {MAX_RESOLUTION}, got {0}"
+        "resolution multiplier rho must be a finite number > 0 giving a resolution from {MIN_RESOLUTION} to {MAX_RESOLUTION} (round(224 * rho)), got {0}"
     )]
     Rho(f64),
-    #[error("--depth-multiplier must be an integer from 1 to 16, got {0}")]
+    #[error("depth multiplier must be an integer from 1 to {MAX_DEPTH_MULTIPLIER}, got {0}")]
     DepthMultiplier(u32),
-    #[error("--classes must be an integer from 1 to 100000, got {0}")]
+    #[error("class count must be an integer from 1 to {MAX_CLASSES}, got {0}")]
     Classes(u32),
-    #[error("unknown --variant '{0}' (expected standard, full-conv or shallow)")]
+    #[error("unknown variant '{0}' (expected standard, full-conv or shallow)")]
     UnknownVariant(String),
-    #[error("unknown --family '{0}' (expected v1, v2, v3-large or v3-small)")]
+    #[error("unknown family '{0}' (expected v1, v2, v3-large or v3-small)")]
     UnknownFamily(String),
-    #[error("--minimalistic applies to v3-large and v3-small only, not {0}")]
+    #[error("the minimalistic models are MobileNetV3's (v3-large, v3-small), not {0}")]
     Minimalistic(Family),
-    #[error("--variant {0} applies to v1 only (the v1 paper's ablations); {1} has only standard")]
+    #[error("variant {0} is one of the v1 paper's ablations; {1} has only standard")]
     VariantFamily(Variant, Family),
-    #[error("--depth-multiplier applies to v1 only; {0} is defined with depth multiplier 1")]
+    #[error("the depth multiplier is a v1 option; {0} is defined with depth multiplier 1")]
     DepthMultiplierFamily(Family),
+}
+
+/// Largest depthwise channel multiplier accepted.
+pub const MAX_DEPTH_MULTIPLIER: u32 = 16;
+/// Largest class count accepted (ImageNet-21k has 21,841).
+pub const MAX_CLASSES: u32 = 100_000;
+
+/// A validated width multiplier alpha (v1 paper eq. 6): finite, in (0, [`MAX_ALPHA`]]. The one
+/// parser of every `--alpha`, `--alphas` and metadata alpha.
+#[derive(Debug, Clone, Copy, PartialEq, PartialOrd, Serialize)]
+#[serde(transparent)]
+pub struct Alpha(f64);
+
+impl Alpha {
+    pub fn new(alpha: f64) -> Result<Self, ConfigError> {
+        if alpha.is_finite() && alpha > 0.0 && alpha <= MAX_ALPHA {
+            Ok(Alpha(alpha))
+        } else {
+            Err(ConfigError::Alpha(alpha))
+        }
+    }
+
+    pub fn get(self) -> f64 {
+        self.0
+    }
+}
+
+impl fmt::Display for Alpha {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&format_alpha(self.0))
+    }
+}
+
+/// Why a flag value is not a number of the right kind, before range checks.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ParseError {
+    #[error("empty value")]
+    Empty,
+    #[error("not a number")]
+    NotANumber,
+    #[error("not a whole number")]
+    NotAnInteger,
+}
+
+/// A value that failed to parse as an [`Alpha`] or a [`Resolution`].
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum ValueError {
+    #[error(transparent)]
+    Parse(#[from] ParseError),
+    #[error(transparent)]
+    Range(#[from] ConfigError),
+}
+
+impl FromStr for Alpha {
+    type Err = ValueError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let s = s.trim();
+        if s.is_empty() {
+            return Err(ParseError::Empty.into());
+        }
+        let value: f64 = s.parse().map_err(|_| ParseError::NotANumber)?;
+        Ok(Alpha::new(value)?)
+    }
+}
+
+/// A validated input resolution in pixels, [`MIN_RESOLUTION`] to [`MAX_RESOLUTION`]: the one
+/// parser of every `--res` and `--resolutions`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(transparent)]
+pub struct Resolution(u32);
+
+impl Resolution {
+    pub fn new(pixels: i64) -> Result<Self, ConfigError> {
+        u32::try_from(pixels)
+            .ok()
+            .filter(|r| (MIN_RESOLUTION..=MAX_RESOLUTION).contains(r))
+            .map(Resolution)
+            .ok_or(ConfigError::Resolution(pixels))
+    }
+
+    /// The paper's resolution multiplier rho (eq. 7): round(224 * rho).
+    pub fn from_rho(rho: f64) -> Result<Self, ConfigError> {
+        Config::resolution_from_rho(rho).map(Resolution)
+    }
+
+    pub fn get(self) -> u32 {
+        self.0
+    }
+}
+
+impl fmt::Display for Resolution {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+impl FromStr for Resolution {
+    type Err = ValueError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let s = s.trim();
+        if s.is_empty() {
+            return Err(ParseError::Empty.into());
+        }
+        let value: i64 = s.parse().map_err(|_| match s.parse::<f64>() {
+            Ok(_) => ParseError::NotAnInteger,
+            Err(_) => ParseError::NotANumber,
+        })?;
+        Ok(Resolution::new(value)?)
+    }
 }
 
 /// A validated model configuration. Construct with [`Config::new`] (v1), [`Config::family`] or
@@ -221,16 +332,12 @@ impl Config {
         variant: Variant,
         minimalistic: bool,
     ) -> Result<Self, ConfigError> {
-        if !(alpha.is_finite() && alpha > 0.0 && alpha <= MAX_ALPHA) {
-            return Err(ConfigError::Alpha(alpha));
-        }
-        if !(MIN_RESOLUTION..=MAX_RESOLUTION).contains(&resolution) {
-            return Err(ConfigError::Resolution(resolution.into()));
-        }
-        if !(1..=16).contains(&depth_multiplier) {
+        Alpha::new(alpha)?;
+        Resolution::new(resolution.into())?;
+        if !(1..=MAX_DEPTH_MULTIPLIER).contains(&depth_multiplier) {
             return Err(ConfigError::DepthMultiplier(depth_multiplier));
         }
-        if !(1..=100_000).contains(&classes) {
+        if !(1..=MAX_CLASSES).contains(&classes) {
             return Err(ConfigError::Classes(classes));
         }
         if family != Family::V1 {
@@ -347,21 +454,44 @@ mod tests {
     }
 
     #[test]
-    fn validation_names_the_flag() {
+    fn validation_names_the_quantity_not_a_flag() {
         for bad in [0.0, -1.0, f64::NAN, f64::INFINITY, 2.5] {
             let err = Config::paper(bad, 224).unwrap_err();
-            assert!(err.to_string().starts_with("--alpha"), "{err}");
+            assert!(err.to_string().starts_with("width multiplier alpha"), "{err}");
+            assert!(!err.to_string().contains("--"), "{err}");
         }
         assert!(
             Config::paper(1.0, 31)
                 .unwrap_err()
                 .to_string()
-                .starts_with("--res")
+                .starts_with("resolution must be")
         );
         assert!(Config::paper(1.0, 32).is_ok());
         assert!(Config::paper(2.0, 224).is_ok());
         assert!(Config::new(1.0, 224, 0, 1000, Variant::Standard).is_err());
         assert!(Config::new(1.0, 224, 1, 0, Variant::Standard).is_err());
+    }
+
+    #[test]
+    fn alpha_and_resolution_have_one_parser_each() {
+        assert_eq!("0.5".parse::<Alpha>().unwrap().get(), 0.5);
+        assert_eq!(" 2 ".parse::<Alpha>().unwrap().to_string(), "2.0");
+        assert_eq!("".parse::<Alpha>().unwrap_err().to_string(), "empty value");
+        assert_eq!("x".parse::<Alpha>().unwrap_err().to_string(), "not a number");
+        for bad in ["0", "-1", "2.5", "NaN", "inf"] {
+            let err = bad.parse::<Alpha>().unwrap_err().to_string();
+            assert!(err.starts_with("width multiplier alpha must be"), "{bad}: {err}");
+        }
+        assert_eq!("224".parse::<Resolution>().unwrap().get(), 224);
+        assert_eq!(
+            "22.5".parse::<Resolution>().unwrap_err().to_string(),
+            "not a whole number"
+        );
+        for bad in ["31", "8193", "-5", "99999999999999"] {
+            let err = bad.parse::<Resolution>().unwrap_err().to_string();
+            assert!(err.starts_with("resolution must be"), "{bad}: {err}");
+        }
+        assert_eq!(Resolution::from_rho(0.714).unwrap().get(), 160);
     }
 
     #[test]
@@ -401,7 +531,7 @@ mod tests {
             assert!(family.width_rule().contains("TF-slim"));
         }
         let err = "v4".parse::<Family>().unwrap_err().to_string();
-        assert!(err.starts_with("unknown --family 'v4'"), "{err}");
+        assert!(err.starts_with("unknown family 'v4'"), "{err}");
         for name in ["v1", "v2", "v3-large", "v3-small"] {
             assert!(err.contains(name), "{err}");
         }
@@ -416,17 +546,17 @@ mod tests {
         };
         for family in [Family::V1, Family::V2] {
             let err = build(family, 1, Variant::Standard, true).unwrap_err().to_string();
-            assert!(err.starts_with("--minimalistic"), "{err}");
+            assert!(err.starts_with("the minimalistic models"), "{err}");
         }
         assert!(build(Family::V3Small, 1, Variant::Standard, true).is_ok());
         let err = build(Family::V2, 1, Variant::Shallow, false)
             .unwrap_err()
             .to_string();
-        assert!(err.starts_with("--variant shallow"), "{err}");
+        assert!(err.starts_with("variant shallow"), "{err}");
         let err = build(Family::V3Large, 2, Variant::Standard, false)
             .unwrap_err()
             .to_string();
-        assert!(err.starts_with("--depth-multiplier"), "{err}");
+        assert!(err.starts_with("the depth multiplier"), "{err}");
         // v1 through the old constructors is unchanged.
         let v1 = Config::paper(1.0, 224).unwrap();
         assert_eq!((v1.family, v1.minimalistic), (Family::V1, false));

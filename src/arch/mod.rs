@@ -16,7 +16,10 @@ pub mod config;
 mod layer;
 mod spec;
 
-pub use config::{Config, ConfigError, Family, Variant, WIDTH_RULE, make_divisible, scaled_channels};
+pub use config::{
+    Alpha, Config, ConfigError, Family, ParseError, Resolution, ValueError, Variant, WIDTH_RULE,
+    make_divisible, scaled_channels,
+};
 pub use layer::{Activation, Layer, LayerKind, Shape};
 pub use spec::{
     Architecture, Block, Head, MOBILENET_V1, MOBILENET_V2, MOBILENET_V3_LARGE, MOBILENET_V3_SMALL, Ratio,

@@ -2,6 +2,8 @@
 
 use serde::Serialize;
 
+use crate::infer::EngineKind;
+
 /// Where and how a measurement ran.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Environment {
@@ -18,7 +20,7 @@ pub struct Environment {
     pub os: String,
     pub arch: String,
     /// Which inference engine ran.
-    pub engine: String,
+    pub engine: EngineKind,
 }
 
 fn cpu_model() -> String {
@@ -66,7 +68,7 @@ pub fn simd_features() -> Vec<String> {
 
 impl Environment {
     /// Probes this machine; `threads` and `engine` are what the run uses.
-    pub fn probe(threads: usize, engine: &str) -> Self {
+    pub fn probe(threads: usize, engine: EngineKind) -> Self {
         Environment {
             cpu_model: cpu_model(),
             cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
@@ -76,12 +78,12 @@ impl Environment {
             build_profile: env!("MOBILENET_CLI_PROFILE").to_string(),
             os: std::env::consts::OS.to_string(),
             arch: std::env::consts::ARCH.to_string(),
-            engine: engine.to_string(),
+            engine,
         }
     }
 
     /// A fixed environment for deterministic test output (with `--mock-timer`).
-    pub fn mock(threads: usize, engine: &str) -> Self {
+    pub fn mock(threads: usize, engine: EngineKind) -> Self {
         Environment {
             cpu_model: "mock CPU".into(),
             cores: 2,
@@ -91,7 +93,7 @@ impl Environment {
             build_profile: "mock".into(),
             os: "mock".into(),
             arch: "mock".into(),
-            engine: engine.to_string(),
+            engine,
         }
     }
 }
@@ -102,7 +104,7 @@ mod tests {
 
     #[test]
     fn probe_fills_every_field() {
-        let env = Environment::probe(1, "fast");
+        let env = Environment::probe(1, EngineKind::Fast);
         assert!(!env.cpu_model.is_empty());
         assert!(env.cores >= 1);
         assert!(env.candle_version.starts_with("0."), "{}", env.candle_version);

@@ -1,15 +1,20 @@
 //! Measuring inference: warm-up, repeated timed runs (a fixed count or a minimum time), summary
-//! statistics, throughput and achieved GFLOP/s, and the environment they were measured in.
+//! statistics, throughput and achieved GFLOP/s, the per-layer breakdown, warnings when a timing
+//! is unreliable, and the environment it was measured in.
 
 mod environment;
+mod layers;
 mod result;
 mod stats;
 mod timer;
+mod warnings;
 
 pub use environment::{Environment, simd_features};
-pub use result::{BenchModel, BenchResult, LayerTiming};
+pub use layers::per_layer;
+pub use result::{BenchModel, BenchResult, LayerTiming, WeightsOrigin};
 pub use stats::{OUTLIER_Z, Summary, quantile};
 pub use timer::{MockTimer, Timer, WallClock};
+pub use warnings::{MAX_OUTLIER_SHARE, MAX_P90_RATIO, MIN_RELIABLE_RUNS, TimingWarning, warnings};
 
 use std::time::Duration;
 
@@ -17,7 +22,7 @@ use anyhow::Result;
 
 /// How many runs to time.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub struct BenchPlan {
+pub struct TimingPlan {
     pub warmup: usize,
     /// Exactly this many timed runs, unless `min_time` is set.
     pub runs: usize,
@@ -30,9 +35,10 @@ pub const MIN_RUNS: usize = 3;
 /// Most timed runs a `--min-time` plan makes, so a tiny model cannot run forever.
 pub const MAX_RUNS: usize = 100_000;
 
-/// Runs `work` per `plan`, returning each timed run in milliseconds.
+/// Runs `work` per `plan`, returning each timed run in milliseconds. An error from `work` (an
+/// interruption among them) ends the measurement.
 pub fn measure(
-    plan: &BenchPlan,
+    plan: &TimingPlan,
     timer: &mut dyn Timer,
     work: &mut dyn FnMut() -> Result<()>,
 ) -> Result<Vec<f64>> {
@@ -73,7 +79,7 @@ mod tests {
     fn fixed_runs_and_warmup() {
         let mut calls = 0;
         let mut timer = WallClock;
-        let plan = BenchPlan {
+        let plan = TimingPlan {
             warmup: 2,
             runs: 5,
             min_time: None,
@@ -89,7 +95,7 @@ mod tests {
     #[test]
     fn min_time_with_the_mock() {
         let mut timer = MockTimer::new(10_000_000, 1); // 1 ms per run
-        let plan = BenchPlan {
+        let plan = TimingPlan {
             warmup: 0,
             runs: 1,
             min_time: Some(Duration::from_millis(10)),

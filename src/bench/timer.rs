@@ -10,10 +10,6 @@ use std::time::{Duration, Instant};
 pub trait Timer {
     /// Times `work`, which the implementation may or may not call.
     fn time(&mut self, work: &mut dyn FnMut() -> anyhow::Result<()>) -> anyhow::Result<Duration>;
-    /// True when durations are synthetic.
-    fn is_mock(&self) -> bool {
-        false
-    }
 }
 
 /// Real time with `Instant`.
@@ -53,9 +49,25 @@ impl Timer for MockTimer {
         self.run += 1;
         Ok(Duration::from_nanos((self.nanos_base * jitter).round() as u64))
     }
+}
 
-    fn is_mock(&self) -> bool {
-        true
+impl MockTimer {
+    /// Synthetic per-layer times in milliseconds, one sample per layer: each layer's
+    /// mult-adds at the nominal rate plus 2 us, depthwise layers ten times slower per
+    /// mult-add, as on real CPUs (their arithmetic intensity is low).
+    pub fn per_layer(layers: &[crate::arch::Layer], batch: usize) -> Vec<Vec<f64>> {
+        layers
+            .iter()
+            .map(|layer| {
+                let weight = if layer.kind == crate::arch::LayerKind::Depthwise {
+                    10.0
+                } else {
+                    1.0
+                };
+                let macs = crate::cost::layer_cost(layer).mult_adds as f64;
+                vec![(macs * batch as f64 * weight / 10.0 + 2_000.0) / 1e6]
+            })
+            .collect()
     }
 }
 

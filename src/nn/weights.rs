@@ -19,7 +19,7 @@ use std::str::FromStr;
 use safetensors::{Dtype, SafeTensors};
 
 use super::layers::{RawAffine, RawLayer, squeeze_excite_shapes, weight_shape};
-use crate::arch::{Config, Family, Layer, LayerKind, Variant, instantiate};
+use crate::arch::{Alpha, Config, ConfigError, Family, Layer, LayerKind, Resolution, Variant, instantiate};
 
 /// Resolution assumed when neither the file nor the caller gives one: the paper's 224.
 pub const DEFAULT_RESOLUTION: u32 = 224;
@@ -62,8 +62,12 @@ pub enum WeightsError {
         value: String,
         expected: String,
     },
-    #[error("{file}: invalid model configuration: {reason}")]
-    Config { file: String, reason: String },
+    #[error("{file}: invalid model configuration: {source}")]
+    Config {
+        file: String,
+        #[source]
+        source: ConfigError,
+    },
     #[error("{file}: missing tensor {tensor} ({expected})")]
     MissingTensor {
         file: String,
@@ -255,7 +259,15 @@ fn resolve_config(
 ) -> Result<(Config, Option<u32>, bool), WeightsError> {
     let file = f.file;
     let family = resolve_family(f, metadata, overrides)?;
-    let trained_resolution: Option<u32> = meta(file, metadata, &["resolution"], "an integer resolution")?;
+    // Alpha and resolution go through their one parser, so a bad value is reported as this
+    // file's metadata, with the range it must be in.
+    let trained_resolution: Option<u32> = meta::<Resolution>(
+        file,
+        metadata,
+        &["resolution"],
+        "an integer resolution from 32 to 8192",
+    )?
+    .map(Resolution::get);
     let variant = match meta::<Variant>(file, metadata, &["variant"], "standard, full-conv or shallow")? {
         Some(v) => v,
         None if family == Family::V1 => overrides.variant.unwrap_or_else(|| infer_variant(f)),
@@ -270,7 +282,10 @@ fn resolve_config(
     };
     let logits = f.shape("logits.weight").filter(|s| s.len() == 2);
     let mut inferred_alpha = false;
-    let alpha = match meta(file, metadata, &["alpha"], "a number")?.or(overrides.alpha) {
+    let alpha = match meta::<Alpha>(file, metadata, &["alpha"], "a width multiplier in (0, 2]")?
+        .map(Alpha::get)
+        .or(overrides.alpha)
+    {
         Some(a) => a,
         None if family == Family::V1 => {
             let Some(logits) = &logits else {
@@ -312,9 +327,9 @@ fn resolve_config(
         variant,
         minimalistic,
     )
-    .map_err(|e| WeightsError::Config {
+    .map_err(|source| WeightsError::Config {
         file: file.to_string(),
-        reason: e.to_string(),
+        source,
     })?;
     Ok((config, trained_resolution, inferred_alpha))
 }

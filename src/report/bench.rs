@@ -1,8 +1,12 @@
 //! The report of `bench`, and the environment lines every timed report shows.
 
+use super::Format;
 use super::document::{Align, Document, TextTable};
 use super::units::{millis, percent, thousands};
-use crate::bench::{BenchResult, Environment};
+use crate::bench::{
+    BenchResult, Environment, MAX_OUTLIER_SHARE, MAX_P90_RATIO, MIN_RELIABLE_RUNS, TimingWarning,
+    WeightsOrigin,
+};
 
 /// The machine and engine a timing came from, as report lines.
 pub(crate) fn environment_lines(env: &Environment) -> Vec<String> {
@@ -20,16 +24,74 @@ pub(crate) fn environment_lines(env: &Environment) -> Vec<String> {
     ]
 }
 
-/// `bench`: statistics, environment and (with --per-layer) the layer table.
-pub fn bench_document(result: &BenchResult) -> Document {
-    let m = &result.model;
+fn weights_text(origin: &WeightsOrigin) -> String {
+    match origin {
+        WeightsOrigin::Shipped { model } => format!("shipped {model} weights"),
+        WeightsOrigin::File { path } => format!("weights from {path}"),
+        WeightsOrigin::Random { seed } => format!("random weights, seed {seed}"),
+    }
+}
+
+/// Each warning of a timing as one sentence (stderr and the report).
+pub fn bench_warnings(result: &BenchResult) -> Vec<String> {
+    result
+        .warnings
+        .iter()
+        .map(|w| match w {
+            TimingWarning::Outliers { outliers, runs } => format!(
+                "{outliers} of {runs} runs are statistical outliers (more than {:.0}%): the machine was busy or changed frequency; rerun on a quiet machine, or with --warmup or --min-time",
+                MAX_OUTLIER_SHARE * 100.0
+            ),
+            TimingWarning::WideSpread { p90_over_median } => format!(
+                "the 90th percentile is {p90_over_median:.2}x the median (above {MAX_P90_RATIO}x): the timing is noisy; rerun with more --runs"
+            ),
+            TimingWarning::FewRuns { runs } => format!(
+                "only {runs} timed run(s) (fewer than {MIN_RELIABLE_RUNS}): the median and p90 are rough"
+            ),
+        })
+        .collect()
+}
+
+/// The statistics row: readable for tables, raw numbers for CSV.
+fn stats_table(result: &BenchResult, raw: bool) -> TextTable {
     let l = &result.latency_ms;
-    let mut doc = Document::default();
-    doc.heading(format!(
-        "{} ({} weights), batch {}, {} runs after {} warm-up",
-        m.label, m.weights, result.batch, result.runs, result.warmup
-    ));
-    let mut stats = TextTable::new(&[
+    if raw {
+        let mut t = TextTable::new(&[
+            ("median_ms", Align::Right),
+            ("mean_ms", Align::Right),
+            ("stddev_ms", Align::Right),
+            ("min_ms", Align::Right),
+            ("max_ms", Align::Right),
+            ("p90_ms", Align::Right),
+            ("outliers", Align::Right),
+            ("runs", Align::Right),
+            ("images_per_s", Align::Right),
+            ("gflops", Align::Right),
+            ("mult_adds", Align::Right),
+            ("classes", Align::Right),
+        ]);
+        t.push(
+            [
+                l.median,
+                l.mean,
+                l.stddev,
+                l.min,
+                l.max,
+                l.p90,
+                l.outliers as f64,
+                result.runs as f64,
+                result.throughput,
+                result.gflops,
+                result.mult_adds as f64,
+                f64::from(result.model.classes),
+            ]
+            .iter()
+            .map(f64::to_string)
+            .collect(),
+        );
+        return t;
+    }
+    let mut t = TextTable::new(&[
         ("median ms", Align::Right),
         ("mean ms", Align::Right),
         ("stddev ms", Align::Right),
@@ -40,7 +102,7 @@ pub fn bench_document(result: &BenchResult) -> Document {
         ("images/s", Align::Right),
         ("GFLOP/s", Align::Right),
     ]);
-    stats.push(vec![
+    t.push(vec![
         millis(l.median),
         millis(l.mean),
         millis(l.stddev),
@@ -51,25 +113,45 @@ pub fn bench_document(result: &BenchResult) -> Document {
         format!("{:.1}", result.throughput),
         format!("{:.1}", result.gflops),
     ]);
-    doc.main_table(stats);
-    let mut lines = environment_lines(&result.environment);
-    lines.push(format!(
-        "Work: {} mult-adds per image (GFLOP/s = 2 x mult-adds x batch / median)",
-        thousands(result.mult_adds)
-    ));
-    doc.lines(lines);
-    if let Some(layers) = &result.per_layer {
-        let mut table = TextTable::new(&[
-            ("layer", Align::Left),
-            ("kind", Align::Left),
-            ("mult-adds", Align::Right),
-            ("time ms", Align::Right),
-            ("% time", Align::Right),
-            ("% mult-adds", Align::Right),
-            ("GFLOP/s", Align::Right),
-        ]);
-        for t in layers {
-            table.push(vec![
+    t
+}
+
+/// The per-layer rows: readable for tables, raw numbers for CSV.
+fn layers_table(result: &BenchResult, raw: bool) -> Option<TextTable> {
+    let layers = result.per_layer.as_ref()?;
+    let columns: [(&str, &str); 7] = [
+        ("layer", "layer"),
+        ("kind", "kind"),
+        ("mult-adds", "mult_adds"),
+        ("time ms", "time_ms"),
+        ("% time", "time_pct"),
+        ("% mult-adds", "mult_adds_pct"),
+        ("GFLOP/s", "gflops"),
+    ];
+    let header: Vec<(&str, Align)> = columns
+        .iter()
+        .enumerate()
+        .map(|(i, (readable, snake))| {
+            (
+                if raw { *snake } else { *readable },
+                if i < 2 { Align::Left } else { Align::Right },
+            )
+        })
+        .collect();
+    let mut table = TextTable::new(&header);
+    for t in layers {
+        table.push(if raw {
+            vec![
+                t.name.clone(),
+                t.kind.to_string(),
+                t.mult_adds.to_string(),
+                t.time_ms.to_string(),
+                t.time_pct.to_string(),
+                t.mult_adds_pct.to_string(),
+                t.gflops.to_string(),
+            ]
+        } else {
+            vec![
                 t.name.clone(),
                 t.kind.to_string(),
                 thousands(t.mult_adds),
@@ -77,10 +159,59 @@ pub fn bench_document(result: &BenchResult) -> Document {
                 percent(t.time_pct),
                 percent(t.mult_adds_pct),
                 format!("{:.1}", t.gflops),
-            ]);
+            ]
+        });
+    }
+    Some(table)
+}
+
+/// `bench`: statistics, environment and (with --per-layer) the layer table. CSV is the
+/// per-layer table when there is one, else the statistics row, in raw numbers.
+pub fn bench_document(result: &BenchResult, format: Format) -> Document {
+    let m = &result.model;
+    let mut doc = Document::default();
+    if format == Format::Csv {
+        match layers_table(result, true) {
+            Some(layers) => doc.main_table(layers),
+            None => doc.main_table(stats_table(result, true)),
         }
+        return doc;
+    }
+    doc.heading(format!(
+        "{} ({}), batch {}, {} runs after {} warm-up",
+        m.label,
+        weights_text(&m.weights),
+        result.batch,
+        result.runs,
+        result.warmup
+    ));
+    doc.main_table(stats_table(result, false));
+    let mut lines = environment_lines(&result.environment);
+    if let Some(isa) = &result.isa {
+        lines.push(format!("Kernels: {isa}"));
+    }
+    lines.push(format!(
+        "Work: {} mult-adds per image, {} classes in the final layer (GFLOP/s = 2 x mult-adds x batch / median)",
+        thousands(result.mult_adds),
+        m.classes
+    ));
+    if let Some(trained) = m.trained_resolution
+        && m.off_trained_resolution()
+    {
+        lines.push(format!(
+            "Resolution: {r}x{r}, off the {trained}x{trained} the weights were trained at (--res)",
+            r = m.resolution
+        ));
+    }
+    lines.extend(
+        bench_warnings(result)
+            .into_iter()
+            .map(|w| format!("warning: {w}")),
+    );
+    doc.lines(lines);
+    if let Some(layers) = layers_table(result, false) {
         doc.heading("Per layer (median of the timed runs)");
-        doc.table(table);
+        doc.table(layers);
     }
     doc
 }

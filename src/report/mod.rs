@@ -11,7 +11,7 @@ mod sweep;
 pub mod units;
 
 pub use analyze::{AnalyzeReport, analyze_document, analyze_json};
-pub use bench::bench_document;
+pub use bench::{bench_document, bench_warnings};
 pub use document::{Align, Document, Section, TextTable};
 pub use images::{classify_document, evaluate_document};
 pub use sweep::sweep_document;

@@ -32,6 +32,21 @@ pub fn megabytes(bytes: u64) -> String {
     format!("{:.2} MB", bytes as f64 / 1e6)
 }
 
+/// Bytes in powers of 1024, as memory limits are given: "8.0 GiB", "196.6 MiB", "512 B".
+pub fn bytes_binary(bytes: u64) -> String {
+    const UNITS: [&str; 6] = ["KiB", "MiB", "GiB", "TiB", "PiB", "EiB"];
+    if bytes < 1024 {
+        return format!("{bytes} B");
+    }
+    let mut value = bytes as f64 / 1024.0;
+    let mut unit = 0;
+    while value >= 1024.0 && unit + 1 < UNITS.len() {
+        value /= 1024.0;
+        unit += 1;
+    }
+    format!("{value:.1} {}", UNITS[unit])
+}
+
 /// A percentage with two decimals: "94.86%".
 pub fn percent(p: f64) -> String {
     format!("{p:.2}%")
@@ -54,6 +69,9 @@ mod tests {
 
     #[test]
     fn formats() {
+        assert_eq!(bytes_binary(512), "512 B");
+        assert_eq!(bytes_binary(8 << 30), "8.0 GiB");
+        assert_eq!(bytes_binary(196_608_000_000), "183.1 GiB");
         assert_eq!(thousands(0), "0");
         assert_eq!(thousands(999), "999");
         assert_eq!(thousands(1000), "1,000");

@@ -209,12 +209,16 @@ fn invalid_flags_name_the_flag_and_write_nothing() {
         assert!(!stderr.contains("panicked"), "{stderr}");
         assert!(!path.exists());
     }
+    // An output path that cannot be written is a usage error found before any work.
     let out = cli()
         .args(["analyze", "--output", "/nonexistent/dir/x.json"])
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(1));
-    assert_eq!(String::from_utf8_lossy(&out.stderr).lines().count(), 1);
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        "error: --output /nonexistent/dir/x.json: directory /nonexistent/dir does not exist\n"
+    );
 }
 
 #[test]

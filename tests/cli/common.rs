@@ -13,6 +13,17 @@ pub fn cli() -> Command {
     cmd
 }
 
+/// The JSON a successful run prints.
+pub fn json_of(args: &[&str]) -> serde_json::Value {
+    let out = cli().args(args).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
 /// A file under tests/fixtures.
 pub fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))

@@ -10,5 +10,6 @@ mod families;
 mod help;
 mod measure;
 mod network;
+mod plan;
 mod properties;
 mod schema;

@@ -315,7 +315,10 @@ fn bench_per_layer_shows_time_next_to_mult_adds() {
     let total: f64 = layers.iter().map(|l| l["time_pct"].as_f64().unwrap()).sum();
     assert!((total - 100.0).abs() < 1e-6);
     assert!(share("depthwise", "time_pct") > share("depthwise", "mult_adds_pct"));
-    assert_eq!(v["model"]["weights"], "shipped 0.25_128");
+    assert_eq!(
+        v["model"]["weights"],
+        serde_json::json!({"kind": "shipped", "model": "0.25_128"})
+    );
 }
 
 #[test]

@@ -2,7 +2,7 @@
 //! for the subset of JSON Schema those files use: type (one or a list), const, enum, required,
 //! properties, items, minItems, oneOf and local $ref.
 
-use crate::common::cli;
+use crate::common::json_of;
 use serde_json::Value;
 
 fn schema(name: &str) -> Value {
@@ -92,16 +92,6 @@ fn validate(root: &Value, schema: &Value, value: &Value, path: &str) -> Result<(
     Ok(())
 }
 
-fn output(args: &[&str]) -> Value {
-    let out = cli().args(args).output().unwrap();
-    assert!(
-        out.status.success(),
-        "{args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
-}
-
 #[test]
 fn sweep_json_validates() {
     let s = schema("sweep.schema.json");
@@ -117,7 +107,7 @@ fn sweep_json_validates() {
         vec!["sweep", "--no-timing", "--format", "json", "--alphas", "0.6,1.0"],
         vec!["sweep", "--mock-timer", "--format", "json", "--families", "all"],
     ] {
-        validate(&s, &s, &output(&args), "$").unwrap();
+        validate(&s, &s, &json_of(&args), "$").unwrap();
     }
     // The README's real run.
     let readme_run: Value = serde_json::from_str(
@@ -131,7 +121,7 @@ fn sweep_json_validates() {
 #[test]
 fn bench_and_analyze_json_validate() {
     let b = schema("bench.schema.json");
-    let v = output(&[
+    let v = json_of(&[
         "bench",
         "--mock-timer",
         "--model",
@@ -146,7 +136,7 @@ fn bench_and_analyze_json_validate() {
         validate(
             &a,
             &a,
-            &output(&["analyze", "--family", family, "--format", "json"]),
+            &json_of(&["analyze", "--family", family, "--format", "json"]),
             "$",
         )
         .unwrap();
@@ -156,7 +146,7 @@ fn bench_and_analyze_json_validate() {
 #[test]
 fn the_validator_rejects_what_it_should() {
     let s = schema("sweep.schema.json");
-    let mut v = output(&[
+    let mut v = json_of(&[
         "sweep",
         "--no-timing",
         "--format",

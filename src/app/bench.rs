@@ -1,0 +1,114 @@
+//! `bench`: time one network on this machine.
+
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+
+use super::emit::emit;
+use super::network::{load, off_resolution_note};
+use super::plan::BenchPlan;
+use super::{exit, interrupt};
+use crate::bench::{
+    BenchModel, BenchResult, Environment, MockTimer, Summary, TimingPlan, WallClock, gflops, measure,
+    per_layer, throughput, warnings,
+};
+use crate::cost::analyze;
+use crate::infer::{EngineKind, Runner, synthetic_input};
+use crate::report;
+
+/// The machine, engine and threads a timing ran with (fixed under the mock timer, so test
+/// output is stable).
+pub(super) fn environment(mock: bool, threads: usize, engine: EngineKind) -> Environment {
+    if mock {
+        Environment::mock(threads, engine)
+    } else {
+        Environment::probe(threads, engine)
+    }
+}
+
+/// Times `runner` per `plan` on a synthetic input of `batch` images; stops at an interruption.
+pub(super) fn time_runner(runner: &mut Runner, plan: &TimingPlan, batch: usize) -> Result<Vec<f64>> {
+    let input = synthetic_input(batch, runner.net().config().resolution, runner.net().device())?;
+    measure(plan, &mut WallClock, &mut || {
+        interrupt::check()?;
+        Ok(runner.forward(&input).map(drop)?)
+    })
+}
+
+/// Each layer's timed runs in milliseconds (after the plan's warm-up).
+fn time_layers(runner: &mut Runner, plan: &TimingPlan, batch: usize) -> Result<Vec<Vec<f64>>> {
+    let mut samples: Vec<Vec<f64>> = vec![Vec::new(); runner.net().layers().len()];
+    let input = synthetic_input(batch, runner.net().config().resolution, runner.net().device())?;
+    for _ in 0..plan.warmup {
+        interrupt::check()?;
+        runner.forward(&input)?;
+    }
+    for _ in 0..plan.runs.max(1) {
+        interrupt::check()?;
+        runner.forward_layers(&input, &mut |i, d| samples[i].push(d.as_secs_f64() * 1e3))?;
+    }
+    Ok(samples)
+}
+
+pub fn run_bench(plan: &BenchPlan) -> Result<ExitCode> {
+    let loaded = load(&plan.model, &plan.run, plan.batch, 0)?;
+    if let Some(note) = off_resolution_note(&loaded.net) {
+        eprintln!("{note}");
+    }
+    let config = *loaded.net.config();
+    let trained_resolution = loaded.net.trained_resolution();
+    let mult_adds = analyze(&config).totals.mult_adds;
+    let mut runner = Runner::new(loaded.net, plan.run.engine, plan.run.threads)?;
+    let (samples, layer_samples) = if plan.mock_timer {
+        let samples = measure(
+            &plan.timing,
+            &mut MockTimer::new(mult_adds, plan.batch),
+            &mut || Ok(()),
+        )?;
+        let layers = plan
+            .per_layer
+            .then(|| MockTimer::per_layer(runner.net().layers(), plan.batch));
+        (samples, layers)
+    } else {
+        let samples = time_runner(&mut runner, &plan.timing, plan.batch)?;
+        let layers = if plan.per_layer {
+            Some(time_layers(&mut runner, &plan.timing, plan.batch)?)
+        } else {
+            None
+        };
+        (samples, layers)
+    };
+    let latency = Summary::of(&samples).context("no timed runs")?;
+    let result = BenchResult {
+        schema_version: 2,
+        model: BenchModel::new(&config, trained_resolution, loaded.origin),
+        engine: plan.run.engine,
+        // Fixed under the mock timer, like the environment, so test output is stable.
+        isa: if plan.mock_timer {
+            runner.isa().map(|_| "mock".to_string())
+        } else {
+            runner.isa().map(str::to_string)
+        },
+        threads: plan.run.threads,
+        batch: plan.batch,
+        runs: samples.len(),
+        warmup: plan.timing.warmup,
+        throughput: throughput(plan.batch, latency.median),
+        gflops: gflops(mult_adds, plan.batch, latency.median),
+        warnings: warnings(&latency),
+        latency_ms: latency,
+        times_ms: samples,
+        mult_adds,
+        environment: environment(plan.mock_timer, plan.run.threads, plan.run.engine),
+        per_layer: layer_samples.map(|s| per_layer(runner.net().layers(), &s, plan.batch)),
+    };
+    if !plan.quiet {
+        for line in report::bench_warnings(&result) {
+            eprintln!("warning: {line}");
+        }
+    }
+    emit(&plan.output, &result, |format| {
+        report::bench_document(&result, format)
+    })?;
+    Ok(ExitCode::from(exit::OK))
+}

@@ -1,0 +1,140 @@
+//! Plans of the commands that run real images through pretrained weights: `classify` and
+//! `evaluate`.
+
+use std::path::PathBuf;
+
+use super::{ModelChoice, ModelSource, OutputPlan, RunPlan, Target, UsageError};
+use crate::cli::{ClassifyArgs, ClassifyFormat, EvaluateArgs, WeightsArgs};
+use crate::nn::{ModelId, WeightOverrides};
+
+/// One thing to classify.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Input {
+    /// `-`: one image read from standard input.
+    Stdin,
+    /// A file, or a directory whose images are classified.
+    Path(PathBuf),
+}
+
+/// `classify`: the network, the images, and how results are written (streamed for JSON Lines
+/// and CSV).
+#[derive(Debug)]
+pub struct ClassifyPlan {
+    pub model: ModelChoice,
+    pub inputs: Vec<Input>,
+    pub top: usize,
+    pub batch: usize,
+    pub run: RunPlan,
+    pub format: ClassifyFormat,
+    pub target: Target,
+    pub quiet: bool,
+}
+
+/// `evaluate`: the network, the labelled folder, the report.
+#[derive(Debug)]
+pub struct EvaluatePlan {
+    pub model: ModelChoice,
+    pub dir: PathBuf,
+    pub batch: usize,
+    pub confusions: usize,
+    pub run: RunPlan,
+    pub output: OutputPlan,
+    pub quiet: bool,
+}
+
+/// The network `--model`/`--weights` name, refusing the flags that only describe a weights file
+/// when a shipped model is used.
+fn model_choice(args: &WeightsArgs) -> Result<ModelChoice, UsageError> {
+    let resolution = args.resolution.map(|r| r.get());
+    let source = match &args.weights {
+        Some(path) => ModelSource::File {
+            path: path.clone(),
+            overrides: WeightOverrides {
+                alpha: args.alpha.map(|a| a.get()),
+                resolution,
+                family: args.family,
+                ..WeightOverrides::default()
+            },
+        },
+        None => {
+            let model = args.model.unwrap_or(ModelId::V1_10_224);
+            if let Some(family) = args.family {
+                return Err(UsageError::Requires {
+                    flag: "--family",
+                    needs: format!(
+                        "--weights FILE: it gives the family of your own weights file (--family {family}); the shipped models are chosen with --model{}",
+                        if family.is_v3() {
+                            ", and no MobileNetV3 weights ship"
+                        } else {
+                            ""
+                        }
+                    ),
+                });
+            }
+            if let Some(alpha) = args.alpha {
+                return Err(UsageError::Conflict {
+                    flag: "--alpha",
+                    other: format!("--model {model}"),
+                    reason: format!(
+                        "a shipped model's width is fixed ({model} has alpha {}); --alpha {alpha} describes a --weights file",
+                        crate::arch::config::format_alpha(model.alpha())
+                    ),
+                });
+            }
+            ModelSource::Shipped(model)
+        }
+    };
+    Ok(ModelChoice { source, resolution })
+}
+
+impl ClassifyPlan {
+    pub fn new(args: &ClassifyArgs, quiet: bool) -> Result<Self, UsageError> {
+        let model = model_choice(&args.weights)?;
+        let run = RunPlan::try_from(&args.run)?;
+        // The memory check waits for the image list: a batch is never larger than the images
+        // there are (`app::classify`).
+        let batch = args.batch as usize;
+        let mut inputs = Vec::with_capacity(args.inputs.len());
+        for path in &args.inputs {
+            if path.as_os_str() == "-" {
+                if inputs.contains(&Input::Stdin) {
+                    return Err(UsageError::Invalid {
+                        flag: "IMAGE_OR_DIR",
+                        value: "-".into(),
+                        reason: "standard input can be read once".into(),
+                    });
+                }
+                inputs.push(Input::Stdin);
+            } else {
+                inputs.push(Input::Path(path.clone()));
+            }
+        }
+        Ok(ClassifyPlan {
+            model,
+            inputs,
+            top: args.top as usize,
+            batch,
+            run,
+            format: args.format,
+            target: Target::new("--output", args.output.as_deref())?,
+            quiet,
+        })
+    }
+}
+
+impl EvaluatePlan {
+    pub fn new(args: &EvaluateArgs, quiet: bool) -> Result<Self, UsageError> {
+        let model = model_choice(&args.weights)?;
+        let run = RunPlan::try_from(&args.run)?;
+        let batch = args.batch as usize;
+        Ok(EvaluatePlan {
+            model,
+            dir: args.dir.clone(),
+            batch,
+            confusions: args.confusions,
+            run,
+            output: OutputPlan::try_from(&args.out)?,
+            quiet,
+        })
+    }
+}

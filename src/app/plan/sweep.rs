@@ -1,0 +1,245 @@
+//! The plan of `sweep`: the members and their grids (every configuration built before anything
+//! is timed, so a bad grid fails before any output), budgets, timing, outputs and plot.
+
+use super::{OutputPlan, RunPlan, Target, UsageError, distinct_outputs};
+use crate::arch::{Alpha, Config, Resolution};
+use crate::bench::TimingPlan;
+use crate::cli::{MemberChoice, SweepArgs};
+use crate::memory::estimate;
+use crate::output::OutputFile;
+use crate::published::Store;
+use crate::sweep::{AccuracySource, Budget, Member};
+
+/// One grid point: the member it belongs to (an index into `SweepPlan::members`) and its
+/// configuration.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SweepPoint {
+    pub member: usize,
+    pub config: Config,
+}
+
+#[derive(Debug)]
+pub struct SweepPlan {
+    pub members: Vec<Member>,
+    pub points: Vec<SweepPoint>,
+    pub accuracy_source: AccuracySource,
+    pub budget: Budget,
+    pub no_timing: bool,
+    pub timing: TimingPlan,
+    pub batch: usize,
+    pub mock_timer: bool,
+    pub run: RunPlan,
+    pub output: OutputPlan,
+    pub plot: Option<OutputFile>,
+    pub quiet: bool,
+}
+
+/// A comma-separated flag's items without repeats.
+fn distinct<T: PartialEq + std::fmt::Display>(flag: &'static str, items: &[T]) -> Result<(), UsageError> {
+    for (i, item) in items.iter().enumerate() {
+        if items[..i].contains(item) {
+            return Err(UsageError::Invalid {
+                flag,
+                value: item.to_string(),
+                reason: "duplicate value".into(),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// `--families`: the members in the order given; `all` alone is every member.
+fn members(choices: &[MemberChoice]) -> Result<Vec<Member>, UsageError> {
+    if choices.contains(&MemberChoice::All) {
+        if choices.len() > 1 {
+            return Err(UsageError::Invalid {
+                flag: "--families",
+                value: "all".into(),
+                reason: "'all' already names every member; give it alone".into(),
+            });
+        }
+        return Ok(crate::sweep::member::ALL.to_vec());
+    }
+    let members: Vec<Member> = choices
+        .iter()
+        .filter_map(|c| match c {
+            MemberChoice::One(m) => Some(*m),
+            MemberChoice::All => None,
+        })
+        .collect();
+    distinct("--families", &members)?;
+    Ok(members)
+}
+
+/// A budget flag: finite, at least 0 (and at most `max`).
+fn budget_value(flag: &'static str, value: Option<f64>, max: f64) -> Result<Option<f64>, UsageError> {
+    match value {
+        Some(v) if !(v.is_finite() && (0.0..=max).contains(&v)) => Err(UsageError::Invalid {
+            flag,
+            value: v.to_string(),
+            reason: if max.is_finite() {
+                format!("must be a number from 0 to {max}")
+            } else {
+                "must be a finite number >= 0".into()
+            },
+        }),
+        other => Ok(other),
+    }
+}
+
+/// The flags that only matter when the sweep times the network.
+fn timing_flags(args: &SweepArgs) -> Vec<&'static str> {
+    let t = &args.timing;
+    let r = &args.run;
+    [
+        ("--warmup", t.warmup.is_some()),
+        ("--runs", t.runs.is_some()),
+        ("--min-time", t.min_time.is_some()),
+        ("--batch", t.batch.is_some()),
+        ("--threads", r.threads.is_some()),
+        ("--engine", r.engine.is_some()),
+        ("--max-memory", r.max_memory.is_some()),
+        ("--max-latency-ms", args.max_latency_ms.is_some()),
+    ]
+    .into_iter()
+    .filter_map(|(flag, given)| given.then_some(flag))
+    .collect()
+}
+
+impl SweepPlan {
+    pub fn new(args: &SweepArgs, quiet: bool) -> Result<Self, UsageError> {
+        let members = members(&args.families)?;
+        if let Some(alphas) = &args.alphas {
+            distinct("--alphas", alphas)?;
+        }
+        if let Some(resolutions) = &args.resolutions {
+            distinct("--resolutions", resolutions)?;
+        }
+        if args.no_timing
+            && let Some(flag) = timing_flags(args).first()
+        {
+            return Err(UsageError::Conflict {
+                flag,
+                other: "--no-timing".into(),
+                reason: "nothing is timed without timing; drop one of them".into(),
+            });
+        }
+        let budget = Budget {
+            max_latency_ms: budget_value("--max-latency-ms", args.max_latency_ms, f64::INFINITY)?,
+            max_size_mb: budget_value("--max-size-mb", args.max_size_mb, f64::INFINITY)?,
+            min_top1: budget_value("--min-top1", args.min_top1, 100.0)?,
+        };
+        let output = OutputPlan::try_from(&args.out)?;
+        let plot = match &args.plot {
+            Some(path) if path.extension().is_none_or(|e| e != "svg") => {
+                return Err(UsageError::Path {
+                    flag: "--plot",
+                    path: crate::output::path_text(path),
+                    reason: "the plot is SVG; name it FILE.svg".into(),
+                });
+            }
+            other => Target::new("--plot", other.as_deref())?,
+        };
+        distinct_outputs(("--output", &output.target), ("--plot", &plot))?;
+        let run = RunPlan::try_from(&args.run)?;
+        let batch = args.timing.batch.unwrap_or(1) as usize;
+
+        let store = Store::embedded();
+        let alphas: Option<Vec<f64>> = args
+            .alphas
+            .as_ref()
+            .map(|a| a.iter().map(|a| Alpha::get(*a)).collect());
+        let resolutions: Option<Vec<u32>> = args
+            .resolutions
+            .as_ref()
+            .map(|r| r.iter().map(|r| Resolution::get(*r)).collect());
+        let mut points = Vec::new();
+        for (index, member) in members.iter().enumerate() {
+            for (alpha, resolution) in member.grid(&store, alphas.as_deref(), resolutions.as_deref()) {
+                let config = member
+                    .config(alpha, resolution)
+                    .map_err(|e| UsageError::Conflict {
+                        flag: "--families",
+                        other: format!("the grid point alpha {alpha} at {resolution}"),
+                        reason: e.to_string(),
+                    })?;
+                if !args.no_timing && !args.timing.mock_timer {
+                    run.check_memory(
+                        estimate(&config, batch, run.engine, 0),
+                        format!("{member} {} at --batch {batch}", config.label()),
+                        "lower --batch or the largest of --resolutions/--alphas",
+                    )?;
+                }
+                points.push(SweepPoint {
+                    member: index,
+                    config,
+                });
+            }
+        }
+        Ok(SweepPlan {
+            members,
+            points,
+            accuracy_source: args.accuracy_source,
+            budget,
+            no_timing: args.no_timing,
+            timing: TimingPlan::try_from(&args.timing)?,
+            batch,
+            mock_timer: args.timing.mock_timer,
+            run,
+            output,
+            plot: plot.file().cloned(),
+            quiet,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cli::{Cli, Command};
+    use clap::Parser;
+
+    fn plan(args: &[&str]) -> Result<SweepPlan, UsageError> {
+        let cli = Cli::try_parse_from([&["mobilenet-cli", "sweep"], args].concat()).unwrap();
+        let Command::Sweep(sweep) = &cli.command else {
+            unreachable!()
+        };
+        SweepPlan::new(sweep, false)
+    }
+
+    #[test]
+    fn grids_and_families_are_validated() {
+        assert_eq!(plan(&[]).unwrap().points.len(), 16);
+        let two = plan(&["--families", "v2,v3-small", "--no-timing"]).unwrap();
+        assert_eq!(two.members.len(), 2);
+        assert_eq!(two.points.len(), 22 + 2);
+        let all = plan(&["--families", "all", "--no-timing"]).unwrap();
+        assert_eq!(all.members.len(), 6);
+        let err = |args: &[&str]| plan(args).unwrap_err().to_string();
+        assert_eq!(
+            err(&["--families", "v1,v1"]),
+            "invalid value 'v1' for --families: duplicate value"
+        );
+        assert!(err(&["--families", "all,v1"]).contains("give it alone"));
+        assert_eq!(
+            err(&["--alphas", "1.0,1"]),
+            "invalid value '1.0' for --alphas: duplicate value"
+        );
+        assert!(err(&["--no-timing", "--runs", "5"]).starts_with("--runs cannot be used with --no-timing"));
+        assert!(err(&["--min-top1", "101"]).contains("from 0 to 100"));
+        assert!(err(&["--max-size-mb", "-1"]).contains("--max-size-mb"));
+        assert!(err(&["--plot", "x.png"]).contains("FILE.svg"));
+    }
+
+    #[test]
+    fn plot_and_output_must_differ() {
+        let dir = tempfile::tempdir().unwrap();
+        let same = dir.path().join("x.svg");
+        let same = same.to_str().unwrap();
+        let err = plan(&["--no-timing", "--plot", same, "--output", same]).unwrap_err();
+        assert!(
+            err.to_string().starts_with("--plot cannot be used with --output"),
+            "{err}"
+        );
+    }
+}

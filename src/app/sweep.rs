@@ -1,0 +1,182 @@
+//! `sweep`: every grid point's analytic columns, timing and accuracy; the Pareto front, the
+//! budget and the plot.
+//!
+//! With `--output`, a sweep keeps what it has measured if it is interrupted: on SIGINT or
+//! SIGTERM it stops after the current point and writes the rows so far (`complete: false`).
+//! Against a crash it also rewrites the file now and then, at most once a second and never
+//! more than 1/20 of the time spent measuring, so the writes stay linear in the rows: the
+//! earlier rewrite after every point made 10,000 points take 84 s instead of 0.12 s.
+
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use candle_core::Device;
+
+use super::bench::{environment, time_runner};
+use super::emit::{render, write};
+use super::network::RANDOM_SEED;
+use super::plan::{SweepPlan, Target};
+use super::{exit, interrupt, progress_bar};
+use crate::bench::{MockTimer, Summary, measure, throughput};
+use crate::cost::analyze;
+use crate::infer::Runner;
+use crate::nn::MobileNet;
+use crate::output::path_text;
+use crate::published::Store;
+use crate::report;
+use crate::sweep::{AccuracyModel, FitReport, Metric, SweepReport, SweepRow, apply_budget, mark_pareto};
+
+/// Shortest time between two checkpoint rewrites of `--output`.
+const CHECKPOINT_INTERVAL: Duration = Duration::from_secs(1);
+/// Checkpoint writes take at most this share of the time between them.
+const CHECKPOINT_SHARE: u32 = 20;
+
+/// When to rewrite the partial output file: throttled so the total cost stays linear.
+struct Checkpoints {
+    last: Instant,
+    cost: Duration,
+}
+
+impl Checkpoints {
+    fn due(&self) -> bool {
+        let since = self.last.elapsed();
+        since >= CHECKPOINT_INTERVAL && since >= self.cost * CHECKPOINT_SHARE
+    }
+
+    fn write(&mut self, plan: &SweepPlan, report: &SweepReport) -> Result<()> {
+        let start = Instant::now();
+        write_report(plan, report)?;
+        self.cost = start.elapsed();
+        self.last = Instant::now();
+        Ok(())
+    }
+}
+
+fn write_report(plan: &SweepPlan, report: &SweepReport) -> Result<()> {
+    let text = render(plan.output.format, report, |format| {
+        report::sweep_document(report, format)
+    })?;
+    write(&plan.output.target, text.as_bytes())
+}
+
+/// One row: analytic columns, accuracy and (unless --no-timing) the measured latency.
+fn measure_row(
+    plan: &SweepPlan,
+    point: &super::plan::SweepPoint,
+    accuracy: &AccuracyModel,
+) -> Result<SweepRow> {
+    let config = point.config;
+    let totals = analyze(&config).totals;
+    let mut row = SweepRow::analytic(&config, &totals);
+    row.top1 = accuracy.lookup(config.alpha, config.resolution, Metric::Top1);
+    row.top5 = accuracy.lookup(config.alpha, config.resolution, Metric::Top5);
+    if plan.no_timing {
+        return Ok(row);
+    }
+    let samples = if plan.mock_timer {
+        // Synthetic timings need no network.
+        measure(
+            &plan.timing,
+            &mut MockTimer::new(totals.mult_adds, plan.batch),
+            &mut || Ok(()),
+        )?
+    } else {
+        let net = MobileNet::random(config, RANDOM_SEED, &Device::Cpu)?;
+        let mut runner = Runner::new(net, plan.run.engine, plan.run.threads)?;
+        time_runner(&mut runner, &plan.timing, plan.batch)?
+    };
+    row.latency_ms = Summary::of(&samples);
+    row.throughput = row.latency_ms.as_ref().map(|l| throughput(plan.batch, l.median));
+    Ok(row)
+}
+
+pub fn run_sweep(plan: &SweepPlan) -> Result<ExitCode> {
+    let store = Store::embedded();
+    let accuracy: Vec<AccuracyModel> = plan
+        .members
+        .iter()
+        .map(|&m| AccuracyModel::new(&store, plan.accuracy_source, m))
+        .collect();
+    let mut report = SweepReport {
+        schema_version: 2,
+        environment: environment(plan.mock_timer, plan.run.threads, plan.run.engine),
+        batch: plan.batch,
+        warmup: plan.timing.warmup,
+        accuracy_source: plan.accuracy_source,
+        families: plan.members.iter().map(|m| m.name()).collect(),
+        fits: accuracy
+            .iter()
+            .map(|a| FitReport {
+                family: a.member.name(),
+                top1: a.top1_fit.clone(),
+                top5: a.top5_fit.clone(),
+            })
+            .collect(),
+        budget: plan.budget,
+        best: None,
+        complete: false,
+        rows: Vec::with_capacity(plan.points.len()),
+    };
+    let bar = progress_bar(plan.points.len() as u64, plan.quiet, "sweep", "points");
+    let mut checkpoints = Checkpoints {
+        last: Instant::now(),
+        cost: Duration::ZERO,
+    };
+    let mut interrupted = None;
+    for point in &plan.points {
+        bar.set_message(point.config.label());
+        let row = match interrupt::check()
+            .map_err(anyhow::Error::from)
+            .and_then(|()| measure_row(plan, point, &accuracy[point.member]))
+        {
+            Ok(row) => row,
+            Err(e) => match e.downcast::<interrupt::Interrupted>() {
+                Ok(signal) => {
+                    interrupted = Some(signal);
+                    break;
+                }
+                Err(e) => {
+                    // Keep what was measured before the failing point.
+                    bar.finish_and_clear();
+                    if matches!(plan.output.target, Target::File(_)) && !report.rows.is_empty() {
+                        write_report(plan, &report)?;
+                    }
+                    return Err(e);
+                }
+            },
+        };
+        report.rows.push(row);
+        if matches!(plan.output.target, Target::File(_)) && checkpoints.due() {
+            checkpoints.write(plan, &report)?;
+        }
+        bar.inc(1);
+    }
+    bar.finish_and_clear();
+    mark_pareto(&mut report.rows);
+    let best = apply_budget(&mut report.rows, &report.budget);
+    report.best = best.map(|i| report.rows[i].label.clone());
+    report.complete = interrupted.is_none();
+    write_report(plan, &report)?;
+    if let Some(signal) = interrupted {
+        return Err(signal.into());
+    }
+    if let Some(file) = &plan.plot {
+        let title = format!(
+            "MobileNet {}: top-1 from {} vs cost, {} points{}",
+            report.families.join(", "),
+            plan.accuracy_source.title(),
+            report.rows.len(),
+            if plan.no_timing {
+                String::new()
+            } else {
+                format!(", {} thread(s)", plan.run.threads)
+            }
+        );
+        let svg = crate::sweep::plot::render_svg(&report.rows, &title)
+            .map_err(|e| anyhow::anyhow!("--plot: {e}"))?;
+        file.write(svg.as_bytes())
+            .with_context(|| format!("--plot {}: write failed", path_text(file.shown())))?;
+    }
+    Ok(ExitCode::from(exit::OK))
+}
