@@ -406,7 +406,8 @@ pub struct ClassifyArgs {
     pub inputs: Vec<PathBuf>,
     #[command(flatten)]
     pub weights: WeightsArgs,
-    /// How many classes to show per image, 1 to the model's class count.
+    /// How many classes to show per image, at least 1 (more than the model's classes lists them
+    /// all).
     #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..))]
     pub top: u32,
     /// Images per forward pass, at least 1; a batch whose estimated memory is above the limit is

@@ -27,7 +27,7 @@ fuzz_target!(|data: &str| {
             }
         }
         Command::Sweep(args) => {
-            if let Ok(plan) = SweepPlan::new(args, true) {
+            if let Ok(plan) = SweepPlan::try_from(args) {
                 assert!(!plan.members.is_empty() && !plan.points.is_empty());
                 assert!(plan.points.iter().all(|p| p.member < plan.members.len()));
             }

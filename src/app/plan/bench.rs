@@ -20,6 +20,7 @@ pub struct BenchPlan {
     pub per_layer: bool,
     pub run: RunPlan,
     pub output: OutputPlan,
+    /// `--quiet` (global; set by `Plan::try_from`).
     pub quiet: bool,
 }
 
@@ -47,8 +48,10 @@ fn spec_flags(spec: &ModelArgs) -> Vec<(&'static str, String)> {
     given
 }
 
-impl BenchPlan {
-    pub fn new(args: &BenchArgs, quiet: bool) -> Result<Self, UsageError> {
+impl TryFrom<&BenchArgs> for BenchPlan {
+    type Error = UsageError;
+
+    fn try_from(args: &BenchArgs) -> Result<Self, UsageError> {
         let spec = &args.spec;
         let resolution = spec.resolution.or(spec.rho).map(|r| r.get());
         let source = match (&args.model, &args.weights) {
@@ -110,7 +113,7 @@ impl BenchPlan {
             per_layer: args.per_layer,
             run,
             output: OutputPlan::try_from(&args.out)?,
-            quiet,
+            quiet: false,
         })
     }
 }

@@ -27,6 +27,7 @@ pub struct ClassifyPlan {
     pub run: RunPlan,
     pub format: ClassifyFormat,
     pub target: Target,
+    /// `--quiet` (global; set by `Plan::try_from`).
     pub quiet: bool,
 }
 
@@ -39,6 +40,7 @@ pub struct EvaluatePlan {
     pub confusions: usize,
     pub run: RunPlan,
     pub output: OutputPlan,
+    /// `--quiet` (global; set by `Plan::try_from`).
     pub quiet: bool,
 }
 
@@ -87,8 +89,10 @@ fn model_choice(args: &WeightsArgs) -> Result<ModelChoice, UsageError> {
     Ok(ModelChoice { source, resolution })
 }
 
-impl ClassifyPlan {
-    pub fn new(args: &ClassifyArgs, quiet: bool) -> Result<Self, UsageError> {
+impl TryFrom<&ClassifyArgs> for ClassifyPlan {
+    type Error = UsageError;
+
+    fn try_from(args: &ClassifyArgs) -> Result<Self, UsageError> {
         let model = model_choice(&args.weights)?;
         let run = RunPlan::try_from(&args.run)?;
         // The memory check waits for the image list: a batch is never larger than the images
@@ -117,13 +121,15 @@ impl ClassifyPlan {
             run,
             format: args.format,
             target: Target::new("--output", args.output.as_deref())?,
-            quiet,
+            quiet: false,
         })
     }
 }
 
-impl EvaluatePlan {
-    pub fn new(args: &EvaluateArgs, quiet: bool) -> Result<Self, UsageError> {
+impl TryFrom<&EvaluateArgs> for EvaluatePlan {
+    type Error = UsageError;
+
+    fn try_from(args: &EvaluateArgs) -> Result<Self, UsageError> {
         let model = model_choice(&args.weights)?;
         let run = RunPlan::try_from(&args.run)?;
         let batch = args.batch as usize;
@@ -134,7 +140,7 @@ impl EvaluatePlan {
             confusions: args.confusions,
             run,
             output: OutputPlan::try_from(&args.out)?,
-            quiet,
+            quiet: false,
         })
     }
 }

@@ -122,14 +122,27 @@ impl TryFrom<&Cli> for Plan {
     type Error = UsageError;
 
     fn try_from(cli: &Cli) -> Result<Self, UsageError> {
+        // --quiet is global: each plan is built from its command's flags, then told.
         let quiet = cli.quiet;
         Ok(match &cli.command {
             Command::Analyze(args) => Plan::Analyze(AnalyzePlan::try_from(args)?),
             Command::Presets(args) => Plan::Presets(PresetsPlan::try_from(args)?),
-            Command::Classify(args) => Plan::Classify(ClassifyPlan::new(args, quiet)?),
-            Command::Evaluate(args) => Plan::Evaluate(EvaluatePlan::new(args, quiet)?),
-            Command::Bench(args) => Plan::Bench(BenchPlan::new(args, quiet)?),
-            Command::Sweep(args) => Plan::Sweep(SweepPlan::new(args, quiet)?),
+            Command::Classify(args) => Plan::Classify(ClassifyPlan {
+                quiet,
+                ..ClassifyPlan::try_from(args)?
+            }),
+            Command::Evaluate(args) => Plan::Evaluate(EvaluatePlan {
+                quiet,
+                ..EvaluatePlan::try_from(args)?
+            }),
+            Command::Bench(args) => Plan::Bench(BenchPlan {
+                quiet,
+                ..BenchPlan::try_from(args)?
+            }),
+            Command::Sweep(args) => Plan::Sweep(SweepPlan {
+                quiet,
+                ..SweepPlan::try_from(args)?
+            }),
             Command::Completions { shell } => Plan::Completions(*shell),
             Command::Man(args) => Plan::Man(ManPlan::try_from(args)?),
         })

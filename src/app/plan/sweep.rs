@@ -31,6 +31,7 @@ pub struct SweepPlan {
     pub run: RunPlan,
     pub output: OutputPlan,
     pub plot: Option<OutputFile>,
+    /// `--quiet` (global; set by `Plan::try_from`).
     pub quiet: bool,
 }
 
@@ -106,8 +107,10 @@ fn timing_flags(args: &SweepArgs) -> Vec<&'static str> {
     .collect()
 }
 
-impl SweepPlan {
-    pub fn new(args: &SweepArgs, quiet: bool) -> Result<Self, UsageError> {
+impl TryFrom<&SweepArgs> for SweepPlan {
+    type Error = UsageError;
+
+    fn try_from(args: &SweepArgs) -> Result<Self, UsageError> {
         let members = members(&args.families)?;
         if let Some(alphas) = &args.alphas {
             distinct("--alphas", alphas)?;
@@ -188,7 +191,7 @@ impl SweepPlan {
             run,
             output,
             plot: plot.file().cloned(),
-            quiet,
+            quiet: false,
         })
     }
 }
@@ -204,7 +207,7 @@ mod tests {
         let Command::Sweep(sweep) = &cli.command else {
             unreachable!()
         };
-        SweepPlan::new(sweep, false)
+        SweepPlan::try_from(sweep)
     }
 
     #[test]
