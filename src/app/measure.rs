@@ -19,9 +19,7 @@ use crate::nn::{MobileNet, ModelId};
 use crate::output::{emit, write_file};
 use crate::published::Store;
 use crate::report::{self, Format};
-use crate::sweep::{
-    AccuracyModel, Budget, FitReport, Member, Metric, SweepReport, SweepRow, apply_budget, mark_pareto, plot,
-};
+use crate::sweep::{AccuracyModel, Budget, Member, SweepReport, SweepRow};
 
 /// Seed of the random weights used to time variants without pretrained weights.
 pub const RANDOM_SEED: u64 = 0;
@@ -349,35 +347,20 @@ pub fn run_sweep(args: &SweepArgs) -> Result<ExitCode> {
             points.push((i, config));
         }
     }
-    let mut report = SweepReport {
-        schema_version: 2,
-        environment: environment(&args.timing, &args.run),
-        batch: args.timing.batch,
-        warmup: plan.warmup,
-        accuracy_source: args.accuracy_source,
-        families: members.iter().map(|m| m.name()).collect(),
-        fits: accuracy
-            .iter()
-            .map(|a| FitReport {
-                family: a.member.name(),
-                top1: a.top1_fit.clone(),
-                top5: a.top5_fit.clone(),
-            })
-            .collect(),
+    let mut report = SweepReport::new(
+        environment(&args.timing, &args.run),
+        args.timing.batch,
+        plan.warmup,
+        args.accuracy_source,
+        &accuracy,
         budget,
-        best: None,
-        complete: false,
-        rows: Vec::new(),
-    };
+    );
     let bar = progress_bar(points.len() as u64, args.quiet, "sweep", "points");
     let device = Device::Cpu;
     for (member_index, config) in points {
         bar.set_message(config.label());
         let totals = analyze(&config).totals;
-        let mut row = SweepRow::analytic(&config, &totals);
-        let model = &accuracy[member_index];
-        row.top1 = model.lookup(config.alpha, config.resolution, Metric::Top1);
-        row.top5 = model.lookup(config.alpha, config.resolution, Metric::Top5);
+        let mut row = SweepRow::new(&config, &totals, &accuracy[member_index]);
         if !args.no_timing {
             let samples = if args.timing.mock_timer {
                 // Synthetic timings need no network.
@@ -405,27 +388,13 @@ pub fn run_sweep(args: &SweepArgs) -> Result<ExitCode> {
         bar.inc(1);
     }
     bar.finish_and_clear();
-    mark_pareto(&mut report.rows);
-    let best = apply_budget(&mut report.rows, &report.budget);
-    report.best = best.map(|i| report.rows[i].label.clone());
-    report.complete = true;
+    report.finish();
     emit(
         args.out.output.as_deref(),
         &render_sweep(&report, args.out.format)?,
     )?;
     if let Some(path) = &args.plot {
-        let title = format!(
-            "MobileNet {}: top-1 from {} vs cost, {} points{}",
-            report.families.join(", "),
-            args.accuracy_source.title(),
-            report.rows.len(),
-            if args.no_timing {
-                String::new()
-            } else {
-                format!(", {} thread(s)", thread_count(&args.run))
-            }
-        );
-        let svg = plot::render_svg(&report.rows, &title).map_err(|e| anyhow::anyhow!("--plot: {e}"))?;
+        let svg = report::sweep_plot_svg(&report).map_err(|e| anyhow::anyhow!("--plot: {e}"))?;
         write_file(path, svg.as_bytes())?;
     }
     Ok(ExitCode::from(exit::OK))
