@@ -370,7 +370,69 @@ pub fn sweep_document(report: &SweepReport, format: Format) -> Document {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sweep::{Extrapolation, Unavailable};
+    use crate::arch::Family;
+    use crate::bench::Environment;
+    use crate::cost::analyze;
+    use crate::published::Store;
+    use crate::sweep::{AccuracyModel, AccuracySource, Budget, Extrapolation, Member, Unavailable};
+
+    /// A v1 and v3-small sweep of the given points, finished under a 30 MB budget.
+    fn report(points: &[(Member, f64, u32)]) -> SweepReport {
+        let members = [Member::standard(Family::V1), Member::standard(Family::V3Small)];
+        let models = members.map(|m| AccuracyModel::new(&Store::embedded(), AccuracySource::Slim, m));
+        let budget = Budget {
+            max_size_mb: Some(30.0),
+            ..Budget::default()
+        };
+        let mut report = SweepReport::new(
+            Environment::mock(1, "fast"),
+            1,
+            0,
+            AccuracySource::Slim,
+            &models,
+            budget,
+        );
+        for &(member, alpha, resolution) in points {
+            let model = models.iter().find(|m| m.member == member).unwrap();
+            let config = member.config(alpha, resolution).unwrap();
+            report
+                .rows
+                .push(SweepRow::new(&config, &analyze(&config).totals, model));
+        }
+        report.finish();
+        report
+    }
+
+    #[test]
+    fn the_legend_is_built_from_the_provenance() {
+        let (v1, v3) = (Member::standard(Family::V1), Member::standard(Family::V3Small));
+        let r = report(&[(v1, 1.2, 224), (v1, 2.0, 1024), (v3, 1.0, 160)]);
+        let lines = accuracy_lines(&r);
+        let fit_lines: Vec<&String> = lines.iter().filter(|l| l.starts_with("* ")).collect();
+        assert_eq!(fit_lines.len(), 3, "{lines:#?}");
+        assert!(fit_lines[0].starts_with(
+            "* v1 top-1: quadratic fit in (ln alpha, ln resolution) over the 16 published points of slim-v1 (alpha 0.25-1.0, resolution 128-224; leave-one-out error mean 0.18, max 0.50 points)"
+        ));
+        assert!(fit_lines[2].starts_with(
+            "* v3-small top-1: the quadratic fit over the 22 published points of slim-v2 v2 (alpha 0.35-1.4, resolution 96-224), shifted by -4.86 to the 2 published points of slim-v3"
+        ));
+        assert!(
+            lines
+                .iter()
+                .any(|l| l.starts_with("? extrapolated: estimated up to 25% beyond")
+                    && l.ends_with(": v1 1.2-224"))
+        );
+        assert!(lines.contains(&"top-1 -: no estimate more than 25% beyond the span of the fit's points (v1: alpha 0.25-1.0, resolution 128-224): v1 2.0-1024".to_string()));
+        assert!(lines.contains(&"top-5 -: no published figure and too few published points to estimate one (v3-small 1.0-160)".to_string()));
+        // The in-span v3-small estimate is the only trusted row within 30 MB.
+        assert_eq!(budget_line(&r), "best within budget: v3-small 1.0-160");
+        let only_extrapolated = report(&[(v1, 1.2, 224)]);
+        assert_eq!(
+            budget_line(&only_extrapolated),
+            "no best within budget: the rows that fit it have only an extrapolated top-1 estimate or none (v1 1.2-224)"
+        );
+        assert_eq!(budget_line(&report(&[(v1, 2.0, 224)])), "no row fits the budget");
+    }
 
     #[test]
     fn csv_provenance_ids_are_the_json_reasons() {
