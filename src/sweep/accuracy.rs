@@ -76,13 +76,19 @@ impl AccuracySource {
         }
     }
 
+    /// Whether `row` is a published point of `member` in this source. Its variant column is
+    /// compared with the one the member's model at that point publishes under
+    /// (`Config::published_variant`).
     fn matches(self, row: &PublishedModel, member: Member) -> bool {
+        let (Some(alpha), Some(resolution)) = (row.alpha, row.resolution) else {
+            return false;
+        };
         row.source == self.source_id(member.family)
             && row.quantized == (self == AccuracySource::SlimQuant)
             && row.family == member.family.name()
-            && row.variant == member.published_variant()
-            && row.alpha.is_some()
-            && row.resolution.is_some()
+            && member
+                .config(alpha, resolution)
+                .is_ok_and(|config| row.variant == config.published_variant())
     }
 }
 

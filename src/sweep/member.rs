@@ -64,15 +64,6 @@ impl Member {
         }
     }
 
-    /// The `variant` column of `presets/published` this member's rows carry.
-    pub fn published_variant(self) -> &'static str {
-        if self.minimalistic {
-            "minimalistic"
-        } else {
-            "standard"
-        }
-    }
-
     /// The model at one grid point.
     pub fn config(self, alpha: f64, resolution: u32) -> Result<Config, ConfigError> {
         Config::build(
