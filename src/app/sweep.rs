@@ -25,7 +25,7 @@ use crate::nn::MobileNet;
 use crate::output::path_text;
 use crate::published::Store;
 use crate::report;
-use crate::sweep::{AccuracyModel, FitReport, Metric, SweepReport, SweepRow, apply_budget, mark_pareto};
+use crate::sweep::{AccuracyModel, SweepReport, SweepRow};
 
 /// Shortest time between two checkpoint rewrites of `--output`.
 const CHECKPOINT_INTERVAL: Duration = Duration::from_secs(1);
@@ -68,9 +68,7 @@ fn measure_row(
 ) -> Result<SweepRow> {
     let config = point.config;
     let totals = analyze(&config).totals;
-    let mut row = SweepRow::analytic(&config, &totals);
-    row.top1 = accuracy.lookup(config.alpha, config.resolution, Metric::Top1);
-    row.top5 = accuracy.lookup(config.alpha, config.resolution, Metric::Top5);
+    let mut row = SweepRow::new(&config, &totals, accuracy);
     if plan.no_timing {
         return Ok(row);
     }
@@ -98,26 +96,14 @@ pub fn run_sweep(plan: &SweepPlan) -> Result<ExitCode> {
         .iter()
         .map(|&m| AccuracyModel::new(&store, plan.accuracy_source, m))
         .collect();
-    let mut report = SweepReport {
-        schema_version: 2,
-        environment: environment(plan.mock_timer, plan.run.threads, plan.run.engine),
-        batch: plan.batch,
-        warmup: plan.timing.warmup,
-        accuracy_source: plan.accuracy_source,
-        families: plan.members.iter().map(|m| m.name()).collect(),
-        fits: accuracy
-            .iter()
-            .map(|a| FitReport {
-                family: a.member.name(),
-                top1: a.top1_fit.clone(),
-                top5: a.top5_fit.clone(),
-            })
-            .collect(),
-        budget: plan.budget,
-        best: None,
-        complete: false,
-        rows: Vec::with_capacity(plan.points.len()),
-    };
+    let mut report = SweepReport::new(
+        environment(plan.mock_timer, plan.run.threads, plan.run.engine),
+        plan.batch,
+        plan.timing.warmup,
+        plan.accuracy_source,
+        &accuracy,
+        plan.budget,
+    );
     let bar = progress_bar(plan.points.len() as u64, plan.quiet, "sweep", "points");
     let mut checkpoints = Checkpoints {
         last: Instant::now(),
@@ -153,28 +139,15 @@ pub fn run_sweep(plan: &SweepPlan) -> Result<ExitCode> {
         bar.inc(1);
     }
     bar.finish_and_clear();
-    mark_pareto(&mut report.rows);
-    let best = apply_budget(&mut report.rows, &report.budget);
-    report.best = best.map(|i| report.rows[i].label.clone());
+    report.finish();
+    // An interrupted sweep's front and budget cover the rows it measured; it says it stopped.
     report.complete = interrupted.is_none();
     write_report(plan, &report)?;
     if let Some(signal) = interrupted {
         return Err(signal.into());
     }
     if let Some(file) = &plan.plot {
-        let title = format!(
-            "MobileNet {}: top-1 from {} vs cost, {} points{}",
-            report.families.join(", "),
-            plan.accuracy_source.title(),
-            report.rows.len(),
-            if plan.no_timing {
-                String::new()
-            } else {
-                format!(", {} thread(s)", plan.run.threads)
-            }
-        );
-        let svg = crate::sweep::plot::render_svg(&report.rows, &title)
-            .map_err(|e| anyhow::anyhow!("--plot: {e}"))?;
+        let svg = report::sweep_plot_svg(&report).map_err(|e| anyhow::anyhow!("--plot: {e}"))?;
         file.write(svg.as_bytes())
             .with_context(|| format!("--plot {}: write failed", path_text(file.shown())))?;
     }

@@ -6,6 +6,7 @@ mod analyze;
 mod bench;
 mod document;
 mod images;
+mod plot;
 pub mod presets;
 mod sweep;
 pub mod units;
@@ -14,6 +15,7 @@ pub use analyze::{AnalyzeReport, analyze_document, analyze_json};
 pub use bench::{bench_document, bench_warnings};
 pub use document::{Align, Document, Section, TextTable};
 pub use images::{classify_document, evaluate_document};
+pub use plot::{PlotError, sweep_plot_svg};
 pub use sweep::sweep_document;
 
 use std::fmt;

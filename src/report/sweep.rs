@@ -1,72 +1,278 @@
 //! The report of `sweep`: the trade-off table, the Pareto front, budgets and accuracy sources.
+//! Every sentence is built here from the sweep's typed data (provenance, fits, budget outcome).
 
 use super::Format;
 use super::bench::environment_lines;
 use super::document::{Align, Document, TextTable};
 use super::units::{megabytes, millis};
-use crate::sweep::{SweepReport, SweepRow};
+use crate::arch::config::format_alpha;
+use crate::sweep::member::distinct;
+use crate::sweep::{Figure, Fit, FitOrigin, Metric, NoBest, Provenance, SweepReport, SweepRow, Unavailable};
 
-fn top_cell(row: &SweepRow, top5: bool) -> String {
-    let acc = if top5 { &row.top5 } else { &row.top1 };
-    match acc {
-        Some(a) if a.estimated => format!("{:.1}*", a.value),
-        Some(a) => format!("{:.1}", a.value),
-        None => "-".into(),
+/// The grid point as plots label it: "0.5-160".
+pub(super) fn point_label(row: &SweepRow) -> String {
+    format!("{}-{}", format_alpha(row.alpha), row.resolution)
+}
+
+/// The row as lists name it: "v1 0.5-160".
+fn row_label(row: &SweepRow) -> String {
+    format!("{} {}", row.member(), point_label(row))
+}
+
+/// `top1_provenance`/`top5_provenance` in CSV: where the figure comes from, or why there is
+/// none (the JSON's `unavailable.reason`).
+fn provenance_id(figure: &Figure) -> &'static str {
+    match figure {
+        Ok(a) if a.is_extrapolated() => "extrapolated",
+        Ok(a) if a.is_estimated() => "estimated",
+        Ok(_) => "published",
+        Err(Unavailable::NoFit) => "no-fit",
+        Err(Unavailable::BeyondLimit { .. }) => "beyond-limit",
+    }
+}
+
+/// The id of the source the figure rests on: the published row's, or the estimating fit's points'.
+fn source_id(report: &SweepReport, row: &SweepRow, metric: Metric) -> String {
+    match row.figure(metric) {
+        Ok(a) => match &a.provenance {
+            Provenance::Published { source, .. } => source.clone(),
+            Provenance::Estimated { fit, .. } => report
+                .fit(*fit, metric)
+                .map_or(String::new(), |f| f.source.to_string()),
+        },
+        Err(_) => String::new(),
+    }
+}
+
+fn top_cell(figure: &Figure) -> String {
+    match figure {
+        Ok(a) if a.is_extrapolated() => format!("{:.1}?", a.value),
+        Ok(a) if a.is_estimated() => format!("{:.1}*", a.value),
+        Ok(a) => format!("{:.1}", a.value),
+        Err(_) => "-".into(),
+    }
+}
+
+/// "alpha 0.25-1.0, resolution 128-224".
+fn span(fit: &Fit) -> String {
+    let [a0, a1] = fit.alpha_range;
+    let [r0, r1] = fit.resolution_range;
+    format!(
+        "alpha {}-{}, resolution {r0}-{r1}",
+        format_alpha(a0),
+        format_alpha(a1)
+    )
+}
+
+/// "quadratic fit in (ln alpha, ln resolution) over the 16 published points of slim-v1 (...)".
+fn describe_fit(fit: &Fit) -> String {
+    let shape = fit.shape.name();
+    let loo = format!(
+        "leave-one-out error mean {:.2}, max {:.2} points",
+        fit.loo_mean_abs, fit.loo_max_abs
+    );
+    match fit.origin {
+        FitOrigin::Own => format!(
+            "{shape} fit in (ln alpha, ln resolution) over the {} published points of {} ({}; {loo})",
+            fit.points,
+            fit.source,
+            span(fit)
+        ),
+        FitOrigin::Shifted {
+            donor,
+            donor_source,
+            donor_points,
+            shift,
+        } => format!(
+            "the {shape} fit over the {donor_points} published points of {donor_source} {donor} ({}), shifted by {shift:+.2} to the {} published points of {} ({loo})",
+            span(fit),
+            fit.points,
+            fit.source
+        ),
+    }
+}
+
+/// `sweep`'s CSV: raw numbers, snake_case headers, provenance as ids.
+fn sweep_csv(report: &SweepReport) -> Document {
+    let mut t = TextTable::new(&[
+        ("family", Align::Left),
+        ("minimalistic", Align::Left),
+        ("alpha", Align::Right),
+        ("resolution", Align::Right),
+        ("classes", Align::Right),
+        ("mult_adds", Align::Right),
+        ("params", Align::Right),
+        ("params_deployed", Align::Right),
+        ("weight_bytes_f32", Align::Right),
+        ("weight_bytes_int8", Align::Right),
+        ("activation_peak_bytes", Align::Right),
+        ("latency_median_ms", Align::Right),
+        ("latency_p90_ms", Align::Right),
+        ("throughput", Align::Right),
+        ("top1", Align::Right),
+        ("top1_provenance", Align::Left),
+        ("top1_source", Align::Left),
+        ("top1_model", Align::Left),
+        ("top5", Align::Right),
+        ("top5_provenance", Align::Left),
+        ("top5_source", Align::Left),
+        ("top5_model", Align::Left),
+        ("pareto", Align::Left),
+        ("pareto_mult_adds", Align::Left),
+        ("fits_budget", Align::Left),
+        ("best", Align::Left),
+    ]);
+    let opt = |v: Option<f64>| v.map_or(String::new(), |v| format!("{v}"));
+    for r in &report.rows {
+        let mut cells = vec![
+            r.family.name().to_string(),
+            r.minimalistic.to_string(),
+            r.alpha.to_string(),
+            r.resolution.to_string(),
+            r.classes.to_string(),
+            r.mult_adds.to_string(),
+            r.params.to_string(),
+            r.params_deployed.to_string(),
+            r.weight_bytes_f32.to_string(),
+            r.weight_bytes_int8.to_string(),
+            r.activation_peak_bytes.to_string(),
+            opt(r.latency_ms.as_ref().map(|l| l.median)),
+            opt(r.latency_ms.as_ref().map(|l| l.p90)),
+            opt(r.throughput),
+        ];
+        for metric in Metric::ALL {
+            let figure = r.figure(metric);
+            let model = match figure.as_ref().map(|a| &a.provenance) {
+                Ok(Provenance::Published { model, .. }) => model.clone(),
+                _ => String::new(),
+            };
+            cells.extend([
+                opt(figure.as_ref().ok().map(|a| a.value)),
+                provenance_id(figure).to_string(),
+                source_id(report, r, metric),
+                model,
+            ]);
+        }
+        cells.extend([
+            r.pareto.to_string(),
+            r.pareto_mult_adds.to_string(),
+            r.fits_budget.map_or(String::new(), |b| b.to_string()),
+            r.best.to_string(),
+        ]);
+        t.push(cells);
+    }
+    let mut doc = Document::default();
+    doc.main_table(t);
+    doc
+}
+
+/// The lines under the table that say where the accuracy figures come from.
+fn accuracy_lines(report: &SweepReport) -> Vec<String> {
+    let limit = format!("{:.0}%", (report.max_extrapolation_ratio - 1.0) * 100.0);
+    let figures = || {
+        report
+            .rows
+            .iter()
+            .flat_map(|r| Metric::ALL.map(|m| (r, m, r.figure(m))))
+    };
+    let mut lines = Vec::new();
+    let published = distinct(
+        figures().filter_map(|(_, _, f)| match f.as_ref().ok()?.provenance {
+            Provenance::Published {
+                ref source,
+                ref table,
+                ..
+            } => Some(format!("{source} {table}")),
+            Provenance::Estimated { .. } => None,
+        }),
+    );
+    if !published.is_empty() {
+        lines.push(format!("published accuracy: {}", published.join("; ")));
+    }
+    let fits = distinct(
+        figures().filter_map(|(_, metric, f)| match f.as_ref().ok()?.provenance {
+            Provenance::Estimated { fit, .. } => Some((fit, metric)),
+            Provenance::Published { .. } => None,
+        }),
+    );
+    for (member, metric) in fits {
+        if let Some(fit) = report.fit(member, metric) {
+            lines.push(format!("* {member} {}: {}", metric.name(), describe_fit(fit)));
+        }
+    }
+    let extrapolated = distinct(
+        figures()
+            .filter(|(_, _, f)| f.as_ref().is_ok_and(|a| a.is_extrapolated()))
+            .map(|(r, _, _)| row_label(r)),
+    );
+    if !extrapolated.is_empty() {
+        lines.push(format!(
+            "? extrapolated: estimated up to {limit} beyond the widths or resolutions the fit was made on, so less reliable; not on the Pareto front and never best within budget: {}",
+            extrapolated.join(", ")
+        ));
+    }
+    for metric in Metric::ALL {
+        let missing = |wanted: fn(&Unavailable) -> bool| {
+            figures()
+                .filter(|(_, m, f)| *m == metric && f.as_ref().is_err_and(wanted))
+                .map(|(r, _, _)| r)
+                .collect::<Vec<&SweepRow>>()
+        };
+        let no_fit = missing(|u| matches!(u, Unavailable::NoFit));
+        if !no_fit.is_empty() {
+            lines.push(format!(
+                "{} -: no published figure and too few published points to estimate one ({})",
+                metric.name(),
+                no_fit.iter().map(|r| row_label(r)).collect::<Vec<_>>().join(", ")
+            ));
+        }
+        let too_far = missing(|u| matches!(u, Unavailable::BeyondLimit { .. }));
+        if !too_far.is_empty() {
+            let spans = distinct(too_far.iter().filter_map(|r| {
+                let fit = report.fit(r.member(), metric)?;
+                Some(format!("{}: {}", r.member(), span(fit)))
+            }));
+            lines.push(format!(
+                "{} -: no estimate more than {limit} beyond the span of the fit's points ({}): {}",
+                metric.name(),
+                spans.join("; "),
+                too_far
+                    .iter()
+                    .map(|r| row_label(r))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
+        }
+    }
+    lines
+}
+
+/// The budget's outcome.
+fn budget_line(report: &SweepReport) -> String {
+    match (report.best, report.no_best) {
+        (Some(best), _) => format!("best within budget: {}", row_label(&report.rows[best])),
+        (None, Some(NoBest::NoTrustedTop1)) => {
+            let fitting: Vec<String> = report
+                .rows
+                .iter()
+                .filter(|r| r.fits_budget == Some(true))
+                .map(row_label)
+                .collect();
+            format!(
+                "no best within budget: the rows that fit it have only an extrapolated top-1 estimate or none ({})",
+                fitting.join(", ")
+            )
+        }
+        (None, _) => "no row fits the budget".into(),
     }
 }
 
 /// `sweep`: the trade-off table. CSV gets raw values; the other formats readable ones.
 pub fn sweep_document(report: &SweepReport, format: Format) -> Document {
-    let mut doc = Document::default();
     if format == Format::Csv {
-        let mut t = TextTable::new(&[
-            ("family", Align::Left),
-            ("minimalistic", Align::Left),
-            ("alpha", Align::Right),
-            ("resolution", Align::Right),
-            ("mult_adds", Align::Right),
-            ("params", Align::Right),
-            ("weight_bytes_f32", Align::Right),
-            ("weight_bytes_int8", Align::Right),
-            ("activation_peak_bytes", Align::Right),
-            ("latency_median_ms", Align::Right),
-            ("latency_p90_ms", Align::Right),
-            ("throughput", Align::Right),
-            ("top1", Align::Right),
-            ("top1_estimated", Align::Left),
-            ("top1_source", Align::Left),
-            ("top5", Align::Right),
-            ("pareto", Align::Left),
-            ("fits_budget", Align::Left),
-            ("best", Align::Left),
-        ]);
-        let opt = |v: Option<f64>| v.map_or(String::new(), |v| format!("{v}"));
-        for r in &report.rows {
-            t.push(vec![
-                r.family.name().to_string(),
-                r.minimalistic.to_string(),
-                r.alpha.to_string(),
-                r.resolution.to_string(),
-                r.mult_adds.to_string(),
-                r.params.to_string(),
-                r.weight_bytes_f32.to_string(),
-                r.weight_bytes_int8.to_string(),
-                r.activation_peak_bytes.to_string(),
-                opt(r.latency_ms.as_ref().map(|l| l.median)),
-                opt(r.latency_ms.as_ref().map(|l| l.p90)),
-                opt(r.throughput),
-                opt(r.top1.as_ref().map(|a| a.value)),
-                r.top1.as_ref().map_or(String::new(), |a| a.estimated.to_string()),
-                r.top1.as_ref().map_or(String::new(), |a| a.source.clone()),
-                opt(r.top5.as_ref().map(|a| a.value)),
-                r.pareto.to_string(),
-                r.fits_budget.map_or(String::new(), |b| b.to_string()),
-                r.best.to_string(),
-            ]);
-        }
-        doc.main_table(t);
-        return doc;
+        return sweep_csv(report);
     }
+    let mut doc = Document::default();
     let timed = report.rows.iter().any(|r| r.latency_ms.is_some());
     let budget = report.budget.is_set();
     let mut columns = vec![
@@ -98,7 +304,7 @@ pub fn sweep_document(report: &SweepReport, format: Format) -> Document {
     for r in &report.rows {
         let mut row = vec![
             r.member().name(),
-            crate::arch::config::format_alpha(r.alpha),
+            format_alpha(r.alpha),
             r.resolution.to_string(),
             format!("{:.1}M", r.mult_adds as f64 / 1e6),
             format!("{:.2}M", r.params as f64 / 1e6),
@@ -114,8 +320,8 @@ pub fn sweep_document(report: &SweepReport, format: Format) -> Document {
             row.push(r.throughput.map_or("-".into(), |t| format!("{t:.1}")));
         }
         row.extend([
-            top_cell(r, false),
-            top_cell(r, true),
+            top_cell(&r.top1),
+            top_cell(&r.top5),
             if r.pareto { "*" } else { "" }.into(),
         ]);
         if budget {
@@ -127,11 +333,16 @@ pub fn sweep_document(report: &SweepReport, format: Format) -> Document {
         }
         t.push(row);
     }
-    let cost_axis = if timed { "median latency" } else { "mult-adds" };
+    let families: Vec<String> = report.families.iter().map(|m| m.name()).collect();
+    let classes: Vec<String> = distinct(report.rows.iter().map(|r| r.classes))
+        .iter()
+        .map(u32::to_string)
+        .collect();
     doc.heading(format!(
-        "MobileNet trade-off ({}): {} points, batch {}, accuracy from {}",
-        report.families.join(", "),
+        "MobileNet trade-off ({}): {} points, {} classes, batch {}, accuracy from {}",
+        families.join(", "),
         report.rows.len(),
+        classes.join("/"),
         report.batch,
         report.accuracy_source.title()
     ));
@@ -140,69 +351,100 @@ pub fn sweep_document(report: &SweepReport, format: Format) -> Document {
     if timed {
         lines.extend(environment_lines(&report.environment));
     }
+    let cost_axis = if report.timed() {
+        "median latency"
+    } else {
+        "mult-adds"
+    };
     lines.push(format!(
-        "pareto *: no other row is both at least as fast ({cost_axis}) and at least as accurate (top-1), and better in one"
+        "pareto *: no other row is both at least as fast ({cost_axis}) and at least as accurate (top-1), and better in one; only published top-1 figures and estimates within their fit's span take part"
     ));
-    let mut sources: Vec<&str> = Vec::new();
-    for source in report
-        .rows
-        .iter()
-        .filter_map(|r| r.top1.as_ref())
-        .filter(|a| !a.estimated)
-        .map(|a| a.source.split(',').next().unwrap_or(""))
-    {
-        if !sources.contains(&source) {
-            sources.push(source);
-        }
-    }
-    if !sources.is_empty() {
-        lines.push(format!("published accuracy: {}", sources.join("; ")));
-    }
-    for fit in &report.fits {
-        let used = |top5: bool| {
-            report.rows.iter().any(|r| {
-                let acc = if top5 { &r.top5 } else { &r.top1 };
-                r.member().name() == fit.family && acc.as_ref().is_some_and(|a| a.estimated)
-            })
-        };
-        for (metric_fit, top5) in [(&fit.top1, false), (&fit.top5, true)] {
-            if let Some(metric_fit) = metric_fit
-                && used(top5)
-            {
-                lines.push(format!("* {}: {}", fit.family, metric_fit.description));
-            }
-        }
-    }
-    let extrapolated: Vec<&str> = report
-        .rows
-        .iter()
-        .filter(|r| [&r.top1, &r.top5].into_iter().flatten().any(|a| a.extrapolated))
-        .map(|r| r.label.as_str())
-        .collect();
-    if !extrapolated.is_empty() {
-        lines.push(format!(
-            "extrapolated beyond the published widths or resolutions the fit was made on, so less reliable: {}",
-            extrapolated.join(", ")
-        ));
-    }
-    let unknown: Vec<&str> = report
-        .rows
-        .iter()
-        .filter(|r| r.top1.is_none())
-        .map(|r| r.label.as_str())
-        .collect();
-    if !unknown.is_empty() {
-        lines.push(format!(
-            "top-1 -: no published figure and too few published points to estimate one ({})",
-            unknown.join(", ")
-        ));
-    }
+    lines.extend(accuracy_lines(report));
     if budget {
-        lines.push(match &report.best {
-            Some(best) => format!("best within budget: {best}"),
-            None => "no row fits the budget".into(),
-        });
+        lines.push(budget_line(report));
     }
     doc.lines(lines);
     doc
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::arch::Family;
+    use crate::bench::Environment;
+    use crate::cost::analyze;
+    use crate::published::Store;
+    use crate::sweep::{AccuracyModel, AccuracySource, Budget, Extrapolation, Member, Unavailable};
+
+    /// A v1 and v3-small sweep of the given points, finished under a 30 MB budget.
+    fn report(points: &[(Member, f64, u32)]) -> SweepReport {
+        let members = [Member::standard(Family::V1), Member::standard(Family::V3Small)];
+        let models = members.map(|m| AccuracyModel::new(&Store::embedded(), AccuracySource::Slim, m));
+        let budget = Budget {
+            max_size_mb: Some(30.0),
+            ..Budget::default()
+        };
+        let mut report = SweepReport::new(
+            Environment::mock(1, crate::infer::EngineKind::Fast),
+            1,
+            0,
+            AccuracySource::Slim,
+            &models,
+            budget,
+        );
+        for &(member, alpha, resolution) in points {
+            let model = models.iter().find(|m| m.member == member).unwrap();
+            let config = member.config(alpha, resolution).unwrap();
+            report
+                .rows
+                .push(SweepRow::new(&config, &analyze(&config).totals, model));
+        }
+        report.finish();
+        report
+    }
+
+    #[test]
+    fn the_legend_is_built_from_the_provenance() {
+        let (v1, v3) = (Member::standard(Family::V1), Member::standard(Family::V3Small));
+        let r = report(&[(v1, 1.2, 224), (v1, 2.0, 1024), (v3, 1.0, 160)]);
+        let lines = accuracy_lines(&r);
+        let fit_lines: Vec<&String> = lines.iter().filter(|l| l.starts_with("* ")).collect();
+        assert_eq!(fit_lines.len(), 3, "{lines:#?}");
+        assert!(fit_lines[0].starts_with(
+            "* v1 top-1: quadratic fit in (ln alpha, ln resolution) over the 16 published points of slim-v1 (alpha 0.25-1.0, resolution 128-224; leave-one-out error mean 0.18, max 0.50 points)"
+        ));
+        assert!(fit_lines[2].starts_with(
+            "* v3-small top-1: the quadratic fit over the 22 published points of slim-v2 v2 (alpha 0.35-1.4, resolution 96-224), shifted by -4.86 to the 2 published points of slim-v3"
+        ));
+        assert!(
+            lines
+                .iter()
+                .any(|l| l.starts_with("? extrapolated: estimated up to 25% beyond")
+                    && l.ends_with(": v1 1.2-224"))
+        );
+        assert!(lines.contains(&"top-1 -: no estimate more than 25% beyond the span of the fit's points (v1: alpha 0.25-1.0, resolution 128-224): v1 2.0-1024".to_string()));
+        assert!(lines.contains(&"top-5 -: no published figure and too few published points to estimate one (v3-small 1.0-160)".to_string()));
+        // The in-span v3-small estimate is the only trusted row within 30 MB.
+        assert_eq!(budget_line(&r), "best within budget: v3-small 1.0-160");
+        let only_extrapolated = report(&[(v1, 1.2, 224)]);
+        assert_eq!(
+            budget_line(&only_extrapolated),
+            "no best within budget: the rows that fit it have only an extrapolated top-1 estimate or none (v1 1.2-224)"
+        );
+        assert_eq!(budget_line(&report(&[(v1, 2.0, 224)])), "no row fits the budget");
+    }
+
+    #[test]
+    fn csv_provenance_ids_are_the_json_reasons() {
+        let beyond = Unavailable::BeyondLimit {
+            extrapolation: Extrapolation {
+                ln_alpha: 1.0,
+                ln_resolution: 0.0,
+            },
+        };
+        for unavailable in [Unavailable::NoFit, beyond] {
+            let json = serde_json::to_value(unavailable).unwrap();
+            assert_eq!(json["reason"], provenance_id(&Err(unavailable)));
+        }
+    }
 }

@@ -1,5 +1,7 @@
 //! ImageNet accuracy for a sweep point: the published figure when a source prints one, else an
 //! estimate from a least-squares fit over that source's published grid, labelled as estimated.
+//! Every figure carries its provenance as data ([`Provenance`]): the published row it comes
+//! from, or the member whose fit estimated it and how far outside that fit's span it lies.
 //!
 //! The fit: top-1 (or top-5) as a quadratic in u = ln(alpha) and v = ln(resolution),
 //! `a0 + a1 u + a2 v + a3 u^2 + a4 v^2 + a5 u v`, when the member has at least 12 published
@@ -11,6 +13,24 @@
 //! Such a borrowed fit needs two points so that its leave-one-out error can be stated. Every
 //! fit's leave-one-out error on the published points is computed at run time and reported
 //! with its estimates. Estimates are clamped to [0, 100].
+//!
+//! Extrapolation. A point outside the span of the published points that gave its fit its
+//! shape (per axis: alpha below the smallest or above the largest published alpha, likewise
+//! resolution) is estimated only up to [`MAX_EXTRAPOLATION_RATIO`] = 1.25 beyond the span on
+//! each axis (ln 1.25 = 0.22 in ln(alpha) and ln(resolution)), and the estimate is marked
+//! extrapolated; further out there is none ([`Unavailable::BeyondLimit`]). Why 1.25:
+//! - It is about one step of the published grids (resolution 128 -> 160 is 1.25; the alpha
+//!   steps are 1.08 to 2), which is as far as the data vouch for: refitting the TF-slim v1
+//!   and v2 quadratics without their outermost alpha or resolution column and predicting
+//!   that column, 0.07-0.69 ln units away, misses by at most 2.1 points, near the in-grid
+//!   leave-one-out maxima (0.5-1.7 points).
+//! - Within it every top-1 fit still rises with alpha and with resolution (the smallest slope
+//!   at the far corner is +1.6 points per ln unit, TF-slim v2 at alpha 1.75, resolution 280),
+//!   and a top-5 fit, which saturates, dips at most 0.2 points. The quadratics turn over not
+//!   far beyond: TF-slim v1 top-1 peaks at alpha 1.87 (224) and at resolution 376 (alpha
+//!   1.0), so alpha 2.0 at 1024 would read 65.1%, below the published 70.9% of 1.0/224.
+//!
+//! The unit tests pin both reasons (`extrapolation_limit_*`).
 
 use serde::Serialize;
 
@@ -56,28 +76,140 @@ impl AccuracySource {
         }
     }
 
+    /// Whether `row` is a published point of `member` in this source. Its variant column is
+    /// compared with the one the member's model at that point publishes under
+    /// (`Config::published_variant`).
     fn matches(self, row: &PublishedModel, member: Member) -> bool {
+        let (Some(alpha), Some(resolution)) = (row.alpha, row.resolution) else {
+            return false;
+        };
         row.source == self.source_id(member.family)
             && row.quantized == (self == AccuracySource::SlimQuant)
             && row.family == member.family.name()
-            && row.variant == member.published_variant()
-            && row.alpha.is_some()
-            && row.resolution.is_some()
+            && member
+                .config(alpha, resolution)
+                .is_ok_and(|config| row.variant == config.published_variant())
     }
 }
 
+/// How far beyond the span of a fit's points an estimate is still given, as a ratio: an
+/// alpha or a resolution at most this factor outside the fitted span (1.25: for v1's 0.25-1.0
+/// and 128-224, alphas 0.2-1.25 and resolutions 102-280). Further out there is no estimate.
+/// See the module documentation for why.
+pub const MAX_EXTRAPOLATION_RATIO: f64 = 1.25;
+
 /// An accuracy figure with its provenance.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Accuracy {
     /// Percent.
     pub value: f64,
-    /// "slim-v1 model table, MobileNet_v1_0.5_160" or the fit's description.
-    pub source: String,
-    pub estimated: bool,
-    /// An estimate outside the span its fit was made on. Its `source` says so in words (that
-    /// is what the JSON carries); reports read this flag rather than the text.
-    #[serde(skip)]
-    pub extrapolated: bool,
+    pub provenance: Provenance,
+}
+
+impl Accuracy {
+    pub fn is_estimated(&self) -> bool {
+        matches!(self.provenance, Provenance::Estimated { .. })
+    }
+
+    /// How far outside its fit's span an estimate lies; None for a published figure or an
+    /// estimate within the span.
+    pub fn extrapolation(&self) -> Option<&Extrapolation> {
+        match &self.provenance {
+            Provenance::Estimated { extrapolation, .. } => extrapolation.as_ref(),
+            Provenance::Published { .. } => None,
+        }
+    }
+
+    pub fn is_extrapolated(&self) -> bool {
+        self.extrapolation().is_some()
+    }
+
+    /// Published, or estimated within the span of its fit's points: a figure the Pareto front
+    /// and the budget's best may rest on. An extrapolated estimate is shown, not relied on.
+    pub fn is_trusted(&self) -> bool {
+        !self.is_extrapolated()
+    }
+}
+
+/// JSON: `value`, the two flags readers filter on, and the provenance.
+impl Serialize for Accuracy {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let mut s = serializer.serialize_struct("Accuracy", 4)?;
+        s.serialize_field("value", &self.value)?;
+        s.serialize_field("estimated", &self.is_estimated())?;
+        s.serialize_field("extrapolated", &self.is_extrapolated())?;
+        s.serialize_field("provenance", &self.provenance)?;
+        s.end()
+    }
+}
+
+/// Where an accuracy figure comes from.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "type", rename_all = "kebab-case")]
+pub enum Provenance {
+    /// A row of `presets/published`.
+    Published {
+        /// The source id: "slim-v1", "paper-v2", "tflite-hosted".
+        source: String,
+        /// The table within the source: "model table", "Table 6".
+        table: String,
+        /// The model as the source names it: "MobileNet_v1_0.50_160".
+        model: String,
+    },
+    /// Predicted by the fit of `fit`'s published points for the same metric (`SweepReport::fits`).
+    Estimated {
+        fit: Member,
+        /// Set when the point lies outside the span of the points that gave the fit its shape,
+        /// but within `MAX_EXTRAPOLATION_RATIO` of it.
+        extrapolation: Option<Extrapolation>,
+    },
+}
+
+/// How far a point lies outside a fit's span, per axis, in natural-log units:
+/// ln(value / nearest end of the span); 0 on an axis within the span.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Extrapolation {
+    pub ln_alpha: f64,
+    pub ln_resolution: f64,
+}
+
+impl Extrapolation {
+    /// The larger of the two axes' distances, compared with `MAX_EXTRAPOLATION_RATIO.ln()`.
+    pub fn distance(&self) -> f64 {
+        self.ln_alpha.max(self.ln_resolution)
+    }
+
+    pub fn within_limit(&self) -> bool {
+        self.distance() <= MAX_EXTRAPOLATION_RATIO.ln()
+    }
+}
+
+/// Why a point has no accuracy figure for a metric.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[serde(tag = "reason", rename_all = "kebab-case")]
+pub enum Unavailable {
+    /// Not published, and the member has too few published points for a fit.
+    NoFit,
+    /// Not published, and further than `MAX_EXTRAPOLATION_RATIO` outside the fit's span.
+    BeyondLimit { extrapolation: Extrapolation },
+}
+
+/// A point's figure for one metric, or why it has none.
+pub type Figure = Result<Accuracy, Unavailable>;
+
+/// Serialises a [`Figure`]: the accuracy, or `{"value": null, "unavailable": {"reason": ...}}`.
+pub fn serialize_figure<S: serde::Serializer>(figure: &Figure, serializer: S) -> Result<S::Ok, S::Error> {
+    use serde::ser::SerializeStruct;
+    match figure {
+        Ok(accuracy) => accuracy.serialize(serializer),
+        Err(unavailable) => {
+            let mut s = serializer.serialize_struct("Unavailable", 2)?;
+            s.serialize_field("value", &None::<f64>)?;
+            s.serialize_field("unavailable", unavailable)?;
+            s.end()
+        }
+    }
 }
 
 /// Which accuracy metric.
@@ -88,6 +220,8 @@ pub enum Metric {
 }
 
 impl Metric {
+    pub const ALL: [Metric; 2] = [Metric::Top1, Metric::Top5];
+
     pub fn name(self) -> &'static str {
         match self {
             Metric::Top1 => "top-1",
@@ -96,23 +230,100 @@ impl Metric {
     }
 }
 
+/// The polynomial a fit uses in (ln alpha, ln resolution).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Shape {
+    /// `a0 + a1 u + a2 v + a3 u^2 + a4 v^2 + a5 u v`, from 12 points up.
+    Quadratic,
+    /// `a0 + a1 u + a2 v`, from 5 points up.
+    Linear,
+}
+
+impl Shape {
+    pub fn name(self) -> &'static str {
+        match self {
+            Shape::Quadratic => "quadratic",
+            Shape::Linear => "linear",
+        }
+    }
+
+    fn for_points(points: usize) -> Self {
+        if points >= 12 {
+            Shape::Quadratic
+        } else {
+            Shape::Linear
+        }
+    }
+
+    fn terms(self) -> usize {
+        match self {
+            Shape::Quadratic => 6,
+            Shape::Linear => 3,
+        }
+    }
+}
+
+/// How a fit was made.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[serde(tag = "type", rename_all = "kebab-case")]
+pub enum FitOrigin {
+    /// Least squares over the member's own published points.
+    Own,
+    /// The own fit of `donor`'s points in `donor_source` (the nearest architecture with a
+    /// grid), moved by `shift` points to pass through the member's points on average.
+    Shifted {
+        donor: Member,
+        donor_source: &'static str,
+        donor_points: usize,
+        shift: f64,
+    },
+}
+
 /// A fitted accuracy model with its leave-one-out error.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Fit {
-    pub coefficients: Vec<f64>,
+    pub shape: Shape,
+    pub origin: FitOrigin,
+    /// The source id of the member's published points: "slim-v1".
+    pub source: &'static str,
+    /// How many of the member's published points the fit was made on (or shifted to).
     pub points: usize,
+    pub coefficients: Vec<f64>,
     /// Mean absolute leave-one-out error in percentage points.
     pub loo_mean_abs: f64,
     /// Largest absolute leave-one-out error.
     pub loo_max_abs: f64,
-    /// The span of the points that gave the fit its shape (for a borrowed fit, the donor's):
+    /// The span of the points that gave the fit its shape (for a shifted fit, the donor's):
     /// outside it an estimate is an extrapolation and says so.
     pub alpha_range: [f64; 2],
     pub resolution_range: [u32; 2],
-    pub description: String,
 }
 
 impl Fit {
+    /// A fit of `coefficients` with the summary of its absolute leave-one-out `errors`.
+    fn new(
+        shape: Shape,
+        origin: FitOrigin,
+        source: &'static str,
+        points: usize,
+        coefficients: Vec<f64>,
+        errors: &[f64],
+        (alpha_range, resolution_range): ([f64; 2], [u32; 2]),
+    ) -> Self {
+        Fit {
+            shape,
+            origin,
+            source,
+            points,
+            coefficients,
+            loo_mean_abs: errors.iter().sum::<f64>() / errors.len() as f64,
+            loo_max_abs: errors.iter().copied().fold(0.0, f64::max),
+            alpha_range,
+            resolution_range,
+        }
+    }
+
     fn span(data: &[(f64, u32, f64)]) -> ([f64; 2], [u32; 2]) {
         let alphas = data.iter().map(|p| p.0);
         let resolutions = data.iter().map(|p| p.1);
@@ -128,24 +339,21 @@ impl Fit {
         )
     }
 
-    /// "alpha 0.01 outside the fitted 0.35-1.4", or None inside the span.
-    pub fn extrapolation(&self, alpha: f64, resolution: u32) -> Option<String> {
-        let [a0, a1] = self.alpha_range;
+    /// The fitted value at (alpha, resolution), clamped to [0, 100], wherever that is.
+    pub fn predict(&self, alpha: f64, resolution: u32) -> f64 {
+        predict(&self.coefficients, alpha, resolution)
+    }
+
+    /// How far (alpha, resolution) lies outside the span, or None inside it.
+    pub fn extrapolation(&self, alpha: f64, resolution: u32) -> Option<Extrapolation> {
+        let beyond = |x: f64, [lo, hi]: [f64; 2]| (lo.ln() - x.ln()).max(x.ln() - hi.ln()).max(0.0);
         let [r0, r1] = self.resolution_range;
-        let fmt = crate::arch::config::format_alpha;
-        let mut out = Vec::new();
-        if alpha < a0 - 1e-9 || alpha > a1 + 1e-9 {
-            out.push(format!(
-                "alpha {} outside the fitted {}-{}",
-                fmt(alpha),
-                fmt(a0),
-                fmt(a1)
-            ));
-        }
-        if resolution < r0 || resolution > r1 {
-            out.push(format!("resolution {resolution} outside the fitted {r0}-{r1}"));
-        }
-        (!out.is_empty()).then(|| out.join(", "))
+        let e = Extrapolation {
+            ln_alpha: beyond(alpha, self.alpha_range),
+            ln_resolution: beyond(f64::from(resolution), [f64::from(r0), f64::from(r1)]),
+        };
+        // Alphas are parsed from printed decimals: treat a last-bit difference as inside.
+        (e.distance() > 1e-9).then_some(e)
     }
 }
 
@@ -202,8 +410,9 @@ struct PublishedPoint {
     resolution: u32,
     top1: Option<f64>,
     top5: Option<f64>,
-    /// "slim-v1 model table, MobileNet_v1_0.50_160".
-    label: String,
+    source: String,
+    table: String,
+    model: String,
 }
 
 impl PublishedPoint {
@@ -213,6 +422,17 @@ impl PublishedPoint {
             Metric::Top5 => self.top5,
         }
     }
+
+    fn accuracy(&self, metric: Metric) -> Option<Accuracy> {
+        Some(Accuracy {
+            value: self.metric(metric)?,
+            provenance: Provenance::Published {
+                source: self.source.clone(),
+                table: self.table.clone(),
+                model: self.model.clone(),
+            },
+        })
+    }
 }
 
 /// The (alpha, resolution) points `source` publishes for `member`, in table order.
@@ -221,12 +441,6 @@ pub(crate) fn published_grid(store: &Store, source: AccuracySource, member: Memb
         .iter()
         .map(|p| (p.alpha, p.resolution))
         .collect()
-}
-
-/// Mean and largest of the absolute leave-one-out errors.
-fn loo_summary(errors: &[f64]) -> (f64, f64) {
-    let mean = errors.iter().sum::<f64>() / errors.len() as f64;
-    (mean, errors.iter().copied().fold(0.0, f64::max))
 }
 
 /// Published accuracy of one member in one source, with the fits used for unpublished points.
@@ -242,14 +456,21 @@ pub struct AccuracyModel {
 impl AccuracyModel {
     pub fn new(store: &Store, source: AccuracySource, member: Member) -> Self {
         let points = Self::published_points(store, source, member);
-        let own = |metric| Self::fit(&points, source, member, metric);
+        let own = |metric| Self::fit(&points, source.source_id(member.family), metric);
         let (mut top1_fit, mut top5_fit) = (own(Metric::Top1), own(Metric::Top5));
         if top1_fit.is_none() || top5_fit.is_none() {
             let donor_member = Member::standard(Family::V2);
+            let donor_source = AccuracySource::Slim.source_id(Family::V2);
             let donor_points = Self::published_points(store, AccuracySource::Slim, donor_member);
             let borrow = |metric| {
-                let donor = Self::fit(&donor_points, AccuracySource::Slim, donor_member, metric)?;
-                Self::shifted(&donor, &points, source, member, metric)
+                let donor = Self::fit(&donor_points, donor_source, metric)?;
+                Self::shifted(
+                    &donor,
+                    donor_member,
+                    &points,
+                    source.source_id(member.family),
+                    metric,
+                )
             };
             top1_fit = top1_fit.or_else(|| borrow(Metric::Top1));
             top5_fit = top5_fit.or_else(|| borrow(Metric::Top5));
@@ -260,6 +481,14 @@ impl AccuracyModel {
             points,
             top1_fit,
             top5_fit,
+        }
+    }
+
+    /// The fit used for `metric`'s unpublished points, if the member has one.
+    pub fn fit_of(&self, metric: Metric) -> Option<&Fit> {
+        match metric {
+            Metric::Top1 => self.top1_fit.as_ref(),
+            Metric::Top5 => self.top5_fit.as_ref(),
         }
     }
 
@@ -281,7 +510,9 @@ impl AccuracyModel {
                 resolution,
                 top1: row.top1_value(),
                 top5: row.top5_value(),
-                label: format!("{} {}, {}", row.source, row.table, row.model),
+                source: row.source.clone(),
+                table: row.table.clone(),
+                model: row.model.clone(),
             });
         }
         points
@@ -294,14 +525,11 @@ impl AccuracyModel {
             .collect()
     }
 
-    /// Where the member's points come from, as fit descriptions name them: "slim-v2 v2".
-    fn points_name(source: AccuracySource, member: Member) -> String {
-        format!("{} {}", source.source_id(member.family), member.name())
-    }
-
-    fn fit(points: &[PublishedPoint], source: AccuracySource, member: Member, metric: Metric) -> Option<Fit> {
+    /// The member's own fit of `metric` over `points` (published in `source`).
+    fn fit(points: &[PublishedPoint], source: &'static str, metric: Metric) -> Option<Fit> {
         let data = Self::data(points, metric);
-        let terms = if data.len() >= 12 { 6 } else { 3 };
+        let shape = Shape::for_points(data.len());
+        let terms = shape.terms();
         if data.len() < terms + 2 {
             return None;
         }
@@ -323,95 +551,81 @@ impl AccuracyModel {
             let c = solve(&rest)?;
             errors.push((predict(&c, data[i].0, data[i].1) - data[i].2).abs());
         }
-        let (loo_mean_abs, loo_max_abs) = loo_summary(&errors);
-        let shape = if terms == 6 { "quadratic" } else { "linear" };
-        let (alpha_range, resolution_range) = Fit::span(&data);
-        Some(Fit {
-            alpha_range,
-            resolution_range,
-            description: format!(
-                "estimate: {shape} fit of {} in (ln alpha, ln resolution) over {} published points of {} (leave-one-out error mean {loo_mean_abs:.2}, max {loo_max_abs:.2} points)",
-                metric.name(),
-                data.len(),
-                Self::points_name(source, member)
-            ),
+        Some(Fit::new(
+            shape,
+            FitOrigin::Own,
+            source,
+            data.len(),
             coefficients,
-            points: data.len(),
-            loo_mean_abs,
-            loo_max_abs,
-        })
+            &errors,
+            Fit::span(&data),
+        ))
     }
 
-    /// `donor` moved up or down to pass through `points` on average; its leave-one-out error
-    /// is that of the shift (each point predicted from a shift fitted to the others).
+    /// `donor` (the own fit of `donor_member`) moved up or down to pass through `points`
+    /// (published in `source`) on average; its leave-one-out error is that of the shift (each
+    /// point predicted from a shift fitted to the others).
     fn shifted(
         donor: &Fit,
+        donor_member: Member,
         points: &[PublishedPoint],
-        source: AccuracySource,
-        member: Member,
+        source: &'static str,
         metric: Metric,
     ) -> Option<Fit> {
         let data = Self::data(points, metric);
         if data.len() < 2 {
             return None;
         }
-        let residual = |p: &(f64, u32, f64)| p.2 - predict(&donor.coefficients, p.0, p.1);
-        let residuals: Vec<f64> = data.iter().map(residual).collect();
+        let residuals: Vec<f64> = data.iter().map(|p| p.2 - donor.predict(p.0, p.1)).collect();
         let total: f64 = residuals.iter().sum();
         let shift = total / data.len() as f64;
         let errors: Vec<f64> = residuals
             .iter()
             .map(|r| (r - (total - r) / (data.len() - 1) as f64).abs())
             .collect();
-        let (loo_mean_abs, loo_max_abs) = loo_summary(&errors);
         let mut coefficients = donor.coefficients.clone();
         coefficients[0] += shift;
-        Some(Fit {
-            alpha_range: donor.alpha_range,
-            resolution_range: donor.resolution_range,
-            description: format!(
-                "estimate: the TF-slim v2 fit of {} (ln alpha, ln resolution; {} points) shifted by {shift:+.2} to the {} published points of {} (leave-one-out error mean {loo_mean_abs:.2}, max {loo_max_abs:.2} points)",
-                metric.name(),
-                donor.points,
-                data.len(),
-                Self::points_name(source, member)
-            ),
+        let origin = FitOrigin::Shifted {
+            donor: donor_member,
+            donor_source: donor.source,
+            donor_points: donor.points,
+            shift,
+        };
+        Some(Fit::new(
+            donor.shape,
+            origin,
+            source,
+            data.len(),
             coefficients,
-            points: data.len(),
-            loo_mean_abs,
-            loo_max_abs,
-        })
+            &errors,
+            (donor.alpha_range, donor.resolution_range),
+        ))
     }
 
-    /// The published figure for (alpha, resolution), else the fit's estimate, else None.
-    pub fn lookup(&self, alpha: f64, resolution: u32, metric: Metric) -> Option<Accuracy> {
+    /// The published figure for (alpha, resolution), else the fit's estimate within
+    /// `MAX_EXTRAPOLATION_RATIO` of its span, else why there is none.
+    pub fn lookup(&self, alpha: f64, resolution: u32, metric: Metric) -> Figure {
         let published = self
             .points
             .iter()
             .find(|p| (p.alpha - alpha).abs() < 1e-9 && p.resolution == resolution)
-            .and_then(|p| {
-                Some(Accuracy {
-                    value: p.metric(metric)?,
-                    source: p.label.clone(),
-                    estimated: false,
-                    extrapolated: false,
-                })
-            });
-        published.or_else(|| {
-            let fit = match metric {
-                Metric::Top1 => self.top1_fit.as_ref(),
-                Metric::Top5 => self.top5_fit.as_ref(),
-            }?;
-            let outside = fit.extrapolation(alpha, resolution);
-            Some(Accuracy {
-                value: predict(&fit.coefficients, alpha, resolution),
-                source: match &outside {
-                    Some(outside) => format!("{}; EXTRAPOLATED: {outside}", fit.description),
-                    None => fit.description.clone(),
-                },
-                estimated: true,
-                extrapolated: outside.is_some(),
-            })
+            .and_then(|p| p.accuracy(metric));
+        if let Some(published) = published {
+            return Ok(published);
+        }
+        let fit = self.fit_of(metric).ok_or(Unavailable::NoFit)?;
+        let extrapolation = fit.extrapolation(alpha, resolution);
+        if let Some(extrapolation) = extrapolation
+            && !extrapolation.within_limit()
+        {
+            return Err(Unavailable::BeyondLimit { extrapolation });
+        }
+        Ok(Accuracy {
+            value: fit.predict(alpha, resolution),
+            provenance: Provenance::Estimated {
+                fit: self.member,
+                extrapolation,
+            },
         })
     }
 }
@@ -423,61 +637,76 @@ mod tests {
     use crate::sweep::member::ALL as ALL_MEMBERS;
 
     const V1: Member = Member::standard(Family::V1);
+    const V2: Member = Member::standard(Family::V2);
+    const SOURCES: [AccuracySource; 4] = [
+        AccuracySource::Slim,
+        AccuracySource::SlimQuant,
+        AccuracySource::Paper,
+        AccuracySource::Tflite,
+    ];
 
     #[test]
     fn published_points_come_from_the_table() {
         let model = AccuracyModel::new(&Store::embedded(), AccuracySource::Slim, V1);
         let a = model.lookup(0.5, 160, Metric::Top1).unwrap();
         assert_eq!(a.value, 59.1);
-        assert!(!a.estimated);
-        assert!(a.source.contains("MobileNet_v1_0.50_160"));
+        assert!(!a.is_estimated() && a.is_trusted());
+        assert_eq!(
+            a.provenance,
+            Provenance::Published {
+                source: "slim-v1".into(),
+                table: "model table".into(),
+                model: "MobileNet_v1_0.50_160".into()
+            }
+        );
         assert_eq!(model.lookup(1.0, 224, Metric::Top5).unwrap().value, 89.9);
     }
 
     #[test]
-    fn unpublished_points_are_estimated_and_labelled() {
+    fn unpublished_points_are_estimated_by_the_members_fit() {
         let model = AccuracyModel::new(&Store::embedded(), AccuracySource::Slim, V1);
         let e = model.lookup(0.6, 176, Metric::Top1).unwrap();
-        assert!(e.estimated);
-        assert!(e.source.starts_with("estimate: quadratic"));
+        assert_eq!(
+            e.provenance,
+            Provenance::Estimated {
+                fit: V1,
+                extrapolation: None
+            }
+        );
         // Between the neighbours 0.5/160 (59.1) and 0.75/192 (67.2).
         assert!(e.value > 59.1 && e.value < 67.2, "{}", e.value);
         let fit = model.top1_fit.unwrap();
-        assert_eq!(fit.points, 16);
+        assert_eq!(
+            (fit.shape, fit.origin, fit.source, fit.points),
+            (Shape::Quadratic, FitOrigin::Own, "slim-v1", 16)
+        );
         assert!(fit.loo_mean_abs < 0.5 && fit.loo_max_abs < 1.0, "{fit:?}");
     }
 
     #[test]
     fn every_source_has_a_fit() {
-        for source in [
-            AccuracySource::Slim,
-            AccuracySource::SlimQuant,
-            AccuracySource::Paper,
-            AccuracySource::Tflite,
-        ] {
+        for source in SOURCES {
             let model = AccuracyModel::new(&Store::embedded(), source, V1);
             assert!(model.top1_fit.is_some(), "{source:?}");
-            assert!(model.lookup(0.25, 128, Metric::Top1).is_some());
+            assert!(model.lookup(0.25, 128, Metric::Top1).is_ok());
         }
     }
 
     #[test]
     fn v2_has_its_own_quadratic_fit() {
-        let model = AccuracyModel::new(
-            &Store::embedded(),
-            AccuracySource::Slim,
-            Member::standard(Family::V2),
-        );
+        let model = AccuracyModel::new(&Store::embedded(), AccuracySource::Slim, V2);
         let fit = model.top1_fit.as_ref().unwrap();
-        assert_eq!(fit.points, 22);
-        assert!(fit.description.contains("quadratic") && fit.description.contains("slim-v2 v2"));
+        assert_eq!(
+            (fit.shape, fit.origin, fit.source, fit.points),
+            (Shape::Quadratic, FitOrigin::Own, "slim-v2", 22)
+        );
         assert!(fit.loo_mean_abs < 1.0, "{fit:?}");
         let published = model.lookup(1.4, 224, Metric::Top1).unwrap();
-        assert_eq!((published.value, published.estimated), (75.0, false));
+        assert_eq!((published.value, published.is_estimated()), (75.0, false));
         let estimate = model.lookup(1.0, 176, Metric::Top1).unwrap();
         // Between 1.0/160 (68.8) and 1.0/192 (70.7).
         assert!(
-            estimate.estimated && estimate.value > 68.8 && estimate.value < 70.7,
+            estimate.is_estimated() && estimate.value > 68.8 && estimate.value < 70.7,
             "{estimate:?}"
         );
     }
@@ -485,31 +714,56 @@ mod tests {
     #[test]
     fn v3_borrows_the_v2_shape_shifted_to_its_points() {
         let store = Store::embedded();
-        let v2 = AccuracyModel::new(&store, AccuracySource::Slim, Member::standard(Family::V2));
-        let v3 = AccuracyModel::new(&store, AccuracySource::Slim, Member::standard(Family::V3Large));
-        let fit = v3.top1_fit.as_ref().unwrap();
-        assert_eq!(fit.points, 2);
-        assert!(fit.description.contains("shifted") && fit.description.contains("slim-v3 v3-large"));
-        // Same shape: only the constant differs.
+        let v3 = Member::standard(Family::V3Large);
+        let v2 = AccuracyModel::new(&store, AccuracySource::Slim, V2);
+        let model = AccuracyModel::new(&store, AccuracySource::Slim, v3);
+        let fit = model.top1_fit.as_ref().unwrap();
         let donor = v2.top1_fit.as_ref().unwrap();
-        assert_eq!(fit.coefficients[1..], donor.coefficients[1..]);
-        // The published points stay published; 0.75-224 (73.3) and 1.0-224 (75.2) bracket 0.9.
-        assert_eq!(v3.lookup(1.0, 224, Metric::Top1).unwrap().value, 75.2);
-        let mid = v3.lookup(0.9, 224, Metric::Top1).unwrap();
-        assert!(mid.estimated && mid.value > 73.3 && mid.value < 75.2, "{mid:?}");
-        // Lower resolution costs accuracy, as in v2.
-        assert!(v3.lookup(1.0, 160, Metric::Top1).unwrap().value < 75.2);
-        // Outside v2's grid the estimate says it is an extrapolation.
-        assert!(!mid.extrapolated && !mid.source.contains("EXTRAPOLATED"));
-        let far = v3.lookup(0.1, 224, Metric::Top1).unwrap();
-        assert!(far.extrapolated);
-        assert!(
-            far.source
-                .ends_with("EXTRAPOLATED: alpha 0.1 outside the fitted 0.35-1.4"),
-            "{far:?}"
+        assert_eq!(
+            (fit.source, fit.points, fit.shape),
+            ("slim-v3", 2, Shape::Quadratic)
         );
+        let FitOrigin::Shifted {
+            donor: donor_member,
+            donor_source,
+            donor_points,
+            shift,
+        } = fit.origin
+        else {
+            panic!("{fit:?}")
+        };
+        assert_eq!((donor_member, donor_source, donor_points), (V2, "slim-v2", 22));
+        // Same shape: only the constant differs, by the shift.
+        assert_eq!(fit.coefficients[1..], donor.coefficients[1..]);
+        assert_eq!(fit.coefficients[0], donor.coefficients[0] + shift);
+        assert_eq!(
+            (fit.alpha_range, fit.resolution_range),
+            (donor.alpha_range, donor.resolution_range)
+        );
+        // The published points stay published; 0.75-224 (73.3) and 1.0-224 (75.2) bracket 0.9.
+        assert_eq!(model.lookup(1.0, 224, Metric::Top1).unwrap().value, 75.2);
+        let mid = model.lookup(0.9, 224, Metric::Top1).unwrap();
+        assert!(
+            mid.is_estimated() && mid.value > 73.3 && mid.value < 75.2,
+            "{mid:?}"
+        );
+        // Lower resolution costs accuracy, as in v2.
+        assert!(model.lookup(1.0, 160, Metric::Top1).unwrap().value < 75.2);
+        // Outside v2's grid (alpha 0.35-1.4) the estimate is an extrapolation, then none.
+        assert!(!mid.is_extrapolated());
+        let near = model.lookup(0.3, 224, Metric::Top1).unwrap();
+        let e = near.extrapolation().unwrap();
+        assert!(
+            (e.ln_alpha - (0.35f64 / 0.3).ln()).abs() < 1e-12 && e.ln_resolution == 0.0,
+            "{e:?}"
+        );
+        assert!(matches!(
+            model.lookup(0.1, 224, Metric::Top1),
+            Err(Unavailable::BeyondLimit { .. })
+        ));
         // No top-5 is published for v3, so there is nothing to shift to.
-        assert!(v3.top5_fit.is_none() && v3.lookup(1.0, 224, Metric::Top5).is_none());
+        assert!(model.top5_fit.is_none());
+        assert_eq!(model.lookup(1.0, 224, Metric::Top5), Err(Unavailable::NoFit));
     }
 
     #[test]
@@ -517,7 +771,114 @@ mod tests {
         let model = AccuracyModel::new(&Store::embedded(), AccuracySource::Slim, ALL_MEMBERS[4]);
         assert!(model.top1_fit.is_none());
         assert_eq!(model.lookup(1.0, 224, Metric::Top1).unwrap().value, 72.3);
-        assert!(model.lookup(1.0, 192, Metric::Top1).is_none());
+        assert_eq!(model.lookup(1.0, 192, Metric::Top1), Err(Unavailable::NoFit));
+    }
+
+    #[test]
+    fn estimates_end_at_the_extrapolation_limit() {
+        let model = AccuracyModel::new(&Store::embedded(), AccuracySource::Slim, V1);
+        // v1's span is alpha 0.25-1.0, resolution 128-224: the limit is 1.25 and 280.
+        let top1 = |a, r| model.lookup(a, r, Metric::Top1);
+        assert!(top1(1.25, 224).unwrap().is_extrapolated());
+        assert!(top1(1.0, 280).unwrap().is_extrapolated());
+        assert!(top1(0.2, 128).unwrap().is_extrapolated());
+        for (a, r) in [(1.26, 224), (1.0, 281), (0.19, 128), (2.0, 1024), (1.8, 300)] {
+            let Err(Unavailable::BeyondLimit { extrapolation }) = top1(a, r) else {
+                panic!("{a}/{r}: {:?}", top1(a, r))
+            };
+            assert!(extrapolation.distance() > MAX_EXTRAPOLATION_RATIO.ln());
+        }
+        let e = model.top1_fit.as_ref().unwrap().extrapolation(2.0, 1024).unwrap();
+        assert!(
+            (e.ln_alpha - 2f64.ln()).abs() < 1e-12
+                && (e.ln_resolution - (1024.0f64 / 224.0).ln()).abs() < 1e-12
+        );
+    }
+
+    /// Every own and shifted fit of every source and member with a grid.
+    fn all_fits() -> Vec<(String, Metric, Fit)> {
+        let store = Store::embedded();
+        let mut fits = Vec::new();
+        for source in SOURCES {
+            for member in ALL_MEMBERS {
+                let model = AccuracyModel::new(&store, source, member);
+                for metric in Metric::ALL {
+                    if let Some(fit) = model.fit_of(metric) {
+                        fits.push((format!("{source:?} {member}"), metric, fit.clone()));
+                    }
+                }
+            }
+        }
+        fits
+    }
+
+    #[test]
+    fn extrapolation_limit_keeps_top1_fits_rising() {
+        let limit = MAX_EXTRAPOLATION_RATIO.ln();
+        for (name, metric, fit) in all_fits() {
+            let (a0, a1) = (fit.alpha_range[0].ln() - limit, fit.alpha_range[1].ln() + limit);
+            let r = fit.resolution_range.map(f64::from);
+            let (r0, r1) = (r[0].ln() - limit, r[1].ln() + limit);
+            let at = |u: f64, v: f64| fit.predict(u.exp(), v.exp().round() as u32);
+            let steps = 24;
+            let grid =
+                |lo: f64, hi: f64| (0..=steps).map(move |i| lo + (hi - lo) * f64::from(i) / f64::from(steps));
+            // The largest fall along either axis anywhere within the limit.
+            let mut fall: f64 = 0.0;
+            for u in grid(a0, a1) {
+                let column: Vec<f64> = grid(r0, r1).map(|v| at(u, v)).collect();
+                fall = fall.max(column.windows(2).map(|w| w[0] - w[1]).fold(0.0, f64::max));
+            }
+            for v in grid(r0, r1) {
+                let row: Vec<f64> = grid(a0, a1).map(|u| at(u, v)).collect();
+                fall = fall.max(row.windows(2).map(|w| w[0] - w[1]).fold(0.0, f64::max));
+            }
+            let allowed = if metric == Metric::Top1 { 0.0 } else { 0.25 };
+            assert!(
+                fall <= allowed,
+                "{name} {}: falls {fall:.2} within the limit",
+                metric.name()
+            );
+        }
+    }
+
+    #[test]
+    fn extrapolation_limit_is_within_the_edge_holdout_error() {
+        // Refit the TF-slim v1 and v2 grids without their outermost alpha or resolution
+        // column and predict it: the error of extrapolating one grid step (further than the
+        // limit) stays near the in-grid leave-one-out error.
+        let store = Store::embedded();
+        for member in [V1, V2] {
+            let points = AccuracyModel::published_points(&store, AccuracySource::Slim, member);
+            for metric in Metric::ALL {
+                let data = AccuracyModel::data(&points, metric);
+                let (alphas, resolutions) = Fit::span(&data);
+                // (alpha axis?, the held-out column's value): the outermost columns.
+                let columns = [
+                    (true, alphas[1]),
+                    (true, alphas[0]),
+                    (false, f64::from(resolutions[1])),
+                    (false, f64::from(resolutions[0])),
+                ];
+                for (on_alpha, column) in columns {
+                    let out = |p: &&(f64, u32, f64)| if on_alpha { p.0 } else { f64::from(p.1) } == column;
+                    let rest: Vec<&(f64, u32, f64)> = data.iter().filter(|p| !out(p)).collect();
+                    let x: Vec<Vec<f64>> = rest.iter().map(|p| features(p.0, p.1, 6)).collect();
+                    let y: Vec<f64> = rest.iter().map(|p| p.2).collect();
+                    let c = least_squares(&x, &y).unwrap();
+                    for p in data.iter().filter(out) {
+                        let error = (predict(&c, p.0, p.1) - p.2).abs();
+                        assert!(
+                            error < 2.5,
+                            "{member} {} {}/{}: {error:.2}",
+                            metric.name(),
+                            p.0,
+                            p.1
+                        );
+                    }
+                }
+            }
+        }
     }
 
     #[test]

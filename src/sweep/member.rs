@@ -15,8 +15,8 @@ use serde::Serialize;
 use crate::arch::{Config, ConfigError, Family};
 use crate::published::Store;
 
-/// One member of the family as a sweep names it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+/// One member of the family as a sweep names it; serialised as its name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Member {
     pub family: Family,
     /// MobileNetV3's minimalistic model (no SE, ReLU, 3x3 kernels).
@@ -64,15 +64,6 @@ impl Member {
         }
     }
 
-    /// The `variant` column of `presets/published` this member's rows carry.
-    pub fn published_variant(self) -> &'static str {
-        if self.minimalistic {
-            "minimalistic"
-        } else {
-            "standard"
-        }
-    }
-
     /// The model at one grid point.
     pub fn config(self, alpha: f64, resolution: u32) -> Result<Config, ConfigError> {
         Config::build(
@@ -112,7 +103,7 @@ impl Member {
 
 /// `values` without repeats, in first-seen order. Exact equality is right here: the values are
 /// parsed from the same printed figures, so a repeat is bit-identical.
-fn distinct<T: PartialEq>(values: impl Iterator<Item = T>) -> Vec<T> {
+pub(crate) fn distinct<T: PartialEq>(values: impl Iterator<Item = T>) -> Vec<T> {
     let mut out = Vec::new();
     for v in values {
         if !out.contains(&v) {
@@ -125,6 +116,12 @@ fn distinct<T: PartialEq>(values: impl Iterator<Item = T>) -> Vec<T> {
 impl fmt::Display for Member {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.name())
+    }
+}
+
+impl Serialize for Member {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.name())
     }
 }
 
@@ -151,6 +148,14 @@ mod tests {
             "v4".parse::<Member>()
                 .unwrap_err()
                 .contains("v3-small-minimalistic")
+        );
+    }
+
+    #[test]
+    fn members_serialise_as_their_names() {
+        assert_eq!(
+            serde_json::to_string(&ALL[5]).unwrap(),
+            "\"v3-small-minimalistic\""
         );
     }
 

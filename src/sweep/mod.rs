@@ -1,21 +1,31 @@
 //! Trade-off sweeps over members of the family and their (alpha, resolution) grids: the
 //! analytic columns from the cost model, measured latency, published or estimated accuracy,
 //! the Pareto front across every row and budgets that pick across members.
+//!
+//! Building a report: [`SweepReport::new`] with the members' [`AccuracyModel`]s, then one
+//! [`SweepRow::new`] per grid point (timing filled in by the caller), then
+//! [`SweepReport::finish`], which marks the Pareto fronts and applies the budget. Nothing here
+//! formats: `report::sweep_document` and `report::sweep_plot_svg` do.
 
 pub mod accuracy;
 pub mod member;
 mod pareto;
-pub mod plot;
 
-pub use accuracy::{Accuracy, AccuracyModel, AccuracySource, Fit, Metric};
+pub use accuracy::{
+    Accuracy, AccuracyModel, AccuracySource, Extrapolation, Figure, Fit, FitOrigin, MAX_EXTRAPOLATION_RATIO,
+    Metric, Provenance, Shape, Unavailable,
+};
 pub use member::Member;
-pub use pareto::{Budget, apply_budget, mark_pareto};
+pub use pareto::{Budget, NoBest, apply_budget, mark_pareto};
 
 use serde::Serialize;
 
 use crate::arch::Config;
 use crate::bench::{Environment, Summary};
 use crate::cost::Totals;
+
+/// The version of the JSON `SweepReport` serialises to (docs/schema/sweep.schema.json).
+pub const SCHEMA_VERSION: u32 = 3;
 
 /// One point of a sweep.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -24,8 +34,8 @@ pub struct SweepRow {
     pub minimalistic: bool,
     pub alpha: f64,
     pub resolution: u32,
-    /// "v1 0.5-160", "v3-small-minimalistic 1.0-224".
-    pub label: String,
+    /// Classes of the classifier the costs are for (the ImageNet head: 1000).
+    pub classes: u32,
     pub mult_adds: u64,
     /// Conv + FC weights (paper convention).
     pub params: u64,
@@ -37,31 +47,34 @@ pub struct SweepRow {
     pub latency_ms: Option<Summary>,
     /// Images per second at the median latency.
     pub throughput: Option<f64>,
-    pub top1: Option<Accuracy>,
-    pub top5: Option<Accuracy>,
-    /// No other row is at least as fast (or, without timing, as cheap in mult-adds) and at least
-    /// as accurate, and better in one.
+    #[serde(serialize_with = "accuracy::serialize_figure")]
+    pub top1: Figure,
+    #[serde(serialize_with = "accuracy::serialize_figure")]
+    pub top5: Figure,
+    /// On the front of the sweep's cost (median latency when every row was timed, else
+    /// mult-adds) against top-1: no other row is at least as cheap and at least as accurate,
+    /// and better in one. Only rows with a published or in-span estimated top-1 take part.
     pub pareto: bool,
+    /// The same front with mult-adds as the cost, whether or not the rows were timed.
+    pub pareto_mult_adds: bool,
     /// Whether the row meets every budget given; None when no budget was given.
     pub fits_budget: Option<bool>,
-    /// The most accurate row within budget (ties: the fastest).
+    /// The most accurate row within budget (ties: the cheapest), among rows whose top-1 is
+    /// published or estimated within its fit's span.
     pub best: bool,
 }
 
 impl SweepRow {
-    /// The analytic part of a row; timing, accuracy and flags are filled in later.
-    pub fn analytic(config: &Config, totals: &Totals) -> Self {
+    /// A row for `config` (a model of `accuracy`'s member): the analytic columns from
+    /// `totals`, the accuracy from `accuracy`; timing and flags are filled in later.
+    pub fn new(config: &Config, totals: &Totals, accuracy: &AccuracyModel) -> Self {
+        debug_assert_eq!(Member::of(config), accuracy.member);
         SweepRow {
             family: config.family,
             minimalistic: config.minimalistic,
             alpha: config.alpha,
             resolution: config.resolution,
-            label: format!(
-                "{} {}-{}",
-                Member::of(config),
-                crate::arch::config::format_alpha(config.alpha),
-                config.resolution
-            ),
+            classes: config.classes,
             mult_adds: totals.mult_adds,
             params: totals.params,
             params_deployed: totals.params_deployed,
@@ -70,9 +83,10 @@ impl SweepRow {
             activation_peak_bytes: totals.activation_peak_bytes,
             latency_ms: None,
             throughput: None,
-            top1: None,
-            top5: None,
+            top1: accuracy.lookup(config.alpha, config.resolution, Metric::Top1),
+            top5: accuracy.lookup(config.alpha, config.resolution, Metric::Top5),
             pareto: false,
+            pareto_mult_adds: false,
             fits_budget: None,
             best: false,
         }
@@ -85,19 +99,40 @@ impl SweepRow {
         }
     }
 
-    /// The label without the member: "0.5-160".
-    pub fn point(&self) -> &str {
-        self.label.split_once(' ').map_or(&self.label, |(_, point)| point)
+    pub fn figure(&self, metric: Metric) -> &Figure {
+        match metric {
+            Metric::Top1 => &self.top1,
+            Metric::Top5 => &self.top5,
+        }
+    }
+
+    /// The top-1 figure the front and the budget's best may rest on: published or estimated
+    /// within its fit's span.
+    pub fn trusted_top1(&self) -> Option<f64> {
+        self.top1
+            .as_ref()
+            .ok()
+            .filter(|a| a.is_trusted())
+            .map(|a| a.value)
     }
 }
 
 /// The fits used for one member's estimated accuracies, reported with the results.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct FitReport {
-    /// The member's name: "v2", "v3-large-minimalistic".
-    pub family: String,
+    /// Serialised as the member's name: "v2", "v3-large-minimalistic".
+    pub family: Member,
     pub top1: Option<Fit>,
     pub top5: Option<Fit>,
+}
+
+impl FitReport {
+    pub fn fit(&self, metric: Metric) -> Option<&Fit> {
+        match metric {
+            Metric::Top1 => self.top1.as_ref(),
+            Metric::Top5 => self.top5.as_ref(),
+        }
+    }
 }
 
 /// A whole sweep, as written to JSON.
@@ -108,14 +143,74 @@ pub struct SweepReport {
     pub batch: usize,
     pub warmup: usize,
     pub accuracy_source: AccuracySource,
-    /// The members swept, in order: "v1", "v2", ...
-    pub families: Vec<String>,
+    /// The members swept, in order.
+    pub families: Vec<Member>,
     /// One per member.
     pub fits: Vec<FitReport>,
+    /// [`MAX_EXTRAPOLATION_RATIO`]: how far beyond a fit's span estimates are given.
+    pub max_extrapolation_ratio: f64,
     pub budget: Budget,
-    /// Label of the best row within budget, if any row fits.
-    pub best: Option<String>,
+    /// Index in `rows` of the best row within budget, if there is one.
+    pub best: Option<usize>,
+    /// Why `best` is null although a budget was given.
+    pub no_best: Option<NoBest>,
     /// True while the sweep is still running (a partial file written after each row).
     pub complete: bool,
     pub rows: Vec<SweepRow>,
+}
+
+impl SweepReport {
+    /// An empty sweep of `models`' members, in order; rows are pushed as they are measured.
+    pub fn new(
+        environment: Environment,
+        batch: usize,
+        warmup: usize,
+        accuracy_source: AccuracySource,
+        models: &[AccuracyModel],
+        budget: Budget,
+    ) -> Self {
+        SweepReport {
+            schema_version: SCHEMA_VERSION,
+            environment,
+            batch,
+            warmup,
+            accuracy_source,
+            families: models.iter().map(|m| m.member).collect(),
+            fits: models
+                .iter()
+                .map(|m| FitReport {
+                    family: m.member,
+                    top1: m.top1_fit.clone(),
+                    top5: m.top5_fit.clone(),
+                })
+                .collect(),
+            max_extrapolation_ratio: MAX_EXTRAPOLATION_RATIO,
+            budget,
+            best: None,
+            no_best: None,
+            complete: false,
+            rows: Vec::new(),
+        }
+    }
+
+    /// Marks the Pareto fronts and the budget's fitting and best rows; the sweep is complete.
+    pub fn finish(&mut self) {
+        mark_pareto(&mut self.rows);
+        match apply_budget(&mut self.rows, &self.budget) {
+            Some(Ok(best)) => self.best = Some(best),
+            Some(Err(reason)) => self.no_best = Some(reason),
+            None => {}
+        }
+        self.complete = true;
+    }
+
+    /// The fit `member` uses for `metric`'s estimates.
+    pub fn fit(&self, member: Member, metric: Metric) -> Option<&Fit> {
+        self.fits.iter().find(|f| f.family == member)?.fit(metric)
+    }
+
+    /// Whether every row was timed (the front's cost is then latency).
+    pub fn timed(&self) -> bool {
+        !self.rows.is_empty() && self.rows.iter().all(|r| r.latency_ms.is_some())
+    }
 }

@@ -1,4 +1,8 @@
 //! The Pareto front of latency (or mult-adds) against top-1 accuracy, and budgets.
+//!
+//! Both rest only on top-1 figures that are published or estimated within the span of their
+//! fit (`Accuracy::is_trusted`): an extrapolated estimate is reported, but it neither joins
+//! nor pushes rows off the front, and it is never the best row within budget.
 
 use serde::Serialize;
 
@@ -15,19 +19,33 @@ fn costs(rows: &[SweepRow]) -> Vec<f64> {
         .collect()
 }
 
-/// Marks the rows no other row dominates: at least as fast and at least as accurate, and
-/// strictly better in one. Rows without a top-1 figure are never on the front.
-pub fn mark_pareto(rows: &mut [SweepRow]) {
-    let cost = costs(rows);
-    let acc: Vec<Option<f64>> = rows.iter().map(|r| r.top1.as_ref().map(|a| a.value)).collect();
-    for i in 0..rows.len() {
-        rows[i].pareto = acc[i].is_some_and(|ai| {
-            !(0..rows.len()).any(|j| {
-                j != i
-                    && acc[j]
-                        .is_some_and(|aj| cost[j] <= cost[i] && aj >= ai && (cost[j] < cost[i] || aj > ai))
+/// For each row, whether no other row dominates it: at least as cheap and at least as
+/// accurate, and strictly better in one. Rows without a trusted top-1 are never on it.
+fn front(cost: &[f64], top1: &[Option<f64>]) -> Vec<bool> {
+    (0..cost.len())
+        .map(|i| {
+            top1[i].is_some_and(|ai| {
+                !(0..cost.len()).any(|j| {
+                    j != i
+                        && top1[j].is_some_and(|aj| {
+                            cost[j] <= cost[i] && aj >= ai && (cost[j] < cost[i] || aj > ai)
+                        })
+                })
             })
-        });
+        })
+        .collect()
+}
+
+/// Marks the rows on the front of the sweep's cost (`pareto`) and of mult-adds
+/// (`pareto_mult_adds`) against top-1.
+pub fn mark_pareto(rows: &mut [SweepRow]) {
+    let top1: Vec<Option<f64>> = rows.iter().map(SweepRow::trusted_top1).collect();
+    let mult_adds: Vec<f64> = rows.iter().map(|r| r.mult_adds as f64).collect();
+    let on_cost = front(&costs(rows), &top1);
+    let on_mult_adds = front(&mult_adds, &top1);
+    for ((row, pareto), pareto_mult_adds) in rows.iter_mut().zip(on_cost).zip(on_mult_adds) {
+        row.pareto = pareto;
+        row.pareto_mult_adds = pareto_mult_adds;
     }
 }
 
@@ -54,14 +72,26 @@ impl Budget {
             .is_none_or(|max| row.weight_bytes_f32 as f64 / 1e6 <= max);
         let top1_ok = self
             .min_top1
-            .is_none_or(|min| row.top1.as_ref().is_some_and(|a| a.value >= min));
+            .is_none_or(|min| row.top1.as_ref().is_ok_and(|a| a.value >= min));
         latency_ok && size_ok && top1_ok
     }
 }
 
-/// Marks the rows within `budget` and the best of them (highest top-1, ties broken by lower
-/// cost). Returns the index of the best row.
-pub fn apply_budget(rows: &mut [SweepRow], budget: &Budget) -> Option<usize> {
+/// Why a budget has no best row.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum NoBest {
+    /// No row meets the budget.
+    NoRowFits,
+    /// Rows meet the budget, but none has a published top-1 or one estimated within its
+    /// fit's span: their top-1 is extrapolated or unavailable.
+    NoTrustedTop1,
+}
+
+/// Marks the rows within `budget` and the best of them: the highest trusted top-1, ties broken
+/// by lower cost. Returns the index of the best row, or why there is none; None when no
+/// budget is set.
+pub fn apply_budget(rows: &mut [SweepRow], budget: &Budget) -> Option<Result<usize, NoBest>> {
     if !budget.is_set() {
         return None;
     }
@@ -69,31 +99,39 @@ pub fn apply_budget(rows: &mut [SweepRow], budget: &Budget) -> Option<usize> {
     for row in rows.iter_mut() {
         row.fits_budget = Some(budget.fits(row));
     }
-    let best = (0..rows.len())
+    let fitting: Vec<usize> = (0..rows.len())
         .filter(|&i| rows[i].fits_budget == Some(true))
-        .max_by(|&a, &b| {
-            let acc = |i: usize| rows[i].top1.as_ref().map_or(f64::NEG_INFINITY, |t| t.value);
-            acc(a).total_cmp(&acc(b)).then(cost[b].total_cmp(&cost[a]))
-        });
-    if let Some(i) = best {
-        rows[i].best = true;
+        .collect();
+    if fitting.is_empty() {
+        return Some(Err(NoBest::NoRowFits));
     }
-    best
+    let best = fitting
+        .into_iter()
+        .filter_map(|i| Some((i, rows[i].trusted_top1()?)))
+        .max_by(|&(a, top1_a), &(b, top1_b)| top1_a.total_cmp(&top1_b).then(cost[b].total_cmp(&cost[a])))
+        .map(|(i, _)| i);
+    let Some(best) = best else {
+        return Some(Err(NoBest::NoTrustedTop1));
+    };
+    rows[best].best = true;
+    Some(Ok(best))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::bench::Summary;
-    use crate::sweep::Accuracy;
+    use crate::sweep::{Accuracy, Extrapolation, Member, Provenance, Unavailable};
 
-    fn row(label: &str, ms: f64, top1: f64, size: u64) -> SweepRow {
+    const V1: Member = Member::standard(crate::arch::Family::V1);
+
+    fn row(ms: f64, top1: f64, size: u64) -> SweepRow {
         SweepRow {
             family: crate::arch::Family::V1,
             minimalistic: false,
             alpha: 1.0,
             resolution: 224,
-            label: label.into(),
+            classes: 1000,
             mult_adds: (ms * 1e6) as u64,
             params: 0,
             params_deployed: 0,
@@ -102,49 +140,93 @@ mod tests {
             activation_peak_bytes: 0,
             latency_ms: Summary::of(&[ms]),
             throughput: None,
-            top1: Some(Accuracy {
+            top1: Ok(Accuracy {
                 value: top1,
-                source: "test".into(),
-                estimated: false,
-                extrapolated: false,
+                provenance: Provenance::Estimated {
+                    fit: V1,
+                    extrapolation: None,
+                },
             }),
-            top5: None,
+            top5: Err(Unavailable::NoFit),
             pareto: false,
+            pareto_mult_adds: false,
             fits_budget: None,
             best: false,
         }
     }
 
+    fn extrapolated(mut row: SweepRow) -> SweepRow {
+        let extrapolation = Some(Extrapolation {
+            ln_alpha: 0.1,
+            ln_resolution: 0.0,
+        });
+        if let Ok(a) = &mut row.top1 {
+            a.provenance = Provenance::Estimated {
+                fit: V1,
+                extrapolation,
+            };
+        }
+        row
+    }
+
+    fn on_front(rows: &[SweepRow]) -> Vec<usize> {
+        (0..rows.len()).filter(|&i| rows[i].pareto).collect()
+    }
+
     #[test]
     fn dominated_rows_are_off_the_front() {
         let mut rows = vec![
-            row("fast", 1.0, 50.0, 1),
-            row("slow-bad", 3.0, 55.0, 1),
-            row("mid", 2.0, 60.0, 1),
-            row("slow-good", 4.0, 70.0, 1),
-            row("tie", 2.0, 60.0, 1),
+            row(1.0, 50.0, 1),
+            row(3.0, 55.0, 1),
+            row(2.0, 60.0, 1),
+            row(4.0, 70.0, 1),
+            row(2.0, 60.0, 1),
         ];
         mark_pareto(&mut rows);
-        let front: Vec<&str> = rows
-            .iter()
-            .filter(|r| r.pareto)
-            .map(|r| r.label.as_str())
-            .collect();
-        assert_eq!(front, ["fast", "mid", "slow-good", "tie"]);
+        assert_eq!(on_front(&rows), [0, 2, 3, 4]);
+        // The mock rows cost mult-adds in proportion to latency: the same front.
+        assert!(rows.iter().all(|r| r.pareto == r.pareto_mult_adds));
+    }
+
+    #[test]
+    fn the_mult_adds_front_is_kept_apart_from_the_latency_front() {
+        // Row 1 is faster than row 0 but has more mult-adds.
+        let mut rows = vec![row(2.0, 60.0, 1), row(1.0, 60.0, 1)];
+        rows[1].mult_adds = 3_000_000;
+        mark_pareto(&mut rows);
+        assert_eq!(on_front(&rows), [1]);
+        assert_eq!(
+            [rows[0].pareto_mult_adds, rows[1].pareto_mult_adds],
+            [true, false]
+        );
+    }
+
+    #[test]
+    fn extrapolated_rows_neither_join_nor_push_rows_off_the_front() {
+        let mut rows = vec![
+            row(1.0, 50.0, 1),
+            extrapolated(row(0.5, 80.0, 1)),
+            row(2.0, 60.0, 1),
+        ];
+        rows.push(row(3.0, 55.0, 1));
+        rows[3].top1 = Err(Unavailable::NoFit);
+        mark_pareto(&mut rows);
+        assert_eq!(on_front(&rows), [0, 2]);
+        assert!(!rows[1].pareto_mult_adds);
     }
 
     #[test]
     fn budget_picks_the_most_accurate_fitting_row() {
         let mut rows = vec![
-            row("a", 1.0, 50.0, 1_000_000),
-            row("b", 2.0, 60.0, 5_000_000),
-            row("c", 4.0, 70.0, 1),
+            row(1.0, 50.0, 1_000_000),
+            row(2.0, 60.0, 5_000_000),
+            row(4.0, 70.0, 1),
         ];
         let budget = Budget {
             max_latency_ms: Some(3.0),
             ..Budget::default()
         };
-        assert_eq!(apply_budget(&mut rows, &budget), Some(1));
+        assert_eq!(apply_budget(&mut rows, &budget), Some(Ok(1)));
         assert_eq!(
             rows.iter().map(|r| r.fits_budget).collect::<Vec<_>>(),
             [Some(true), Some(true), Some(false)]
@@ -155,12 +237,35 @@ mod tests {
             ..Budget::default()
         };
         let mut rows2 = rows.clone();
-        assert_eq!(apply_budget(&mut rows2, &size), Some(2));
+        assert_eq!(apply_budget(&mut rows2, &size), Some(Ok(2)));
         let impossible = Budget {
             min_top1: Some(99.0),
             ..Budget::default()
         };
-        assert_eq!(apply_budget(&mut rows.clone(), &impossible), None);
+        assert_eq!(
+            apply_budget(&mut rows.clone(), &impossible),
+            Some(Err(NoBest::NoRowFits))
+        );
         assert_eq!(apply_budget(&mut rows, &Budget::default()), None);
+    }
+
+    #[test]
+    fn the_best_row_is_never_an_extrapolation() {
+        let budget = Budget {
+            max_latency_ms: Some(3.0),
+            ..Budget::default()
+        };
+        let mut rows = vec![
+            row(1.0, 50.0, 1),
+            extrapolated(row(2.0, 60.0, 1)),
+            row(4.0, 70.0, 1),
+        ];
+        assert_eq!(apply_budget(&mut rows, &budget), Some(Ok(0)));
+        assert_eq!(rows[1].fits_budget, Some(true));
+        let mut only = vec![extrapolated(row(2.0, 60.0, 1)), row(4.0, 70.0, 1)];
+        only.push(row(1.0, 0.0, 1));
+        only[2].top1 = Err(Unavailable::NoFit);
+        assert_eq!(apply_budget(&mut only, &budget), Some(Err(NoBest::NoTrustedTop1)));
+        assert!(only.iter().all(|r| !r.best));
     }
 }

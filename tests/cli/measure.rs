@@ -29,7 +29,7 @@ fn sweep_snapshots_of_every_format() {
 #[test]
 fn sweep_json_schema() {
     let v: Value = serde_json::from_str(&stdout(&[&SWEEP[..], &["--format", "json"]].concat())).unwrap();
-    assert_eq!(v["schema_version"], 2);
+    assert_eq!(v["schema_version"], 3);
     assert_eq!(v["families"], serde_json::json!(["v1"]));
     assert!(v["environment"]["cpu_model"].is_string());
     assert_eq!(v["complete"], true);
@@ -48,9 +48,24 @@ fn sweep_json_schema() {
         }
         assert!(row["mult_adds"].is_u64());
         assert!(row["latency_ms"]["median"].is_f64() && row["latency_ms"]["p90"].is_f64());
+        assert_eq!(row["classes"], 1000);
         let top1 = &row["top1"];
-        assert!(top1["value"].is_f64() && top1["source"].is_string());
-        assert_eq!(top1["estimated"], false, "the paper grid is published");
+        assert!(top1["value"].is_f64());
+        assert_eq!(
+            top1["provenance"]["type"], "published",
+            "the paper grid is published"
+        );
+        assert_eq!(top1["provenance"]["source"], "slim-v1");
+        assert!(
+            top1["provenance"]["model"]
+                .as_str()
+                .unwrap()
+                .starts_with("MobileNet_v1_")
+        );
+        assert_eq!(
+            (&top1["estimated"], &top1["extrapolated"]),
+            (&Value::Bool(false), &Value::Bool(false))
+        );
     }
     // The mock latency is proportional to mult-adds, so the front is every point that is more
     // accurate than every cheaper one: 1.0-224 is on it.
@@ -83,14 +98,23 @@ fn sweep_estimates_unpublished_points_and_applies_budgets() {
     let rows = v["rows"].as_array().unwrap();
     let estimated: Vec<&Value> = rows.iter().filter(|r| r["top1"]["estimated"] == true).collect();
     assert_eq!(estimated.len(), 3, "only 1.0-224 is published");
-    assert!(
-        estimated[0]["top1"]["source"]
-            .as_str()
-            .unwrap()
-            .starts_with("estimate:")
-    );
+    for e in estimated {
+        assert_eq!(
+            e["top1"]["provenance"],
+            serde_json::json!({"type": "estimated", "fit": "v1", "extrapolation": null})
+        );
+        assert_eq!(
+            e["top1"]["extrapolated"], false,
+            "176 and 0.6 are inside v1's published span"
+        );
+    }
     // 1.0 weights are 16.9 MB at f32: over the 10 MB budget; the best is the larger 0.6 model.
-    assert_eq!(v["best"], "v1 0.6-224");
+    let best = &rows[v["best"].as_u64().unwrap() as usize];
+    assert_eq!(
+        (&best["alpha"], &best["resolution"], &best["best"]),
+        (&Value::from(0.6), &Value::from(224), &Value::Bool(true))
+    );
+    assert!(v["no_best"].is_null());
     assert!(
         rows.iter()
             .filter(|r| r["alpha"] == 1.0)
@@ -194,21 +218,31 @@ fn sweep_across_families_has_one_front_and_one_budget() {
     assert!(rows.iter().all(|r| r["top1"]["estimated"] == false));
     // The front spans families: v3-large 1.0 (75.2%) is the most accurate, v2 0.35-96 among
     // the cheapest.
-    let on_front = |label: &str| rows.iter().any(|r| r["label"] == label && r["pareto"] == true);
-    assert!(on_front("v3-large 1.0-224") && on_front("v2 0.35-96"));
+    let row = |family: &str, alpha: f64, resolution: u32| {
+        rows.iter()
+            .find(|r| {
+                r["family"] == family
+                    && r["minimalistic"] == false
+                    && r["alpha"] == alpha
+                    && r["resolution"] == resolution
+            })
+            .unwrap()
+    };
+    let on_front = |family, alpha, resolution| row(family, alpha, resolution)["pareto"] == true;
+    assert!(on_front("v3-large", 1.0, 224) && on_front("v2", 0.35, 96));
     assert!(
-        !on_front("v1 1.0-224"),
+        !on_front("v1", 1.0, 224),
         "v1 1.0-224 is dominated by v3-large 0.75-224"
     );
     // The budget picks across families: the most accurate row within 7 ms (mock: 10 mult-adds
     // per ns plus up to 9% jitter, so 64-70 M mult-adds).
     let best = rows.iter().find(|r| r["best"] == true).unwrap();
-    assert_eq!(v["best"], best["label"]);
+    assert_eq!(&rows[v["best"].as_u64().unwrap() as usize], best);
     let best_top1 = best["top1"]["value"].as_f64().unwrap();
     for r in rows.iter().filter(|r| r["fits_budget"] == true) {
         assert!(r["top1"]["value"].as_f64().unwrap() <= best_top1);
     }
-    assert_eq!(best["label"], "v3-small 1.0-224");
+    assert_eq!(best, row("v3-small", 1.0, 224));
 }
 
 #[test]
@@ -226,9 +260,17 @@ fn sweep_families_with_a_resolution_axis_estimate_by_family() {
     // v2 at 160 is published for every width but 1.4 and 1.3; v3-small's 160 is estimated from
     // the v2 shape; the minimalistic model has one published point: no estimate.
     assert!(out.contains("| v2 | 1.4 | 160 |") && out.contains("| v2 | 1.0 | 160 |"));
-    assert!(out.contains("* v2: estimate: quadratic fit of top-1"));
-    assert!(out.contains("* v3-small: estimate: the TF-slim v2 fit of top-1"));
-    assert!(out.contains("too few published points to estimate one (v3-small-minimalistic 1.0-160)"));
+    assert!(out.contains(
+        "* v2 top-1: quadratic fit in (ln alpha, ln resolution) over the 22 published points of slim-v2"
+    ));
+    assert!(out.contains(
+        "* v3-small top-1: the quadratic fit over the 22 published points of slim-v2 v2 (alpha 0.35-1.4, resolution 96-224), shifted by"
+    ));
+    assert!(out.contains("top-1 -: no published figure and too few published points to estimate one (v3-small-minimalistic 1.0-160)"));
+    // TF-slim publishes no top-5 for v3.
+    assert!(out.contains(
+        "top-5 -: no published figure and too few published points to estimate one (v3-small 1.0-160,"
+    ));
     let csv = stdout(&[
         "sweep",
         "--no-timing",
@@ -242,9 +284,154 @@ fn sweep_families_with_a_resolution_axis_estimate_by_family() {
         lines
             .next()
             .unwrap()
-            .starts_with("family,minimalistic,alpha,resolution,")
+            .starts_with("family,minimalistic,alpha,resolution,classes,")
     );
-    assert!(lines.next().unwrap().starts_with("v3-large,true,1,224,"));
+    let row = lines.next().unwrap();
+    assert!(row.starts_with("v3-large,true,1,224,1000,"), "{row}");
+    assert!(
+        row.contains(",72.3,published,slim-v3,Large minimalistic (float),,no-fit,,,"),
+        "{row}"
+    );
+}
+
+/// Defect 6, first reproduction: a grid reaching past v1's published widths and resolutions.
+#[test]
+fn sweep_budget_best_is_published_or_in_span_never_extrapolated() {
+    let args = [
+        "sweep",
+        "--no-timing",
+        "--alphas",
+        "0.6,1.0,1.8",
+        "--resolutions",
+        "96,224,300",
+        "--max-size-mb",
+        "60",
+    ];
+    // 1.8-300 (an extrapolation to 74%) used to be named best.
+    let table = stdout(&args);
+    assert!(table.contains("best within budget: v1 1.0-224"), "{table}");
+    assert!(
+        table.contains("top-1 -: no estimate more than 25% beyond the span of the fit's points (v1: alpha 0.25-1.0, resolution 128-224): v1 0.6-96,"),
+        "{table}"
+    );
+
+    let v: Value = serde_json::from_str(&stdout(&[&args[..], &["--format", "json"]].concat())).unwrap();
+    let rows = v["rows"].as_array().unwrap();
+    // Every row fits 60 MB.
+    assert!(rows.iter().all(|r| r["fits_budget"] == true));
+    let best = &rows[v["best"].as_u64().expect("a best row") as usize];
+    assert_eq!(
+        (&best["alpha"], &best["resolution"]),
+        (&Value::from(1.0), &Value::from(224))
+    );
+    assert_eq!(best["top1"]["provenance"]["type"], "published");
+    // Every figure says whether it is extrapolated; 1.8, 96 and 300 are more than 25% outside
+    // v1's published 0.25-1.0 and 128-224, so they get none, with the reason.
+    for r in rows {
+        for metric in ["top1", "top5"] {
+            let figure = &r[metric];
+            let inside = [0.6, 1.0].contains(&r["alpha"].as_f64().unwrap()) && r["resolution"] == 224;
+            if inside {
+                assert_eq!(figure["extrapolated"], false, "{r}");
+            } else {
+                assert!(figure["value"].is_null(), "{r}");
+                assert_eq!(figure["unavailable"]["reason"], "beyond-limit", "{r}");
+            }
+        }
+    }
+    // Within 25% of the span an estimate is given but marked; it is neither on the front nor
+    // best, and when only such rows fit, the report says so.
+    let near = [
+        "sweep",
+        "--no-timing",
+        "--alphas",
+        "1.0,1.2",
+        "--resolutions",
+        "224",
+        "--max-size-mb",
+        "60",
+    ];
+    let v: Value = serde_json::from_str(&stdout(&[&near[..], &["--format", "json"]].concat())).unwrap();
+    let widest = &v["rows"][1];
+    assert_eq!(
+        (&widest["top1"]["estimated"], &widest["top1"]["extrapolated"]),
+        (&Value::Bool(true), &Value::Bool(true))
+    );
+    assert!(
+        widest["top1"]["provenance"]["extrapolation"]["ln_alpha"]
+            .as_f64()
+            .unwrap()
+            > 0.18
+    );
+    assert!(widest["top1"]["value"].as_f64().unwrap() > v["rows"][0]["top1"]["value"].as_f64().unwrap());
+    assert_eq!(
+        (&widest["pareto"], &widest["best"]),
+        (&Value::Bool(false), &Value::Bool(false))
+    );
+    assert_eq!(v["best"], 0);
+    let only = [
+        "sweep",
+        "--no-timing",
+        "--alphas",
+        "1.2",
+        "--resolutions",
+        "224",
+        "--max-size-mb",
+        "60",
+    ];
+    let v: Value = serde_json::from_str(&stdout(&[&only[..], &["--format", "json"]].concat())).unwrap();
+    assert_eq!(
+        (&v["best"], &v["no_best"]),
+        (&Value::Null, &Value::from("no-trusted-top1"))
+    );
+    let table = stdout(&only);
+    assert!(table.contains("72.2?"), "{table}");
+    assert!(
+        table.contains("no best within budget: the rows that fit it have only an extrapolated top-1 estimate or none (v1 1.2-224)"),
+        "{table}"
+    );
+}
+
+/// Defect 6, second reproduction: alpha 2.0 at 1024 was estimated at 65.1%, below 1.0/224.
+#[test]
+fn sweep_gives_no_estimate_far_beyond_the_fit() {
+    let args = [
+        "sweep",
+        "--no-timing",
+        "--alphas",
+        "1.0,2.0",
+        "--resolutions",
+        "224,1024",
+    ];
+    let v: Value = serde_json::from_str(&stdout(&[&args[..], &["--format", "json"]].concat())).unwrap();
+    let far = v["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["alpha"] == 2.0 && r["resolution"] == 1024)
+        .unwrap();
+    for metric in ["top1", "top5"] {
+        assert!(far[metric]["value"].is_null(), "{far}");
+        let unavailable = &far[metric]["unavailable"];
+        assert_eq!(unavailable["reason"], "beyond-limit");
+        assert!((unavailable["extrapolation"]["ln_alpha"].as_f64().unwrap() - 2f64.ln()).abs() < 1e-9);
+        assert!(
+            (unavailable["extrapolation"]["ln_resolution"].as_f64().unwrap() - (1024f64 / 224.0).ln()).abs()
+                < 1e-9
+        );
+    }
+    assert_eq!(far["pareto"], false);
+    assert_eq!(v["max_extrapolation_ratio"], 1.25);
+    let table = stdout(&args);
+    assert!(table.contains("v1 1.0-1024, v1 2.0-224, v1 2.0-1024"), "{table}");
+    let csv = stdout(&[&args[..], &["--format", "csv"]].concat());
+    assert!(
+        csv.lines()
+            .last()
+            .unwrap()
+            .contains(",,beyond-limit,,,,beyond-limit,,,"),
+        "{csv}"
+    );
 }
 
 #[test]

@@ -1,11 +1,14 @@
-//! Property tests of the cost model (and of the network's parameter count against it).
+//! Property tests of the cost model (and of the network's parameter count against it), and of
+//! the sweep's accuracy lookup.
 
 use candle_core::Device;
 use mobilenet_cli::arch::{Config, Family, LayerKind, Variant, instantiate};
 use mobilenet_cli::cost::analyze;
 use mobilenet_cli::nn::MobileNet;
 use mobilenet_cli::published::Store;
-use mobilenet_cli::sweep::{AccuracyModel, AccuracySource, Metric, member};
+use mobilenet_cli::sweep::{
+    AccuracyModel, AccuracySource, MAX_EXTRAPOLATION_RATIO, Metric, Provenance, Unavailable, member,
+};
 use proptest::prelude::*;
 
 fn alpha() -> impl Strategy<Value = f64> {
@@ -100,18 +103,52 @@ proptest! {
     }
 
     #[test]
-    fn accuracy_estimates_stay_in_range_for_every_member(a in alpha(), r in resolution(), m in 0usize..6) {
+    fn accuracy_is_published_estimated_near_the_fit_or_absent_with_its_reason(a in alpha(), r in resolution(), m in 0usize..6) {
         let store = Store::embedded();
         let member = member::ALL[m];
         let model = AccuracyModel::new(&store, AccuracySource::Slim, member);
-        for metric in [Metric::Top1, Metric::Top5] {
-            if let Some(acc) = model.lookup(a, r, metric) {
-                prop_assert!((0.0..=100.0).contains(&acc.value), "{acc:?}");
-                prop_assert!(acc.estimated || acc.source.contains("slim-v"), "{acc:?}");
+        for metric in Metric::ALL {
+            let fit = model.fit_of(metric);
+            let outside = fit.and_then(|f| f.extrapolation(a, r));
+            match model.lookup(a, r, metric) {
+                Ok(acc) => {
+                    prop_assert!((0.0..=100.0).contains(&acc.value), "{acc:?}");
+                    match &acc.provenance {
+                        Provenance::Published { source, .. } => prop_assert!(source.starts_with("slim-v"), "{acc:?}"),
+                        Provenance::Estimated { fit: by, extrapolation } => {
+                            prop_assert_eq!(*by, member);
+                            prop_assert!(fit.is_some());
+                            prop_assert_eq!(*extrapolation, outside);
+                            prop_assert!(outside.is_none_or(|e| e.within_limit()));
+                        }
+                    }
+                }
+                Err(Unavailable::NoFit) => prop_assert!(fit.is_none()),
+                Err(Unavailable::BeyondLimit { extrapolation }) => {
+                    prop_assert_eq!(Some(extrapolation), outside);
+                    prop_assert!(extrapolation.distance() > MAX_EXTRAPOLATION_RATIO.ln());
+                }
             }
         }
-        // Every member but the one-point minimalistic models estimates top-1 anywhere.
-        prop_assert_eq!(model.lookup(a, r, Metric::Top1).is_some(), !member.minimalistic || (a == 1.0 && r == 224));
+        // Every member but the one-point minimalistic models estimates top-1 near its fit.
+        let near = model.top1_fit.as_ref().is_some_and(|f| f.extrapolation(a, r).is_none_or(|e| e.within_limit()));
+        prop_assert_eq!(model.lookup(a, r, Metric::Top1).is_ok(), near || (a == 1.0 && r == 224));
+        prop_assert_eq!(model.top1_fit.is_some(), !member.minimalistic);
+    }
+
+    #[test]
+    fn top1_estimates_rise_with_alpha_and_resolution_up_to_the_limit(a in alpha(), b in alpha(), r in resolution(), s in resolution(), m in 0usize..4) {
+        let model = AccuracyModel::new(&Store::embedded(), AccuracySource::Slim, member::ALL[m]);
+        let fit = model.top1_fit.as_ref().unwrap();
+        let near = |alpha, res| fit.extrapolation(alpha, res).is_none_or(|e| e.within_limit());
+        let (a_lo, a_hi) = if a <= b { (a, b) } else { (b, a) };
+        let (r_lo, r_hi) = if r <= s { (r, s) } else { (s, r) };
+        if near(a_lo, r) && near(a_hi, r) {
+            prop_assert!(fit.predict(a_lo, r) <= fit.predict(a_hi, r) + 1e-9);
+        }
+        if near(a, r_lo) && near(a, r_hi) {
+            prop_assert!(fit.predict(a, r_lo) <= fit.predict(a, r_hi) + 1e-9);
+        }
     }
 
     #[test]

@@ -106,10 +106,30 @@ fn sweep_json_validates() {
         ],
         vec!["sweep", "--no-timing", "--format", "json", "--alphas", "0.6,1.0"],
         vec!["sweep", "--mock-timer", "--format", "json", "--families", "all"],
+        // Extrapolated estimates, points beyond the limit and a budget no trusted row meets.
+        vec![
+            "sweep",
+            "--no-timing",
+            "--format",
+            "json",
+            "--alphas",
+            "1.2,2.0",
+            "--resolutions",
+            "224",
+            "--families",
+            "v1,v3-large",
+            "--max-size-mb",
+            "100",
+        ],
     ] {
         validate(&s, &s, &json_of(&args), "$").unwrap();
     }
-    // The README's real run.
+}
+
+/// docs/sweep.json is regenerated (a release build, real timing) whenever the schema changes.
+#[test]
+fn the_readme_sweep_run_validates() {
+    let s = schema("sweep.schema.json");
     let readme_run: Value = serde_json::from_str(
         &std::fs::read_to_string(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/sweep.json"))
             .unwrap(),
@@ -162,6 +182,16 @@ fn the_validator_rejects_what_it_should() {
     v["rows"][0]["family"] = Value::from("v4");
     assert!(validate(&s, &s, &v, "$").unwrap_err().contains("family"));
     v["rows"][0]["family"] = Value::from("v1");
+    v["rows"][0]["top1"]
+        .as_object_mut()
+        .unwrap()
+        .remove("extrapolated");
+    assert!(validate(&s, &s, &v, "$").unwrap_err().contains("top1"));
+    v["rows"][0]["top1"]["extrapolated"] = Value::from(false);
+    v["rows"][0]["top1"]["provenance"]["type"] = Value::from("guessed");
+    assert!(validate(&s, &s, &v, "$").unwrap_err().contains("top1"));
+    v["rows"][0]["top1"]["provenance"]["type"] = Value::from("published");
+    validate(&s, &s, &v, "$").unwrap();
     v["schema_version"] = Value::from(1);
     assert!(validate(&s, &s, &v, "$").unwrap_err().contains("schema_version"));
     v.as_object_mut().unwrap().remove("rows");
