@@ -17,7 +17,7 @@ mod layer;
 mod spec;
 
 pub use config::{Config, ConfigError, Family, Variant, WIDTH_RULE, make_divisible, scaled_channels};
-pub use layer::{Activation, Layer, LayerKind, Shape};
+pub use layer::{Activation, Layer, LayerKind, Role, Shape};
 pub use spec::{
     Architecture, Block, Head, MOBILENET_V1, MOBILENET_V2, MOBILENET_V3_LARGE, MOBILENET_V3_SMALL, Ratio,
     SHALLOW_REMOVED_BLOCKS, instantiate,

@@ -365,7 +365,7 @@ pub fn compare_table2(
 #[cfg(test)]
 mod table_tests {
     use super::*;
-    use crate::arch::{Activation, Layer, LayerKind, Shape};
+    use crate::arch::{Activation, Layer, Role, Shape};
     use crate::cost::layer_cost;
 
     #[test]
@@ -391,10 +391,11 @@ mod table_tests {
     fn table3_single_layer_rows() {
         for row in Store::embedded().table3 {
             let shape = |c| Shape::new(row.feature_size, row.feature_size, c);
-            let layer = |kind, kernel, input: Shape, out| Layer {
+            let layer = |role: Role, kernel, input: Shape, out| Layer {
                 name: String::new(),
                 block: None,
-                kind,
+                kind: role.kind(),
+                role,
                 kernel,
                 stride: 1,
                 input,
@@ -407,13 +408,13 @@ mod table_tests {
             };
             let (macs, params) = if row.separable {
                 let dw = layer_cost(&layer(
-                    LayerKind::Depthwise,
+                    Role::Depthwise,
                     row.kernel,
                     shape(row.in_channels),
                     row.in_channels,
                 ));
                 let pw = layer_cost(&layer(
-                    LayerKind::Pointwise,
+                    Role::Pointwise,
                     1,
                     shape(row.in_channels),
                     row.out_channels,
@@ -421,7 +422,7 @@ mod table_tests {
                 (dw.mult_adds + pw.mult_adds, dw.weights + pw.weights)
             } else {
                 let c = layer_cost(&layer(
-                    LayerKind::Conv,
+                    Role::Conv,
                     row.kernel,
                     shape(row.in_channels),
                     row.out_channels,

@@ -7,7 +7,7 @@ use serde::Serialize;
 use super::document::{Align, Document, TextTable};
 use super::units::{megabytes, percent, si, thousands};
 use crate::arch::config::format_alpha;
-use crate::arch::{Activation, Family, Layer, LayerKind};
+use crate::arch::{Activation, Family, Layer, LayerKind, Role};
 use crate::cost::{CostReport, KindShare, OmittedExpansion, SavingTotal, SeparableSaving, Totals};
 use crate::published::{Comparison, FigureCheck, FigureCheckPct, Status, Table2Check};
 
@@ -48,6 +48,7 @@ struct ModelJson<'a> {
 struct LayerJson<'a> {
     name: &'a str,
     kind: LayerKind,
+    role: Role,
     block: Option<usize>,
     kernel: u32,
     stride: u32,
@@ -149,6 +150,7 @@ pub fn analyze_json(report: &AnalyzeReport) -> serde_json::Result<String> {
             .map(|r| LayerJson {
                 name: &r.layer.name,
                 kind: r.layer.kind,
+                role: r.layer.role,
                 block: r.layer.block,
                 kernel: r.layer.kernel,
                 stride: r.layer.stride,
@@ -184,18 +186,20 @@ pub fn analyze_json(report: &AnalyzeReport) -> serde_json::Result<String> {
 }
 
 /// Table 1's "Type / Stride" cell. v2/v3 layers inside a bottleneck read "bneck expand",
-/// "bneck dw", "bneck SE", "bneck project" (the v3 paper's "bneck"); 1x1 convs without
-/// BatchNorm are marked "NBN" as v3's Tables 1 and 2 do.
+/// "bneck dw", "bneck SE", "bneck project" (the v3 paper's "bneck"); v3's conv_head, a 1x1 conv
+/// without BatchNorm, is "Conv NBN" as v3's Tables 1 and 2 print it.
 fn type_stride(layer: &Layer) -> String {
-    let role = layer.name.rsplit_once('.').map(|(_, role)| role);
-    let kind = match (layer.kind, role) {
-        (LayerKind::SqueezeExcite, _) => return "bneck SE".into(),
-        (LayerKind::Pointwise | LayerKind::Depthwise, Some(role)) => format!("bneck {role}"),
-        (LayerKind::Pointwise, None) if !layer.batch_norm => "Conv NBN".into(),
-        (LayerKind::Conv | LayerKind::Pointwise, _) => "Conv".into(),
-        (LayerKind::Depthwise, None) => "Conv dw".into(),
-        (LayerKind::AvgPool, _) => "Avg Pool".into(),
-        (LayerKind::Fc, _) => "FC".into(),
+    let kind = match layer.role {
+        Role::Stem | Role::Conv | Role::Pointwise | Role::ConvLast => "Conv",
+        Role::Depthwise => "Conv dw",
+        Role::Expand => "bneck expand",
+        Role::BottleneckDepthwise => "bneck dw",
+        // SE acts on the pooled vector: no stride.
+        Role::SqueezeExcite => return "bneck SE".into(),
+        Role::Project => "bneck project",
+        Role::ConvHead => "Conv NBN",
+        Role::Pool => "Avg Pool",
+        Role::Logits => "FC",
     };
     format!("{kind} / s{}", layer.stride)
 }
