@@ -155,8 +155,7 @@ fn run_presets(args: &PresetsArgs) -> Result<ExitCode> {
         ))
         .into());
     }
-    let rows = report::presets::select(
-        &store,
+    let rows = store.select(
         args.family.as_deref(),
         args.alpha,
         args.resolution,

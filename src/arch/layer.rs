@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// An activation tensor's shape at batch 1, height x width x channels (the paper's D_F x D_F x M).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
@@ -33,8 +33,8 @@ impl fmt::Display for Shape {
     }
 }
 
-/// What a layer computes. The names are the cost model's and the JSON's.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+/// What a layer computes. The names are the cost model's, the JSON's and the published tables'.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum LayerKind {
     /// Full convolution (every output channel sees every input channel), paper eq. 1-2.

@@ -2,6 +2,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::arch::LayerKind;
+
 const SOURCES: &str = include_str!("../../presets/published/sources.csv");
 const MODELS: &str = include_str!("../../presets/published/models.csv");
 const TABLE2: &str = include_str!("../../presets/published/v1-paper-table2.csv");
@@ -66,7 +68,7 @@ impl PublishedModel {
 pub struct PaperTable2Row {
     pub source: String,
     pub table: String,
-    pub kind: String,
+    pub kind: LayerKind,
     pub mult_adds_pct: String,
     pub params_pct: String,
     pub erratum: Option<String>,
@@ -132,6 +134,23 @@ impl Store {
     pub fn source(&self, id: &str) -> Option<&Source> {
         self.sources.iter().find(|s| s.id == id)
     }
+
+    /// The model rows matching every given filter, in file order (the `presets` listing).
+    pub fn select(
+        &self,
+        family: Option<&str>,
+        alpha: Option<f64>,
+        resolution: Option<u32>,
+        source: Option<&str>,
+    ) -> Vec<&PublishedModel> {
+        self.models
+            .iter()
+            .filter(|m| family.is_none_or(|f| m.family == f))
+            .filter(|m| alpha.is_none_or(|a| m.alpha.is_some_and(|ma| (ma - a).abs() < 1e-9)))
+            .filter(|m| resolution.is_none_or(|r| m.resolution == Some(r)))
+            .filter(|m| source.is_none_or(|s| m.source == s))
+            .collect()
+    }
 }
 
 /// A printed figure as (value, one unit of its last printed digit): "4.24" -> (4.24, 0.01).
@@ -166,6 +185,20 @@ mod tests {
         for m in &store.models {
             assert!(!m.table.is_empty(), "{} has no table", m.model);
         }
+    }
+
+    #[test]
+    fn select_filters_on_every_given_field() {
+        let store = Store::embedded();
+        let rows = store.select(Some("v1"), Some(0.75), None, Some("slim-v1"));
+        assert_eq!(rows.len(), 8);
+        assert!(rows.iter().all(|m| m.family == "v1" && m.source == "slim-v1"));
+        assert!(rows.iter().all(|m| m.alpha == Some(0.75)));
+        let at_160 = store.select(None, None, Some(160), None);
+        assert!(at_160.iter().all(|m| m.resolution == Some(160)));
+        assert!(at_160.iter().any(|m| m.family == "v2"));
+        assert_eq!(store.select(None, None, None, None).len(), store.models.len());
+        assert!(store.select(Some("v4"), None, None, None).is_empty());
     }
 
     #[test]

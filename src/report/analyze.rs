@@ -474,7 +474,7 @@ pub fn analyze_document(report: &AnalyzeReport) -> Document {
             share.elementwise_ops,
         );
         if with_paper {
-            match report.table2.iter().find(|c| c.kind == share.kind.name()) {
+            match report.table2.iter().find(|c| c.kind == share.kind) {
                 Some(c) => row.extend([pct_cell(&c.mult_adds_pct), pct_cell(&c.params_pct)]),
                 None => row.extend(["-".to_string(), "-".to_string()]),
             }

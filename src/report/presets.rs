@@ -1,27 +1,9 @@
-//! The `presets` listing of published figures.
+//! The `presets` listing of published figures (the rows `published::Store::select` picks).
 
 use serde::Serialize;
 
 use super::document::{Align, Document, TextTable};
 use crate::published::{PublishedModel, Source, Store};
-
-/// The rows matching every given filter, in file order.
-pub fn select<'a>(
-    store: &'a Store,
-    family: Option<&str>,
-    alpha: Option<f64>,
-    resolution: Option<u32>,
-    source: Option<&str>,
-) -> Vec<&'a PublishedModel> {
-    store
-        .models
-        .iter()
-        .filter(|m| family.is_none_or(|f| m.family == f))
-        .filter(|m| alpha.is_none_or(|a| m.alpha.is_some_and(|ma| (ma - a).abs() < 1e-9)))
-        .filter(|m| resolution.is_none_or(|r| m.resolution == Some(r)))
-        .filter(|m| source.is_none_or(|s| m.source == s))
-        .collect()
-}
 
 #[derive(Serialize)]
 pub struct PresetsJson<'a> {
