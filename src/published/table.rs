@@ -3,6 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::arch::LayerKind;
+use crate::cost::Convention;
 
 const SOURCES: &str = include_str!("../../presets/published/sources.csv");
 const MODELS: &str = include_str!("../../presets/published/models.csv");
@@ -33,7 +34,11 @@ pub struct PublishedModel {
     pub top5: Option<String>,
     pub mult_adds_m: Option<String>,
     pub params_m: Option<String>,
-    pub params_convention: Option<String>,
+    /// How the source counts parameters; a name that is not a [`Convention`] fails the load.
+    pub params_convention: Option<Convention>,
+    /// The classifier width the printed counts correspond to: 1000 (ImageNet), or 1001 where
+    /// the count includes TensorFlow's background class. Empty where no count is printed.
+    pub classes: Option<u32>,
     pub size_mb: Option<String>,
     pub latency: Option<String>,
     pub erratum: Option<String>,
@@ -185,6 +190,40 @@ mod tests {
         for m in &store.models {
             assert!(!m.table.is_empty(), "{} has no table", m.model);
         }
+    }
+
+    /// Every printed count names its convention and class count; only TF-slim's v1 checkpoint
+    /// convention counts the background class.
+    #[test]
+    fn every_count_has_a_parameter_convention_and_a_class_count() {
+        for m in &Store::embedded().models {
+            let counted = m.mult_adds_m.is_some() || m.params_m.is_some();
+            assert_eq!(m.classes.is_some(), counted, "{} {}", m.source, m.model);
+            if m.params_m.is_some() {
+                let convention = m.params_convention.unwrap_or_else(|| panic!("{}", m.model));
+                assert_eq!(
+                    convention.quantity(),
+                    crate::cost::Quantity::Parameters,
+                    "{}",
+                    m.model
+                );
+                let slim = convention == Convention::ParamsSlimCheckpoint;
+                assert_eq!(m.classes == Some(1001), slim, "{} {}", m.source, m.model);
+            }
+        }
+    }
+
+    /// A misspelt convention stops the load at its row instead of falling back to a default.
+    #[test]
+    #[should_panic(expected = "unknown counting convention 'params_with_se'")]
+    fn a_misspelt_convention_fails_the_load() {
+        let mut lines = MODELS.lines();
+        let header = lines.next().unwrap();
+        let row = lines
+            .find(|l| l.contains(",params,"))
+            .unwrap()
+            .replacen(",params,", ",params_with_se,", 1);
+        parse::<PublishedModel>("models.csv", &format!("{header}\n{row}\n"));
     }
 
     #[test]

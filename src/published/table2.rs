@@ -113,7 +113,7 @@ mod tests {
                     shape(row.in_channels),
                     row.out_channels,
                 ));
-                (dw.mult_adds + pw.mult_adds, dw.weights + pw.weights)
+                (dw.mult_adds + pw.mult_adds, dw.params + pw.params)
             } else {
                 let c = layer_cost(&layer(
                     Role::Conv,
@@ -121,7 +121,7 @@ mod tests {
                     shape(row.in_channels),
                     row.out_channels,
                 ));
-                (c.mult_adds, c.weights)
+                (c.mult_adds, c.params)
             };
             let (pub_macs, unit) = parse_figure(&row.mult_adds_m).unwrap();
             assert!(

@@ -5,6 +5,11 @@ use serde::Serialize;
 use super::document::{Align, Document, TextTable};
 use crate::published::{PublishedModel, Source, Store};
 
+/// Version 2: rows carry `classes`, and `params_convention` names a `cost::Convention`
+/// (`params` for the v3 rows that said `params_with_se`, `params_slim_checkpoint` for
+/// `slim_checkpoint`).
+pub const SCHEMA_VERSION: u32 = 2;
+
 #[derive(Serialize)]
 pub struct PresetsJson<'a> {
     pub schema_version: u32,
@@ -15,7 +20,7 @@ pub struct PresetsJson<'a> {
 /// The JSON listing: the rows and the sources they cite.
 pub fn json<'a>(store: &'a Store, rows: &[&'a PublishedModel]) -> PresetsJson<'a> {
     PresetsJson {
-        schema_version: 1,
+        schema_version: SCHEMA_VERSION,
         sources: store
             .sources
             .iter()
@@ -25,7 +30,7 @@ pub fn json<'a>(store: &'a Store, rows: &[&'a PublishedModel]) -> PresetsJson<'a
     }
 }
 
-/// The table listing.
+/// The table listing. Counts are in millions as printed, for the class count in `Classes`.
 pub fn document(store: &Store, rows: &[&PublishedModel]) -> Document {
     let dash = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".into());
     let mut table = TextTable::new(&[
@@ -41,6 +46,8 @@ pub fn document(store: &Store, rows: &[&PublishedModel]) -> Document {
         ("Top-5", Align::Right),
         ("Mult-Adds (M)", Align::Right),
         ("Params (M)", Align::Right),
+        ("Params convention", Align::Left),
+        ("Classes", Align::Right),
         ("Size (MB)", Align::Right),
         ("Latency (ms)", Align::Left),
         ("Erratum", Align::Left),
@@ -59,6 +66,8 @@ pub fn document(store: &Store, rows: &[&PublishedModel]) -> Document {
             dash(&m.top5),
             dash(&m.mult_adds_m),
             dash(&m.params_m),
+            m.params_convention.map_or_else(|| "-".into(), |c| c.to_string()),
+            m.classes.map_or_else(|| "-".into(), |c| c.to_string()),
             dash(&m.size_mb),
             m.latency.clone().unwrap_or_else(|| "-".into()).replace(';', "; "),
             if m.erratum.is_some() { "yes (see JSON)" } else { "" }.into(),
@@ -80,4 +89,21 @@ pub fn document(store: &Store, rows: &[&PublishedModel]) -> Document {
     }
     doc.lines(lines);
     doc
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_table_states_convention_and_classes() {
+        let store = Store::embedded();
+        let rows = store.select(Some("v1"), Some(1.0), Some(224), Some("slim-v1"));
+        let text = document(&store, &rows).to_markdown();
+        assert!(text.contains("| Params convention | Classes |"), "{text}");
+        assert!(
+            text.contains("| 569 | 4.24 | params_slim_checkpoint | 1001 |"),
+            "{text}"
+        );
+    }
 }
