@@ -132,6 +132,7 @@ fn run_analyze(args: &AnalyzeArgs) -> Result<ExitCode> {
     };
     let text = match args.out.format {
         Format::Json => report::analyze_json(&report)?,
+        Format::Csv => report::analyze_csv(&report)?,
         format => report::render(&report::analyze_document(&report), format)?,
     };
     emit(args.out.output.as_deref(), &text)?;
@@ -163,6 +164,7 @@ fn run_presets(args: &PresetsArgs) -> Result<ExitCode> {
     );
     match args.out.format {
         Format::Json => write_json(&args.out, &report::presets::json(&store, &rows))?,
+        Format::Csv => emit(args.out.output.as_deref(), &report::presets::csv(&rows)?)?,
         format => emit(
             args.out.output.as_deref(),
             &report::render(&report::presets::document(&store, &rows), format)?,

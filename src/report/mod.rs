@@ -10,7 +10,7 @@ pub mod presets;
 mod sweep;
 pub mod units;
 
-pub use analyze::{AnalyzeReport, analyze_document, analyze_json};
+pub use analyze::{AnalyzeReport, analyze_csv, analyze_document, analyze_json};
 pub use bench::bench_document;
 pub use document::{Align, Document, Section, TextTable};
 pub use images::{classify_document, evaluate_document};

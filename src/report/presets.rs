@@ -30,6 +30,16 @@ pub fn json<'a>(store: &'a Store, rows: &[&'a PublishedModel]) -> PresetsJson<'a
     }
 }
 
+/// The CSV listing: the selected rows exactly as `presets/published/models.csv` holds them
+/// (snake_case headers, figures as printed, no formatting).
+pub fn csv(rows: &[&PublishedModel]) -> anyhow::Result<String> {
+    let mut writer = csv::Writer::from_writer(Vec::new());
+    for row in rows {
+        writer.serialize(row)?;
+    }
+    Ok(String::from_utf8(writer.into_inner()?)?)
+}
+
 /// The table listing. Counts are in millions as printed, for the class count in `Classes`.
 pub fn document(store: &Store, rows: &[&PublishedModel]) -> Document {
     let dash = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".into());
@@ -94,6 +104,32 @@ pub fn document(store: &Store, rows: &[&PublishedModel]) -> Document {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The CSV of every row is the embedded file itself: same headers, same cells.
+    #[test]
+    fn csv_round_trips_the_data_file() {
+        let store = Store::embedded();
+        let rows = store.select(None, None, None, None);
+        let text = csv(&rows).unwrap();
+        let file = include_str!("../../presets/published/models.csv");
+        let parse = |t: &str| -> Vec<csv::StringRecord> {
+            csv::Reader::from_reader(t.as_bytes())
+                .records()
+                .map(Result::unwrap)
+                .collect()
+        };
+        assert_eq!(text.lines().next(), file.lines().next());
+        // Floats re-serialise without their trailing zero ("1.0" -> "1"); compare as numbers.
+        for (ours, theirs) in parse(&text).iter().zip(parse(file).iter()) {
+            for (a, b) in ours.iter().zip(theirs.iter()) {
+                match (a.parse::<f64>(), b.parse::<f64>()) {
+                    (Ok(x), Ok(y)) => assert_eq!(x, y, "{ours:?}"),
+                    _ => assert_eq!(a, b, "{ours:?}"),
+                }
+            }
+        }
+        assert_eq!(parse(&text).len(), store.models.len());
+    }
 
     #[test]
     fn the_table_states_convention_and_classes() {

@@ -196,8 +196,21 @@ fn counts_state_their_class_count() {
 fn csv_and_markdown() {
     let out = cli().args(["analyze", "--format", "csv"]).output().unwrap();
     let text = String::from_utf8(out.stdout).unwrap();
-    assert!(text.starts_with("Layer,Type / Stride,Filter Shape"));
-    assert!(text.contains("\"568,740,352\""));
+    assert!(
+        text.starts_with("layer,role,kind,block,kernel,stride,input_h,"),
+        "{text}"
+    );
+    assert!(!text.contains('"') && !text.contains('%'), "{text}");
+    let mut reader = csv::Reader::from_reader(text.as_bytes());
+    let headers = reader.headers().unwrap().clone();
+    let column = |name: &str| headers.iter().position(|h| h == name).unwrap();
+    let (mult_adds, output_c) = (column("mult_adds"), column("output_c"));
+    let rows: Vec<csv::StringRecord> = reader.records().map(Result::unwrap).collect();
+    let total: u64 = rows.iter().map(|r| r[mult_adds].parse::<u64>().unwrap()).sum();
+    assert_eq!(total, 568_740_352);
+    assert_eq!((&rows[0][0], &rows[0][mult_adds]), ("conv_0", "10838016"));
+    // The logits row's width is the class count.
+    assert_eq!(&rows.last().unwrap()[output_c], "1000");
     cli()
         .args(["analyze", "--format", "markdown"])
         .assert()
@@ -283,6 +296,18 @@ fn presets_lists_and_filters() {
     assert_eq!(v["schema_version"], 2);
     let out = cli().args(["presets", "--source", "nope"]).output().unwrap();
     assert_eq!(out.status.code(), Some(2));
+    // CSV: the data file's own columns and cells, unformatted.
+    let out = cli()
+        .args([
+            "presets", "--source", "slim-v1", "--alpha", "1.0", "--res", "224", "--format", "csv",
+        ])
+        .output()
+        .unwrap();
+    let text = String::from_utf8(out.stdout).unwrap();
+    let file = include_str!("../../presets/published/models.csv");
+    assert_eq!(text.lines().next(), file.lines().next());
+    assert!(text.contains(",569,4.24,params_slim_checkpoint,1001,"), "{text}");
+    assert_eq!(text.lines().count(), 3);
 }
 
 #[test]

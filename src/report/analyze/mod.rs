@@ -3,15 +3,17 @@
 //! counting convention with the class count they were computed for, Table 2, the separable
 //! saving, memory and the published figures for the variant.
 //!
-//! Two renderings of one [`AnalyzeReport`]: [`analyze_document`] (terminal, Markdown and CSV, one
-//! function per section in `sections`) and [`analyze_json`] (the JSON contract, `json`). Neither
-//! computes a figure.
+//! Three renderings of one [`AnalyzeReport`]: [`analyze_document`] (terminal and Markdown, one
+//! function per section in `sections`), [`analyze_json`] (the JSON contract, `json`) and
+//! [`analyze_csv`] (typed per-layer records, `rows`). None of them computes a figure.
 
 mod cells;
 mod json;
+mod rows;
 mod sections;
 
 pub use json::analyze_json;
+pub use rows::analyze_csv;
 
 use super::document::Document;
 use crate::cost::CostReport;

@@ -39,7 +39,8 @@ pub fn introduction(doc: &mut Document, cost: &CostReport) {
     ]);
 }
 
-/// Table 1 with costs: one row per layer and the totals row. The main table.
+/// Table 1 with costs: one row per layer and the totals row. The main table (CSV comes from
+/// typed rows instead, see `analyze_csv`).
 pub fn layers(doc: &mut Document, cost: &CostReport) {
     let v1 = is_v1(cost);
     let mut columns = vec![

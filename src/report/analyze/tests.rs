@@ -178,6 +178,18 @@ fn layer_table_reads_like_the_paper() {
 }
 
 #[test]
+fn csv_has_raw_numbers_and_snake_case_headers() {
+    let csv = analyze_csv(&tiny(1000)).unwrap();
+    let expected = "\
+layer,role,kind,block,kernel,stride,input_h,input_w,input_c,output_h,output_w,output_c,activation,residual_from,se_channels,mult_adds,params,se_mult_adds,se_params,bn_channels,bias,elementwise_ops
+conv_0,stem,conv,,3,2,224,224,3,112,112,32,relu6,,,10838016,864,0,0,32,0,0
+pool,pool,avgpool,,112,1,112,112,32,1,1,32,relu6,,,0,0,0,0,0,0,0
+logits,logits,fc,,1,1,1,1,32,1,1,1000,relu6,,,32000,32000,0,0,0,1000,0
+";
+    assert_eq!(csv, expected);
+}
+
+#[test]
 fn totals_state_the_class_count_and_their_conventions() {
     let out = text(&analyze_document(&tiny(1001)));
     assert!(
