@@ -79,20 +79,11 @@ fn with_exit_codes(help: &str) -> String {
 }
 
 fn analyze_help() -> String {
-    with_exit_codes(&format!("{CONVENTIONS_HELP}\n\n{ANALYZE_EXAMPLES}"))
+    with_exit_codes(&format!(
+        "{}\n\n{ANALYZE_EXAMPLES}",
+        crate::cost::help_text().trim_end()
+    ))
 }
-
-const CONVENTIONS_HELP: &str = "\
-Counting conventions (all reported):
-  mult_adds         multiply-adds of conv and FC layers only (paper eq. 2, 4, 5)
-  flops             2 x mult_adds (many tools print MACs and call them FLOPs)
-  params            conv + FC weights only (the paper's Table 2 convention)
-  params_trainable  + BatchNorm gamma/beta + FC bias (PyTorch/timm)
-  params_keras      + BatchNorm moving mean/variance (Keras \"Total params\")
-  params_deployed   BatchNorm folded into conv biases: weights + biases (the shipped weight files)
-  se_mult_adds, se_params  squeeze-and-excite (v3), reported apart from mult_adds and params
-  elementwise_ops   residual adds, SE channel multiplies and hard-swish products, one per element
-  mult_adds_with_se, params_with_se  the convention of the published MobileNetV3 figures";
 
 const CLASSIFY_HELP: &str = "\
 Examples:

@@ -13,7 +13,7 @@ use crate::cli::Cli;
 use crate::cost::analyze;
 use crate::output::{path_text, write_stdout};
 use crate::published::{Store, compare, compare_table2};
-use crate::report::{self, AnalyzeReport};
+use crate::report::{AnalyzeReport, PresetsView};
 
 pub fn run_analyze(plan: &AnalyzePlan) -> Result<ExitCode> {
     let store = Store::embedded();
@@ -23,26 +23,19 @@ pub fn run_analyze(plan: &AnalyzePlan) -> Result<ExitCode> {
         published: compare(&store, &plan.config),
         cost,
     };
-    let text = match plan.output.format {
-        report::Format::Json => report::analyze_json(&report)?,
-        format => report::render(&report::analyze_document(&report), format)?,
-    };
-    super::emit::write(&plan.output.target, text.as_bytes())?;
+    emit(&plan.output, &report)?;
     Ok(ExitCode::from(exit::OK))
 }
 
 pub fn run_presets(plan: &PresetsPlan) -> Result<ExitCode> {
     let store = Store::embedded();
-    let rows = report::presets::select(
-        &store,
+    let rows = store.select(
         plan.family.as_deref(),
         plan.alpha,
         plan.resolution,
         plan.source.as_deref(),
     );
-    emit(&plan.output, &report::presets::json(&store, &rows), |_| {
-        report::presets::document(&store, &rows)
-    })?;
+    emit(&plan.output, &PresetsView { store: &store, rows })?;
     Ok(ExitCode::from(exit::OK))
 }
 

@@ -107,8 +107,6 @@ pub fn run_bench(plan: &BenchPlan) -> Result<ExitCode> {
             eprintln!("warning: {line}");
         }
     }
-    emit(&plan.output, &result, |format| {
-        report::bench_document(&result, format)
-    })?;
+    emit(&plan.output, &result)?;
     Ok(ExitCode::from(exit::OK))
 }

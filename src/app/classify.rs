@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use anyhow::{Context, Result};
 use indicatif::ProgressBar;
 
-use super::emit::{emit, render};
+use super::emit::emit;
 use super::network::{load, off_resolution_note};
 use super::plan::{ClassifyPlan, EvaluatePlan, Input, Target};
 use super::{exit, interrupt, progress_bar};
@@ -219,9 +219,10 @@ pub fn run_classify(plan: &ClassifyPlan) -> Result<ExitCode> {
                 ClassifyFormat::Markdown => Format::Markdown,
                 _ => Format::Table,
             };
-            let text = render(format, &results, |format| {
-                report::classify_document(&results, format)
-            })?;
+            let text = match format {
+                Format::Json => report::json(&results)?,
+                format => report::render(&report::classify_document(&results, format), format)?,
+            };
             super::emit::write(&plan.target, text.as_bytes())?;
         }
         None => {}
@@ -267,7 +268,7 @@ pub fn run_evaluate(plan: &EvaluatePlan) -> Result<ExitCode> {
     for f in &report.failed {
         eprintln!("error: {}: {}", f.image, f.error);
     }
-    emit(&plan.output, &report, |_| report::evaluate_document(&report))?;
+    emit(&plan.output, &report)?;
     Ok(ExitCode::from(if report.failed.is_empty() {
         exit::OK
     } else {

@@ -1,24 +1,11 @@
-//! The one output path of every command: JSON serialised from the result's own data, every
-//! other format rendered from its report document, written to the plan's target.
+//! The one output path of every command: the result rendered in the plan's format (see
+//! `report::Render`) and written to the plan's target.
 
 use anyhow::{Context, Result};
-use serde::Serialize;
 
 use super::plan::{OutputPlan, Target};
 use crate::output::{path_text, write_stdout};
-use crate::report::{self, Document, Format};
-
-/// The text of `value` in `format`: JSON from its serde form, the others from `document`.
-pub fn render<T: Serialize>(
-    format: Format,
-    value: &T,
-    document: impl FnOnce(Format) -> Document,
-) -> Result<String> {
-    Ok(match format {
-        Format::Json => serde_json::to_string_pretty(value)? + "\n",
-        format => report::render(&document(format), format)?,
-    })
-}
+use crate::report::Render;
 
 /// Writes `bytes` to the target (a file is replaced atomically).
 pub fn write(target: &Target, bytes: &[u8]) -> Result<()> {
@@ -31,10 +18,6 @@ pub fn write(target: &Target, bytes: &[u8]) -> Result<()> {
 }
 
 /// Renders and writes a command's result.
-pub fn emit<T: Serialize>(
-    output: &OutputPlan,
-    value: &T,
-    document: impl FnOnce(Format) -> Document,
-) -> Result<()> {
-    write(&output.target, render(output.format, value, document)?.as_bytes())
+pub fn emit(output: &OutputPlan, result: &impl Render) -> Result<()> {
+    write(&output.target, result.render(output.format)?.as_bytes())
 }

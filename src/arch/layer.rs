@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// An activation tensor's shape at batch 1, height x width x channels (the paper's D_F x D_F x M).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
@@ -33,8 +33,8 @@ impl fmt::Display for Shape {
     }
 }
 
-/// What a layer computes. The names are the cost model's and the JSON's.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+/// What a layer computes. The names are the cost model's, the JSON's and the published tables'.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum LayerKind {
     /// Full convolution (every output channel sees every input channel), paper eq. 1-2.
@@ -86,6 +86,56 @@ impl fmt::Display for LayerKind {
     }
 }
 
+/// What a layer does in its block: the row label of the papers' tables (v1 Table 1 "Conv dw",
+/// v3 Tables 1-2 "bneck" rows and "NBN" head conv), set where the spec builds the layer so that
+/// reports never recover it from the layer's name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    /// The first full convolution on the image (`conv_0`).
+    Stem,
+    /// A full 3x3 convolution in place of a depthwise separable pair (v1 Table 4's "Conv
+    /// MobileNet").
+    Conv,
+    /// The depthwise half of a v1 depthwise separable convolution (`dw_k`, Figure 3).
+    Depthwise,
+    /// The pointwise half of a v1 depthwise separable convolution (`pw_k`).
+    Pointwise,
+    /// An inverted residual's 1x1 expansion (v2 Section 3.3; `block_k.expand`).
+    Expand,
+    /// An inverted residual's depthwise convolution (`block_k.dw`).
+    BottleneckDepthwise,
+    /// An inverted residual's squeeze-and-excite (v3 Section 5.3; `block_k.se`).
+    SqueezeExcite,
+    /// An inverted residual's linear 1x1 projection (`block_k.project`).
+    Project,
+    /// The 1x1 convolution with BatchNorm after the body (v2/v3 `conv_last`).
+    ConvLast,
+    /// v3's 1x1 convolution after the pool, with a bias and no BatchNorm (`conv_head`, the
+    /// "NBN" rows of v3 Tables 1-2).
+    ConvHead,
+    /// Global average pooling.
+    Pool,
+    /// The fully connected classifier.
+    Logits,
+}
+
+impl Role {
+    /// The computation a layer in this role performs.
+    pub fn kind(self) -> LayerKind {
+        match self {
+            Role::Stem | Role::Conv => LayerKind::Conv,
+            Role::Depthwise | Role::BottleneckDepthwise => LayerKind::Depthwise,
+            Role::Pointwise | Role::Expand | Role::Project | Role::ConvLast | Role::ConvHead => {
+                LayerKind::Pointwise
+            }
+            Role::SqueezeExcite => LayerKind::SqueezeExcite,
+            Role::Pool => LayerKind::AvgPool,
+            Role::Logits => LayerKind::Fc,
+        }
+    }
+}
+
 /// The nonlinearity after a layer (after its BatchNorm, when it has one).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -125,6 +175,7 @@ pub struct Layer {
     /// the head has none).
     pub block: Option<usize>,
     pub kind: LayerKind,
+    pub role: Role,
     /// Square kernel size D_K (the pooled size for the global average pool, 1 for the FC and
     /// for squeeze-and-excite, whose 1x1 convs act on the pooled vector).
     pub kernel: u32,
@@ -183,6 +234,7 @@ mod tests {
             name: "dw".into(),
             block: Some(1),
             kind: LayerKind::Depthwise,
+            role: Role::Depthwise,
             kernel: 3,
             stride,
             input: Shape::new(input, input, 8),

@@ -20,7 +20,7 @@ pub use config::{
     Alpha, Config, ConfigError, Family, ParseError, Resolution, ValueError, Variant, WIDTH_RULE,
     make_divisible, scaled_channels,
 };
-pub use layer::{Activation, Layer, LayerKind, Shape};
+pub use layer::{Activation, Layer, LayerKind, Role, Shape};
 pub use spec::{
     Architecture, Block, Head, MOBILENET_V1, MOBILENET_V2, MOBILENET_V3_LARGE, MOBILENET_V3_SMALL, Ratio,
     SHALLOW_REMOVED_BLOCKS, instantiate,

@@ -22,7 +22,7 @@
 //! projection's output when the stride is 1 and the widths match (TF-slim `expanded_conv`).
 
 use super::config::{Config, Family, Variant, make_divisible};
-use super::layer::{Activation, Layer, LayerKind, Shape, same_output};
+use super::layer::{Activation, Layer, LayerKind, Role, Shape, same_output};
 
 /// An expansion ratio num / den, applied as TF-slim's `expand_input_by_factor` does:
 /// make_divisible(input * (num / den), 8), the product taken in f64 like Python's.
@@ -89,6 +89,8 @@ pub enum Head {
     /// v3-large 0.75 parameter counts need it) and follows the width rule otherwise.
     Conv {
         name: &'static str,
+        /// `ConvLast` (before the pool) or `ConvHead` (after it).
+        role: Role,
         out: u32,
         batch_norm: bool,
         activation: Activation,
@@ -170,6 +172,7 @@ pub const MOBILENET_V2: &[Block] = &[
 const V2_HEAD: &[Head] = &[
     Head::Conv {
         name: "conv_last",
+        role: Role::ConvLast,
         out: 1280,
         batch_norm: true,
         activation: Relu6,
@@ -238,6 +241,7 @@ const fn v3_head(width: u32, head: u32) -> [Head; 4] {
     [
         Head::Conv {
             name: "conv_last",
+            role: Role::ConvLast,
             out: width,
             batch_norm: true,
             activation: HS,
@@ -246,6 +250,7 @@ const fn v3_head(width: u32, head: u32) -> [Head; 4] {
         Head::Pool,
         Head::Conv {
             name: "conv_head",
+            role: Role::ConvHead,
             out: head,
             batch_norm: false,
             activation: HS,
@@ -270,12 +275,13 @@ struct Site {
     bottleneck: usize,
 }
 
-/// A layer with BatchNorm, no bias, no residual and no SE: what most layers are.
+/// A layer with BatchNorm, no bias, no residual and no SE: what most layers are. Its kind
+/// follows from its role.
 #[allow(clippy::too_many_arguments)]
 fn layer(
     name: String,
     block: Option<usize>,
-    kind: LayerKind,
+    role: Role,
     kernel: u32,
     stride: u32,
     input: Shape,
@@ -285,7 +291,8 @@ fn layer(
     Layer {
         name,
         block,
-        kind,
+        kind: role.kind(),
+        role,
         kernel,
         stride,
         input,
@@ -324,7 +331,7 @@ impl Block {
             } => vec![layer(
                 format!("conv_{index}"),
                 at,
-                LayerKind::Conv,
+                Role::Stem,
                 kernel,
                 stride,
                 input,
@@ -333,13 +340,13 @@ impl Block {
             )],
             Block::DepthwiseSeparable { kernel, stride, out } => {
                 let out = width(out);
-                let conv = |name, kind, kernel, stride, input, out_c| {
-                    layer(name, at, kind, kernel, stride, input, out_c, Activation::Relu6)
+                let conv = |name, role, kernel, stride, input, out_c| {
+                    layer(name, at, role, kernel, stride, input, out_c, Activation::Relu6)
                 };
                 if config.variant == Variant::FullConv {
                     return vec![conv(
                         format!("conv_{index}"),
-                        LayerKind::Conv,
+                        Role::Conv,
                         kernel,
                         stride,
                         input,
@@ -349,13 +356,13 @@ impl Block {
                 let dw_out = input.c * config.depth_multiplier;
                 let dw = conv(
                     format!("dw_{index}"),
-                    LayerKind::Depthwise,
+                    Role::Depthwise,
                     kernel,
                     stride,
                     input,
                     dw_out,
                 );
-                let pw = conv(format!("pw_{index}"), LayerKind::Pointwise, 1, 1, dw.output, out);
+                let pw = conv(format!("pw_{index}"), Role::Pointwise, 1, 1, dw.output, out);
                 vec![dw, pw]
             }
             Block::InvertedResidual {
@@ -381,7 +388,7 @@ impl Block {
                     let expand = layer(
                         format!("{prefix}.expand"),
                         at,
-                        LayerKind::Pointwise,
+                        Role::Expand,
                         1,
                         1,
                         shape,
@@ -394,7 +401,7 @@ impl Block {
                 let dw = layer(
                     format!("{prefix}.dw"),
                     at,
-                    LayerKind::Depthwise,
+                    Role::BottleneckDepthwise,
                     kernel,
                     stride,
                     shape,
@@ -407,7 +414,7 @@ impl Block {
                     let mut se = layer(
                         format!("{prefix}.se"),
                         at,
-                        LayerKind::SqueezeExcite,
+                        Role::SqueezeExcite,
                         1,
                         1,
                         shape,
@@ -422,7 +429,7 @@ impl Block {
                 let mut project = layer(
                     format!("{prefix}.project"),
                     at,
-                    LayerKind::Pointwise,
+                    Role::Project,
                     1,
                     1,
                     shape,
@@ -445,6 +452,7 @@ impl Head {
         match *self {
             Head::Conv {
                 name,
+                role,
                 out,
                 batch_norm,
                 activation,
@@ -458,7 +466,7 @@ impl Head {
                 let mut conv = layer(
                     name.into(),
                     None,
-                    LayerKind::Pointwise,
+                    role,
                     1,
                     1,
                     input,
@@ -473,6 +481,7 @@ impl Head {
                 name: "pool".into(),
                 block: None,
                 kind: LayerKind::AvgPool,
+                role: Role::Pool,
                 kernel: input.h,
                 stride: 1,
                 input,
@@ -487,6 +496,7 @@ impl Head {
                 name: "logits".into(),
                 block: None,
                 kind: LayerKind::Fc,
+                role: Role::Logits,
                 kernel: 1,
                 stride: 1,
                 input,
@@ -758,6 +768,43 @@ mod tests {
                 .all(|l| l.kernel == 3)
         );
         assert_eq!(minimal.len(), layers.len() - 9);
+    }
+
+    /// Every layer's role is the one its name (the weight files' scheme) spells, and its kind
+    /// is the role's.
+    #[test]
+    fn roles_match_names_and_kinds() {
+        let mut configs: Vec<Config> = Family::ALL
+            .into_iter()
+            .map(|f| Config::family(f, 1.0, 224).unwrap())
+            .collect();
+        let v1 = Config::paper(1.0, 224).unwrap();
+        configs.extend([
+            v1.with_variant(Variant::FullConv),
+            v1.with_variant(Variant::Shallow),
+        ]);
+        configs.push(Config::build(Family::V3Large, 1.0, 224, 1, 1000, Variant::Standard, true).unwrap());
+        for config in configs {
+            for l in instantiate(&config) {
+                assert_eq!(l.kind, l.role.kind(), "{}", l.name);
+                let n = l.name.as_str();
+                let named = match l.role {
+                    Role::Stem => n == "conv_0",
+                    Role::Conv => n.starts_with("conv_") && n != "conv_0",
+                    Role::Depthwise => n.starts_with("dw_"),
+                    Role::Pointwise => n.starts_with("pw_"),
+                    Role::Expand => n.ends_with(".expand"),
+                    Role::BottleneckDepthwise => n.starts_with("block_") && n.ends_with(".dw"),
+                    Role::SqueezeExcite => n.ends_with(".se"),
+                    Role::Project => n.ends_with(".project"),
+                    Role::ConvLast => n == "conv_last",
+                    Role::ConvHead => n == "conv_head",
+                    Role::Pool => n == "pool",
+                    Role::Logits => n == "logits",
+                };
+                assert!(named, "{} has role {:?}", n, l.role);
+            }
+        }
     }
 
     #[test]

@@ -1,5 +1,6 @@
-//! Per-layer cost: v1 paper eqs. 2, 4 and 5 applied to one concrete layer, with
-//! squeeze-and-excite and element-wise operations counted apart.
+//! Per-layer cost: v1 paper eqs. 2, 4 and 5 applied to one concrete layer, squeeze-and-excite's
+//! two 1x1 convs (v3 Section 5.3) kept identifiable inside its layer's counts, and element-wise
+//! operations counted apart.
 
 use serde::Serialize;
 
@@ -8,14 +9,17 @@ use crate::arch::{Activation, Layer, LayerKind};
 /// Counts for one layer. All integers are exact.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
 pub struct LayerCost {
-    /// Multiply-adds (paper convention: convolution, depthwise, pointwise and FC layers only;
-    /// zero for squeeze-and-excite, whose figures are `se_mult_adds`).
+    /// Multiply-adds: a convolution's, depthwise's, pointwise's or FC's, or squeeze-and-excite's
+    /// two 1x1 convs on the pooled vector (2 * C * R).
     pub mult_adds: u64,
-    /// Convolution or FC weights (zero for squeeze-and-excite).
-    pub weights: u64,
-    /// Squeeze-and-excite multiply-adds: its two 1x1 convs on the pooled vector, 2 * C * R.
+    /// Parameters under the headline convention: the convolution or FC weights, or
+    /// squeeze-and-excite's weights and biases (2 * C * R + R + C). BatchNorm and the biases of
+    /// layers without it are `bn_channels` and `bias`.
+    pub params: u64,
+    /// The part of `mult_adds` that is squeeze-and-excite's (all of it on an SE layer, zero on
+    /// any other), so the SE-less convention can be told apart.
     pub se_mult_adds: u64,
-    /// Squeeze-and-excite parameters: both 1x1 convs' weights and biases, 2 * C * R + R + C.
+    /// The part of `params` that is squeeze-and-excite's.
     pub se_params: u64,
     /// Output channels followed by BatchNorm (2 trainable + 2 running values each, or 1 folded
     /// bias once deployed).
@@ -32,28 +36,30 @@ pub struct LayerCost {
     pub output_elements: u64,
 }
 
-/// The cost of `layer` under the paper's convention.
+/// The cost of `layer`.
 pub fn layer_cost(layer: &Layer) -> LayerCost {
     let k2 = u64::from(layer.kernel) * u64::from(layer.kernel);
     let m = u64::from(layer.input.c);
     let n = u64::from(layer.output.c);
     let out_area = u64::from(layer.output.h) * u64::from(layer.output.w);
-    let (mult_adds, weights) = match layer.kind {
+    let (mult_adds, params) = match layer.kind {
         // eq. 2: D_K^2 M N D_F^2.
         LayerKind::Conv => (k2 * m * n * out_area, k2 * m * n),
         // eq. 4: D_K^2 M D_F^2 with M = N / depth multiplier; each output channel has one filter.
         LayerKind::Depthwise => (k2 * n * out_area, k2 * n),
         LayerKind::Pointwise => (m * n * out_area, m * n),
-        LayerKind::SqueezeExcite | LayerKind::AvgPool => (0, 0),
-        LayerKind::Fc => (m * n, m * n),
-    };
-    let (se_mult_adds, se_params) = match (layer.kind, layer.se_channels) {
         // Reduce C -> R and expand R -> C, each a 1x1 conv with bias on the 1x1 pooled vector.
-        (LayerKind::SqueezeExcite, Some(r)) => {
-            let r = u64::from(r);
+        LayerKind::SqueezeExcite => {
+            let r = u64::from(layer.se_channels.unwrap_or(0));
             (2 * n * r, 2 * n * r + r + n)
         }
-        _ => (0, 0),
+        LayerKind::AvgPool => (0, 0),
+        LayerKind::Fc => (m * n, m * n),
+    };
+    let (se_mult_adds, se_params) = if layer.kind == LayerKind::SqueezeExcite {
+        (mult_adds, params)
+    } else {
+        (0, 0)
     };
     let output_elements = layer.output.elements();
     let elementwise_ops = [
@@ -67,7 +73,7 @@ pub fn layer_cost(layer: &Layer) -> LayerCost {
         * output_elements;
     LayerCost {
         mult_adds,
-        weights,
+        params,
         se_mult_adds,
         se_params,
         bn_channels: if layer.batch_norm { n } else { 0 },
@@ -81,8 +87,10 @@ pub fn layer_cost(layer: &Layer) -> LayerCost {
 /// A depthwise-separable layer against the standard convolution it replaces (eq. 5 over eq. 2).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct SeparableSaving {
-    /// "dw_3 + pw_3".
-    pub layers: String,
+    /// The depthwise layer's name ("dw_3", "block_3.dw").
+    pub depthwise: String,
+    /// The pointwise layer's name ("pw_3", "block_3.project").
+    pub pointwise: String,
     pub block: usize,
     /// Mult-adds of the depthwise plus pointwise layers (eq. 5).
     pub separable_mult_adds: u64,
@@ -105,7 +113,8 @@ pub fn separable_saving(dw: &Layer, pw: &Layer) -> SeparableSaving {
     let separable = layer_cost(dw).mult_adds + layer_cost(pw).mult_adds;
     let standard = k2 * m * n * out_area;
     SeparableSaving {
-        layers: format!("{} + {}", dw.name, pw.name),
+        depthwise: dw.name.clone(),
+        pointwise: pw.name.clone(),
         block: dw.block.unwrap_or_default(),
         separable_mult_adds: separable,
         standard_mult_adds: standard,
@@ -123,14 +132,14 @@ mod tests {
     fn tf_slim_first_layers() {
         let layers = instantiate(&Config::paper(1.0, 224).unwrap());
         let conv = layer_cost(&layers[0]);
-        assert_eq!((conv.weights, conv.mult_adds), (864, 10_838_016));
+        assert_eq!((conv.params, conv.mult_adds), (864, 10_838_016));
         let dw = layer_cost(&layers[1]);
-        assert_eq!((dw.weights, dw.mult_adds), (288, 3_612_672));
+        assert_eq!((dw.params, dw.mult_adds), (288, 3_612_672));
         let pw = layer_cost(&layers[2]);
-        assert_eq!((pw.weights, pw.mult_adds), (2_048, 25_690_112));
+        assert_eq!((pw.params, pw.mult_adds), (2_048, 25_690_112));
         let fc = layer_cost(layers.last().unwrap());
         assert_eq!(
-            (fc.weights, fc.mult_adds, fc.bias, fc.bn_channels),
+            (fc.params, fc.mult_adds, fc.bias, fc.bn_channels),
             (1_024_000, 1_024_000, 1000, 0)
         );
     }

@@ -14,24 +14,28 @@
 //! the spec at alpha and at the resolution, not by scaling totals, so channel rounding is exact.
 //!
 //! v2 and v3 (Sandler et al. 2018, arXiv:1801.04381; Howard et al. 2019, arXiv:1905.02244) keep
-//! that convention for `mult_adds`: expansion, depthwise, projection and head convs and the FC
-//! layer. Two figures are reported beside it, never inside it:
-//! - `se_mult_adds`: squeeze-and-excite's two 1x1 convs on the pooled vector, 2 * C * R per
-//!   block (v3 Section 5.3), with `se_params` = 2 * C * R + R + C (both convs have biases);
-//! - `elementwise_ops`: one per output element for each residual add, SE channel multiply and
-//!   hard-swish product (ReLU, ReLU6 and hard-sigmoid count zero, like BatchNorm and pooling).
+//! that convention for every layer the network runs, so `mult_adds` and `params` include
+//! squeeze-and-excite's two 1x1 convs on the pooled vector (v3 Section 5.3): 2 * C * R
+//! multiply-adds and 2 * C * R + R + C weights and biases per block. Those parts are also
+//! reported alone (`se_mult_adds`, `se_params`) and subtracted (`mult_adds_excluding_se`,
+//! `params_excluding_se`). Element-wise operations (one per output element for each residual
+//! add, SE channel multiply and hard-swish product; ReLU, ReLU6 and hard-sigmoid count zero, like
+//! BatchNorm and pooling) are `elementwise_ops`, never inside `mult_adds`.
 //!
-//! The published MobileNetV3 figures (TF-slim README: Large 217 M, 0.75 155 M, minimalistic
-//! 209 M) are `mult_adds + se_mult_adds` rounded to whole millions (216.6, 154.6, 209.1 M); the v3
-//! paper's 219 M for Large is matched only by adding `elementwise_ops` (219.1 M), a convention
-//! its 0.75 row (155 M, 156.7 M with element-wise ops) does not follow, so it is flagged.
-//! v2's published figures (TF-slim README, paper Table 4) are `mult_adds` truncated to whole
-//! millions (300.8 M printed as 300).
+//! The published MobileNetV3 figures (TF-slim README: Large 217 M and 5.4 M, 0.75 155 M,
+//! minimalistic 209 M) are `mult_adds` and `params` rounded (216.6 M, 5.46 M printed as 5.4 by
+//! truncation, 154.6 M, 209.1 M); the v3 paper's 219 M for Large is matched only by adding
+//! `elementwise_ops` (219.1 M), a convention its 0.75 row (155 M, 156.7 M with element-wise ops)
+//! does not follow, so it is flagged. v2's published figures (TF-slim README, paper Table 4) are
+//! `mult_adds` truncated to whole millions (300.8 M printed as 300).
 //!
-//! Parameters are reported under several named conventions, see [`Totals`].
+//! Every figure is named by a [`Convention`], which also explains it ([`Convention::describe`])
+//! and renders the help block ([`help_text`]).
 
+mod convention;
 mod layer;
 mod model;
 
+pub use convention::{Convention, Quantity, UnknownConvention, help_text};
 pub use layer::{LayerCost, SeparableSaving, layer_cost, separable_saving};
 pub use model::{CostReport, KindShare, LayerRow, OmittedExpansion, SavingTotal, Totals, analyze};

@@ -5,7 +5,7 @@
 use serde::Serialize;
 
 use super::layer::{LayerCost, SeparableSaving, layer_cost, separable_saving};
-use crate::arch::{Architecture, Block, Config, Layer, LayerKind, instantiate};
+use crate::arch::{Config, Layer, LayerKind, Role, instantiate};
 
 /// One instantiated layer with its cost.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -14,24 +14,38 @@ pub struct LayerRow {
     pub cost: LayerCost,
 }
 
-/// Network totals. Parameter conventions, from the fewest values to the most:
-/// - `params`: convolution and FC weights only (the v1 paper's Table 2 convention; SE excluded);
-/// - `params_with_se`: `params` + the squeeze-and-excite layers' weights and biases (the
-///   convention of the published MobileNetV3 parameter counts);
-/// - `params_deployed`: BatchNorm folded into per-channel conv biases, plus SE and the other
-///   biases (FC, v3's `conv_head`): the element count of a deployed weight file;
-/// - `params_trainable`: weights + SE + BatchNorm gamma and beta + biases (PyTorch/timm);
-/// - `params_keras`: trainable + BatchNorm moving mean and variance (Keras "Total params").
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+/// Network totals, one field per [`Convention`](super::Convention) (whose `describe()` says
+/// what each counts) plus the counts they are built from. The headline `mult_adds` and `params`
+/// count every layer the network runs, squeeze-and-excite included; `*_excluding_se` leave it
+/// out. Parameter conventions, from the fewest values to the most: `params_excluding_se` <=
+/// `params` < `params_deployed` < `params_trainable` < `params_keras`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
 pub struct Totals {
-    /// Multiply-adds, paper convention (conv, depthwise, pointwise, FC; not SE).
+    /// Multiply-adds of every layer, squeeze-and-excite included.
     pub mult_adds: u64,
+    /// `mult_adds` - `se_mult_adds`: convolution, depthwise, pointwise and FC layers only.
+    pub mult_adds_excluding_se: u64,
+    /// Squeeze-and-excite's share of `mult_adds` (v3).
+    pub se_mult_adds: u64,
     /// 2 x mult-adds: one multiply and one add each.
     pub flops: u64,
+    /// Element-wise operations (residual adds, SE channel multiplies, hard-swish products), never
+    /// inside `mult_adds`.
+    pub elementwise_ops: u64,
+    /// Convolution and FC weights plus squeeze-and-excite's weights and biases.
     pub params: u64,
+    /// `params` - `se_params`: convolution and FC weights only (v1 Table 2).
+    pub params_excluding_se: u64,
+    /// Squeeze-and-excite's share of `params` (v3).
+    pub se_params: u64,
+    /// params + BatchNorm gamma and beta + the biases of layers without BatchNorm.
     pub params_trainable: u64,
+    /// params_trainable + BatchNorm moving mean and variance.
     pub params_keras: u64,
+    /// params + one folded bias per BatchNorm channel + the biases of layers without BatchNorm.
     pub params_deployed: u64,
+    /// params_deployed + 2 per BatchNorm channel (TF-slim's v1 README counts, an inference).
+    pub params_slim_checkpoint: u64,
     /// Weights stored at 4 bytes each (params_deployed x 4).
     pub weight_bytes_f32: u64,
     /// params_deployed x 2.
@@ -46,62 +60,24 @@ pub struct Totals {
     pub activation_elements: u64,
     /// BatchNorm channels (each contributes 1, 2 or 4 values depending on the convention).
     pub bn_channels: u64,
-    /// Squeeze-and-excite multiply-adds (v3), never inside `mult_adds`.
-    pub se_mult_adds: u64,
-    /// Squeeze-and-excite weights and biases (v3), never inside `params`.
-    pub se_params: u64,
-    /// Element-wise operations (residual adds, SE channel multiplies, hard-swish products), never
-    /// inside `mult_adds`.
-    pub elementwise_ops: u64,
-    /// mult_adds + se_mult_adds: the convention of the published MobileNetV3 MAdds.
-    pub mult_adds_with_se: u64,
-    /// params + se_params: the convention of the published MobileNetV3 parameter counts.
-    pub params_with_se: u64,
 }
 
-impl Totals {
-    /// TF-slim's published checkpoint count (an inference, not documented by TF-slim): weights +
-    /// FC bias + 3 values per BatchNorm channel (beta, moving mean, moving variance).
-    pub fn params_slim_checkpoint(&self) -> u64 {
-        self.params_deployed + 2 * self.bn_channels
-    }
-
-    /// The parameter count under a named convention, if the name is one of ours.
-    pub fn params_by_convention(&self, convention: &str) -> Option<u64> {
-        Some(match convention {
-            "params" => self.params,
-            "params_with_se" => self.params_with_se,
-            "params_trainable" => self.params_trainable,
-            "params_keras" => self.params_keras,
-            "params_deployed" => self.params_deployed,
-            "slim_checkpoint" => self.params_slim_checkpoint(),
-            _ => return None,
-        })
-    }
-
-    /// The mult-adds under a named convention, if the name is one of ours.
-    pub fn mult_adds_by_convention(&self, convention: &str) -> Option<u64> {
-        Some(match convention {
-            "mult_adds" => self.mult_adds,
-            "mult_adds_with_se" => self.mult_adds_with_se,
-            _ => return None,
-        })
-    }
-}
-
-/// The share of one layer kind (the v1 paper's Table 2), with the separately counted figures.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+/// The share of one layer kind (the v1 paper's Table 2). Squeeze-and-excite is a kind of its
+/// own and counts in the shares like any other layer, since its mult-adds and parameters are
+/// inside the headline totals the shares divide; v1 has none, so its Table 2 split is the
+/// paper's.
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct KindShare {
     pub kind: LayerKind,
     pub layers: usize,
+    /// The distinct kernel sizes of the kind's layers, ascending (v3 mixes 3x3 and 5x5
+    /// depthwise layers; the pool's is its window).
+    pub kernels: Vec<u32>,
     pub mult_adds: u64,
-    /// Weights only, as in Table 2.
+    /// Under the headline convention (weights, and SE's weights and biases).
     pub params: u64,
     pub mult_adds_pct: f64,
     pub params_pct: f64,
-    /// Squeeze-and-excite figures (non-zero for the squeeze_excite kind only).
-    pub se_mult_adds: u64,
-    pub se_params: u64,
     /// Element-wise operations of the layers of this kind.
     pub elementwise_ops: u64,
 }
@@ -179,17 +155,13 @@ fn separable_pairs(layers: &[LayerRow]) -> Vec<(usize, usize)> {
         .collect()
 }
 
-/// Inverted residual blocks whose first layer is the depthwise conv.
-fn omitted_expansions(config: &Config, layers: &[LayerRow]) -> Vec<OmittedExpansion> {
-    let body = Architecture::of(config.family).body;
+/// Inverted residual blocks whose depthwise conv is not preceded by an expansion.
+fn omitted_expansions(layers: &[LayerRow]) -> Vec<OmittedExpansion> {
     layers
         .iter()
         .enumerate()
         .filter(|(i, r)| {
-            let block = r.layer.block;
-            r.layer.kind == LayerKind::Depthwise
-                && block.is_some_and(|b| matches!(body[b], Block::InvertedResidual { .. }))
-                && (*i == 0 || layers[i - 1].layer.block != block)
+            r.layer.role == Role::BottleneckDepthwise && (*i == 0 || layers[i - 1].layer.role != Role::Expand)
         })
         .map(|(_, r)| {
             let input = r.layer.input;
@@ -216,12 +188,12 @@ pub fn analyze(config: &Config) -> CostReport {
 
     let sum = |f: fn(&LayerCost) -> u64| layers.iter().map(|r| f(&r.cost)).sum::<u64>();
     let mult_adds = sum(|c| c.mult_adds);
-    let params = sum(|c| c.weights);
+    let params = sum(|c| c.params);
     let se_mult_adds = sum(|c| c.se_mult_adds);
     let se_params = sum(|c| c.se_params);
     let bn_channels = sum(|c| c.bn_channels);
     let bias = sum(|c| c.bias);
-    let params_deployed = params + se_params + bn_channels + bias;
+    let params_deployed = params + bn_channels + bias;
     let activation_peak_elements = layers
         .iter()
         .map(|r| r.cost.input_elements + r.cost.output_elements)
@@ -229,22 +201,24 @@ pub fn analyze(config: &Config) -> CostReport {
         .unwrap_or(0);
     let totals = Totals {
         mult_adds,
+        mult_adds_excluding_se: mult_adds - se_mult_adds,
+        se_mult_adds,
         flops: 2 * mult_adds,
+        elementwise_ops: sum(|c| c.elementwise_ops),
         params,
-        params_trainable: params + se_params + 2 * bn_channels + bias,
-        params_keras: params + se_params + 4 * bn_channels + bias,
+        params_excluding_se: params - se_params,
+        se_params,
+        params_trainable: params + 2 * bn_channels + bias,
+        params_keras: params + 4 * bn_channels + bias,
         params_deployed,
+        // beta, moving mean and moving variance: the folded bias plus two more per channel.
+        params_slim_checkpoint: params_deployed + 2 * bn_channels,
         weight_bytes_f32: 4 * params_deployed,
         weight_bytes_f16: 2 * params_deployed,
         weight_bytes_int8: params_deployed,
         activation_peak_bytes: 4 * activation_peak_elements,
         activation_elements: sum(|c| c.output_elements),
         bn_channels,
-        se_mult_adds,
-        se_params,
-        elementwise_ops: sum(|c| c.elementwise_ops),
-        mult_adds_with_se: mult_adds + se_mult_adds,
-        params_with_se: params + se_params,
     };
 
     let by_kind = LayerKind::ALL
@@ -256,16 +230,18 @@ pub fn analyze(config: &Config) -> CostReport {
             }
             let total = |f: fn(&LayerCost) -> u64| rows.iter().map(|r| f(&r.cost)).sum::<u64>();
             let kind_mult_adds = total(|c| c.mult_adds);
-            let kind_params = total(|c| c.weights);
+            let kind_params = total(|c| c.params);
+            let mut kernels: Vec<u32> = rows.iter().map(|r| r.layer.kernel).collect();
+            kernels.sort_unstable();
+            kernels.dedup();
             Some(KindShare {
                 kind,
                 layers: rows.len(),
+                kernels,
                 mult_adds: kind_mult_adds,
                 params: kind_params,
                 mult_adds_pct: percent(kind_mult_adds, mult_adds),
                 params_pct: percent(kind_params, params),
-                se_mult_adds: total(|c| c.se_mult_adds),
-                se_params: total(|c| c.se_params),
                 elementwise_ops: total(|c| c.elementwise_ops),
             })
         })
@@ -289,7 +265,7 @@ pub fn analyze(config: &Config) -> CostReport {
 
     CostReport {
         config: *config,
-        omitted_expansions: omitted_expansions(config, &layers),
+        omitted_expansions: omitted_expansions(&layers),
         layers,
         totals,
         by_kind,
@@ -323,7 +299,7 @@ mod tests {
         assert_eq!(t.params_deployed, 4_221_032);
         let t1001 = analyze(&Config::paper(1.0, 224).unwrap().with_classes(1001)).totals;
         assert_eq!(t1001.params_deployed, 4_222_057);
-        assert_eq!(t1001.params_slim_checkpoint(), 4_243_945);
+        assert_eq!(t1001.params_slim_checkpoint, 4_243_945);
     }
 
     #[test]
@@ -334,7 +310,7 @@ mod tests {
         ] {
             let r = paper(alpha, res);
             let body = r.layers.iter().filter(|l| l.layer.block.is_some());
-            let (p, m) = body.fold((0, 0), |(p, m), l| (p + l.cost.weights, m + l.cost.mult_adds));
+            let (p, m) = body.fold((0, 0), |(p, m), l| (p + l.cost.params, m + l.cost.mult_adds));
             assert_eq!((p, m), (params, macs), "{alpha}/{res}");
         }
     }
@@ -367,7 +343,7 @@ mod tests {
     #[test]
     fn table2_to_printed_precision() {
         let r = paper(1.0, 224);
-        let share = |kind| *r.by_kind.iter().find(|s| s.kind == kind).unwrap();
+        let share = |kind| r.by_kind.iter().find(|s| s.kind == kind).unwrap();
         let hundredths = |pct: f64| (pct * 100.0).round() as u64;
         let pw = share(LayerKind::Pointwise);
         assert_eq!(
@@ -534,8 +510,9 @@ mod tests {
         assert!(paper(1.0, 224).omitted_expansions.is_empty());
     }
 
-    /// The published MobileNetV3 figures are mult_adds + se_mult_adds and params + se_params,
-    /// within one unit of the printed digit (TF-slim README and v3 paper Table 3).
+    /// The published MobileNetV3 figures are the headline mult_adds and params (squeeze-and-
+    /// excite included), within one unit of the printed digit (TF-slim README and v3 paper
+    /// Table 3).
     #[test]
     fn v3_published_figures() {
         // (model, printed MAdds in millions, printed params in tenths of millions); None where
@@ -550,47 +527,78 @@ mod tests {
             let t = report.totals;
             let c = report.config.label();
             if let Some(macs) = macs {
-                assert!(
-                    t.mult_adds_with_se.abs_diff(macs * 1_000_000) <= 1_000_000,
-                    "{c}: {t:?}"
-                );
+                assert!(t.mult_adds.abs_diff(macs * 1_000_000) <= 1_000_000, "{c}: {t:?}");
             }
             if let Some(params) = params_tenths {
-                assert!(
-                    t.params_with_se.abs_diff(params * 100_000) <= 100_000,
-                    "{c}: {t:?}"
-                );
+                assert!(t.params.abs_diff(params * 100_000) <= 100_000, "{c}: {t:?}");
             }
         }
         let large = family(Family::V3Large, 1.0, 224).totals;
         assert_eq!(
             (large.mult_adds, large.se_mult_adds, large.elementwise_ops),
-            (215_082_560, 1_507_200, 2_532_032)
+            (216_589_760, 1_507_200, 2_532_032)
         );
-        // README 217: with SE. Paper 219: only with element-wise ops as well (flagged).
-        assert_eq!(round_to(large.mult_adds_with_se, 1_000_000), 217);
+        assert_eq!(large.mult_adds_excluding_se, 215_082_560);
+        // README 217: the headline, rounded. Paper 219: only with element-wise ops as well
+        // (flagged as an erratum in presets/published).
+        assert_eq!(round_to(large.mult_adds, 1_000_000), 217);
+        assert_eq!(round_to(large.mult_adds + large.elementwise_ops, 1_000_000), 219);
+        // The paper's and README's 5.4 M: 5.456 M, printed to one decimal by truncation.
+        assert_eq!((large.params, large.params / 100_000), (5_456_352, 54));
         assert_eq!(
-            round_to(large.mult_adds_with_se + large.elementwise_ops, 1_000_000),
-            219
+            (large.params_excluding_se, large.se_params),
+            (3_944_072, 1_512_280)
         );
         // torchvision's mobilenet_v3_large: 5,483,032 parameters (trainable convention).
         assert_eq!(large.params_trainable, 5_483_032);
-        assert_eq!(large.params_with_se, 5_456_352);
         // timm's tf_mobilenetv3_small_100: 2.54 M.
-        assert_eq!(
-            family(Family::V3Small, 1.0, 224).totals.params_trainable,
-            2_542_856
-        );
-        // Small 1.0: 56.5 M and 2.53 M, against the printed 66 M and 2.9 M (recorded as unexplained).
         let small = family(Family::V3Small, 1.0, 224).totals;
+        assert_eq!(small.params_trainable, 2_542_856);
+        // Small 1.0: 56.5 M and 2.53 M, against the printed 66 M and 2.9 M (recorded as unexplained).
+        assert_eq!((small.mult_adds, small.params), (56_510_400, 2_528_720));
         assert_eq!(
-            (small.mult_adds_with_se, small.params_with_se),
-            (56_510_400, 2_528_720)
+            (small.mult_adds_excluding_se, small.params_excluding_se),
+            (56_051_648, 2_067_080)
         );
     }
 
+    /// v3-large 1.0/224's headline parameters are what its f32 weight file holds, less the
+    /// values the headline convention leaves out: one folded bias per BatchNorm channel and the
+    /// biases of conv_head and the logits. Counted here from the layers' tensor shapes, apart
+    /// from the cost model's formulas.
     #[test]
-    fn se_and_elementwise_stay_out_of_mult_adds() {
+    fn v3_large_headline_params_are_the_weight_file_less_the_excluded_biases() {
+        let r = family(Family::V3Large, 1.0, 224);
+        let t = r.totals;
+        let mut file = 0u64;
+        let mut excluded = 0u64;
+        for l in r.layers.iter().map(|row| &row.layer) {
+            let (k, cin, cout) = (u64::from(l.kernel), u64::from(l.input.c), u64::from(l.output.c));
+            let tensors = match l.kind {
+                LayerKind::Conv => k * k * cin * cout,
+                LayerKind::Depthwise => k * k * cout,
+                LayerKind::Pointwise | LayerKind::Fc => cin * cout,
+                // reduce [R, C] + bias [R], expand [C, R] + bias [C]: all in the headline.
+                LayerKind::SqueezeExcite => {
+                    let se = u64::from(l.se_channels.unwrap());
+                    2 * se * cin + se + cin
+                }
+                LayerKind::AvgPool => 0,
+            };
+            let bias = if l.batch_norm || l.bias { cout } else { 0 };
+            file += tensors + bias;
+            excluded += bias;
+        }
+        assert_eq!(t.weight_bytes_f32, 4 * file);
+        assert_eq!(t.weight_bytes_f32, 21_883_328);
+        assert_eq!(t.params, file - excluded);
+        assert_eq!(file - excluded, 5_456_352);
+        // The paper's 5.4 M (Table 3) and the README's: within one unit of the printed digit.
+        assert!(t.params.abs_diff(5_400_000) <= 100_000);
+    }
+
+    #[test]
+    fn se_is_inside_the_headline_and_elementwise_stays_out() {
         for report in [
             family(Family::V3Large, 1.0, 224),
             family(Family::V3Small, 0.75, 160),
@@ -602,10 +610,11 @@ mod tests {
             for row in &report.layers {
                 let (l, c) = (&row.layer, &row.cost);
                 if l.kind == LayerKind::SqueezeExcite {
-                    assert_eq!((c.mult_adds, c.weights, c.bn_channels, c.bias), (0, 0, 0, 0));
                     let (ch, r) = (u64::from(l.input.c), u64::from(l.se_channels.unwrap()));
-                    assert_eq!((c.se_mult_adds, c.se_params), (2 * ch * r, 2 * ch * r + r + ch));
-                    se = (se.0 + c.se_mult_adds, se.1 + c.se_params);
+                    assert_eq!((c.mult_adds, c.params), (2 * ch * r, 2 * ch * r + r + ch));
+                    assert_eq!((c.se_mult_adds, c.se_params), (c.mult_adds, c.params));
+                    assert_eq!((c.bn_channels, c.bias), (0, 0));
+                    se = (se.0 + c.mult_adds, se.1 + c.params);
                 } else {
                     assert_eq!((c.se_mult_adds, c.se_params), (0, 0));
                 }
@@ -616,19 +625,30 @@ mod tests {
             }
             assert_eq!((t.se_mult_adds, t.se_params), se);
             assert_eq!(t.elementwise_ops, elementwise);
-            assert_eq!(t.mult_adds_with_se, t.mult_adds + t.se_mult_adds);
-            assert_eq!(t.params_with_se, t.params + t.se_params);
+            assert_eq!(t.mult_adds, t.mult_adds_excluding_se + t.se_mult_adds);
+            assert_eq!(t.params, t.params_excluding_se + t.se_params);
             assert_eq!(
                 t.params_deployed,
-                t.params
-                    + t.se_params
-                    + t.bn_channels
-                    + report.layers.iter().map(|r| r.cost.bias).sum::<u64>()
+                t.params + t.bn_channels + report.layers.iter().map(|r| r.cost.bias).sum::<u64>()
             );
             assert_eq!(t.flops, 2 * t.mult_adds);
         }
         let minimal = minimalistic(Family::V3Small, 1.0).totals;
         assert_eq!((minimal.se_mult_adds, minimal.se_params), (0, 0));
+        assert_eq!(minimal.mult_adds, minimal.mult_adds_excluding_se);
+    }
+
+    /// Without squeeze-and-excite (v1, v2) the SE-less figures are the headline ones.
+    #[test]
+    fn v1_and_v2_have_nothing_to_exclude() {
+        for r in [paper(1.0, 224), family(Family::V2, 1.0, 224)] {
+            let t = r.totals;
+            assert_eq!((t.se_mult_adds, t.se_params), (0, 0));
+            assert_eq!(
+                (t.mult_adds_excluding_se, t.params_excluding_se),
+                (t.mult_adds, t.params)
+            );
+        }
     }
 
     #[test]
@@ -639,13 +659,13 @@ mod tests {
                 let t = r.totals;
                 let sum = |f: fn(&LayerCost) -> u64| r.layers.iter().map(|l| f(&l.cost)).sum::<u64>();
                 assert_eq!(sum(|c| c.mult_adds), t.mult_adds);
-                assert_eq!(sum(|c| c.weights), t.params);
+                assert_eq!(sum(|c| c.params), t.params);
                 assert_eq!(sum(|c| c.se_mult_adds), t.se_mult_adds);
                 assert_eq!(sum(|c| c.elementwise_ops), t.elementwise_ops);
                 let kinds = |f: fn(&KindShare) -> u64| r.by_kind.iter().map(f).sum::<u64>();
                 assert_eq!(kinds(|k| k.mult_adds), t.mult_adds);
                 assert_eq!(kinds(|k| k.params), t.params);
-                assert_eq!(kinds(|k| k.se_params), t.se_params);
+                assert_eq!(sum(|c| c.se_params), t.se_params);
                 assert_eq!(kinds(|k| k.elementwise_ops), t.elementwise_ops);
                 assert!(t.params_deployed < t.params_trainable && t.params_trainable < t.params_keras);
             }
@@ -656,7 +676,11 @@ mod tests {
     fn separable_pairs_skip_the_se_layer() {
         let r = family(Family::V3Large, 1.0, 224);
         assert_eq!(r.separable.len(), 15);
-        assert_eq!(r.separable[3].layers, "block_3.dw + block_3.project");
+        let s = &r.separable[3];
+        assert_eq!(
+            (s.depthwise.as_str(), s.pointwise.as_str()),
+            ("block_3.dw", "block_3.project")
+        );
         for s in &r.separable {
             assert!((s.ratio - s.formula).abs() < 1e-12, "{s:?}");
         }

@@ -4,7 +4,7 @@
 //! candle network of `crate::nn`, the reference engine behind `--engine reference`.
 
 use super::*;
-use crate::arch::{Activation, Config, LayerKind, Shape, Variant, instantiate};
+use crate::arch::{Activation, Config, LayerKind, Role, Shape, Variant, instantiate};
 
 /// A small deterministic generator (xorshift64*), uniform in [-1, 1).
 struct Rng(u64);
@@ -257,6 +257,15 @@ fn layer(kind: LayerKind, kernel: u32, stride: u32, input: Shape, out_c: u32) ->
         name: format!("{kind}"),
         block: None,
         kind,
+        // The role of a lone layer of this kind in v1 (squeeze-and-excite's is v3's).
+        role: match kind {
+            LayerKind::Conv => Role::Stem,
+            LayerKind::Depthwise => Role::Depthwise,
+            LayerKind::Pointwise => Role::Pointwise,
+            LayerKind::SqueezeExcite => Role::SqueezeExcite,
+            LayerKind::AvgPool => Role::Pool,
+            LayerKind::Fc => Role::Logits,
+        },
         kernel,
         stride,
         input,

@@ -8,6 +8,8 @@
 
 mod compare;
 mod table;
+mod table2;
 
-pub use compare::{Comparison, FigureCheck, FigureCheckPct, Status, Table2Check, compare, compare_table2};
+pub use compare::{Comparison, FigureCheck, Status, compare};
 pub use table::{PaperTable2Row, PaperTable3Row, PublishedModel, SlimLayerRow, Source, Store, parse_figure};
+pub use table2::{FigureCheckPct, Table2Check, compare_table2};

@@ -2,6 +2,9 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::arch::LayerKind;
+use crate::cost::Convention;
+
 const SOURCES: &str = include_str!("../../presets/published/sources.csv");
 const MODELS: &str = include_str!("../../presets/published/models.csv");
 const TABLE2: &str = include_str!("../../presets/published/v1-paper-table2.csv");
@@ -31,7 +34,11 @@ pub struct PublishedModel {
     pub top5: Option<String>,
     pub mult_adds_m: Option<String>,
     pub params_m: Option<String>,
-    pub params_convention: Option<String>,
+    /// How the source counts parameters; a name that is not a [`Convention`] fails the load.
+    pub params_convention: Option<Convention>,
+    /// The classifier width the printed counts correspond to: 1000 (ImageNet), or 1001 where
+    /// the count includes TensorFlow's background class. Empty where no count is printed.
+    pub classes: Option<u32>,
     pub size_mb: Option<String>,
     pub latency: Option<String>,
     pub erratum: Option<String>,
@@ -66,7 +73,7 @@ impl PublishedModel {
 pub struct PaperTable2Row {
     pub source: String,
     pub table: String,
-    pub kind: String,
+    pub kind: LayerKind,
     pub mult_adds_pct: String,
     pub params_pct: String,
     pub erratum: Option<String>,
@@ -132,6 +139,23 @@ impl Store {
     pub fn source(&self, id: &str) -> Option<&Source> {
         self.sources.iter().find(|s| s.id == id)
     }
+
+    /// The model rows matching every given filter, in file order (the `presets` listing).
+    pub fn select(
+        &self,
+        family: Option<&str>,
+        alpha: Option<f64>,
+        resolution: Option<u32>,
+        source: Option<&str>,
+    ) -> Vec<&PublishedModel> {
+        self.models
+            .iter()
+            .filter(|m| family.is_none_or(|f| m.family == f))
+            .filter(|m| alpha.is_none_or(|a| m.alpha.is_some_and(|ma| (ma - a).abs() < 1e-9)))
+            .filter(|m| resolution.is_none_or(|r| m.resolution == Some(r)))
+            .filter(|m| source.is_none_or(|s| m.source == s))
+            .collect()
+    }
 }
 
 /// A printed figure as (value, one unit of its last printed digit): "4.24" -> (4.24, 0.01).
@@ -166,6 +190,54 @@ mod tests {
         for m in &store.models {
             assert!(!m.table.is_empty(), "{} has no table", m.model);
         }
+    }
+
+    /// Every printed count names its convention and class count; only TF-slim's v1 checkpoint
+    /// convention counts the background class.
+    #[test]
+    fn every_count_has_a_parameter_convention_and_a_class_count() {
+        for m in &Store::embedded().models {
+            let counted = m.mult_adds_m.is_some() || m.params_m.is_some();
+            assert_eq!(m.classes.is_some(), counted, "{} {}", m.source, m.model);
+            if m.params_m.is_some() {
+                let convention = m.params_convention.unwrap_or_else(|| panic!("{}", m.model));
+                assert_eq!(
+                    convention.quantity(),
+                    crate::cost::Quantity::Parameters,
+                    "{}",
+                    m.model
+                );
+                let slim = convention == Convention::ParamsSlimCheckpoint;
+                assert_eq!(m.classes == Some(1001), slim, "{} {}", m.source, m.model);
+            }
+        }
+    }
+
+    /// A misspelt convention stops the load at its row instead of falling back to a default.
+    #[test]
+    #[should_panic(expected = "unknown counting convention 'params_with_se'")]
+    fn a_misspelt_convention_fails_the_load() {
+        let mut lines = MODELS.lines();
+        let header = lines.next().unwrap();
+        let row = lines
+            .find(|l| l.contains(",params,"))
+            .unwrap()
+            .replacen(",params,", ",params_with_se,", 1);
+        parse::<PublishedModel>("models.csv", &format!("{header}\n{row}\n"));
+    }
+
+    #[test]
+    fn select_filters_on_every_given_field() {
+        let store = Store::embedded();
+        let rows = store.select(Some("v1"), Some(0.75), None, Some("slim-v1"));
+        assert_eq!(rows.len(), 8);
+        assert!(rows.iter().all(|m| m.family == "v1" && m.source == "slim-v1"));
+        assert!(rows.iter().all(|m| m.alpha == Some(0.75)));
+        let at_160 = store.select(None, None, Some(160), None);
+        assert!(at_160.iter().all(|m| m.resolution == Some(160)));
+        assert!(at_160.iter().any(|m| m.family == "v2"));
+        assert_eq!(store.select(None, None, None, None).len(), store.models.len());
+        assert!(store.select(Some("v4"), None, None, None).is_empty());
     }
 
     #[test]

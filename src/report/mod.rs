@@ -8,14 +8,16 @@ mod document;
 mod images;
 mod plot;
 pub mod presets;
+mod render;
 mod sweep;
 pub mod units;
 
-pub use analyze::{AnalyzeReport, analyze_document, analyze_json};
+pub use analyze::{AnalyzeReport, analyze_csv, analyze_document, analyze_json};
 pub use bench::{bench_document, bench_warnings};
 pub use document::{Align, Document, Section, TextTable};
 pub use images::{classify_document, evaluate_document};
 pub use plot::{PlotError, sweep_plot_svg};
+pub use render::{PresetsView, Render, json};
 pub use sweep::sweep_document;
 
 use std::fmt;

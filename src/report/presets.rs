@@ -1,27 +1,14 @@
-//! The `presets` listing of published figures.
+//! The `presets` listing of published figures (the rows `published::Store::select` picks).
 
 use serde::Serialize;
 
 use super::document::{Align, Document, TextTable};
 use crate::published::{PublishedModel, Source, Store};
 
-/// The rows matching every given filter, in file order.
-pub fn select<'a>(
-    store: &'a Store,
-    family: Option<&str>,
-    alpha: Option<f64>,
-    resolution: Option<u32>,
-    source: Option<&str>,
-) -> Vec<&'a PublishedModel> {
-    store
-        .models
-        .iter()
-        .filter(|m| family.is_none_or(|f| m.family == f))
-        .filter(|m| alpha.is_none_or(|a| m.alpha.is_some_and(|ma| (ma - a).abs() < 1e-9)))
-        .filter(|m| resolution.is_none_or(|r| m.resolution == Some(r)))
-        .filter(|m| source.is_none_or(|s| m.source == s))
-        .collect()
-}
+/// Version 2: rows carry `classes`, and `params_convention` names a `cost::Convention`
+/// (`params` for the v3 rows that said `params_with_se`, `params_slim_checkpoint` for
+/// `slim_checkpoint`).
+pub const SCHEMA_VERSION: u32 = 2;
 
 #[derive(Serialize)]
 pub struct PresetsJson<'a> {
@@ -33,7 +20,7 @@ pub struct PresetsJson<'a> {
 /// The JSON listing: the rows and the sources they cite.
 pub fn json<'a>(store: &'a Store, rows: &[&'a PublishedModel]) -> PresetsJson<'a> {
     PresetsJson {
-        schema_version: 1,
+        schema_version: SCHEMA_VERSION,
         sources: store
             .sources
             .iter()
@@ -43,7 +30,17 @@ pub fn json<'a>(store: &'a Store, rows: &[&'a PublishedModel]) -> PresetsJson<'a
     }
 }
 
-/// The table listing.
+/// The CSV listing: the selected rows exactly as `presets/published/models.csv` holds them
+/// (snake_case headers, figures as printed, no formatting).
+pub fn csv(rows: &[&PublishedModel]) -> anyhow::Result<String> {
+    let mut writer = csv::Writer::from_writer(Vec::new());
+    for row in rows {
+        writer.serialize(row)?;
+    }
+    Ok(String::from_utf8(writer.into_inner()?)?)
+}
+
+/// The table listing. Counts are in millions as printed, for the class count in `Classes`.
 pub fn document(store: &Store, rows: &[&PublishedModel]) -> Document {
     let dash = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".into());
     let mut table = TextTable::new(&[
@@ -59,6 +56,8 @@ pub fn document(store: &Store, rows: &[&PublishedModel]) -> Document {
         ("Top-5", Align::Right),
         ("Mult-Adds (M)", Align::Right),
         ("Params (M)", Align::Right),
+        ("Params convention", Align::Left),
+        ("Classes", Align::Right),
         ("Size (MB)", Align::Right),
         ("Latency (ms)", Align::Left),
         ("Erratum", Align::Left),
@@ -77,6 +76,8 @@ pub fn document(store: &Store, rows: &[&PublishedModel]) -> Document {
             dash(&m.top5),
             dash(&m.mult_adds_m),
             dash(&m.params_m),
+            m.params_convention.map_or_else(|| "-".into(), |c| c.to_string()),
+            m.classes.map_or_else(|| "-".into(), |c| c.to_string()),
             dash(&m.size_mb),
             m.latency.clone().unwrap_or_else(|| "-".into()).replace(';', "; "),
             if m.erratum.is_some() { "yes (see JSON)" } else { "" }.into(),
@@ -98,4 +99,47 @@ pub fn document(store: &Store, rows: &[&PublishedModel]) -> Document {
     }
     doc.lines(lines);
     doc
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The CSV of every row is the embedded file itself: same headers, same cells.
+    #[test]
+    fn csv_round_trips_the_data_file() {
+        let store = Store::embedded();
+        let rows = store.select(None, None, None, None);
+        let text = csv(&rows).unwrap();
+        let file = include_str!("../../presets/published/models.csv");
+        let parse = |t: &str| -> Vec<csv::StringRecord> {
+            csv::Reader::from_reader(t.as_bytes())
+                .records()
+                .map(Result::unwrap)
+                .collect()
+        };
+        assert_eq!(text.lines().next(), file.lines().next());
+        // Floats re-serialise without their trailing zero ("1.0" -> "1"); compare as numbers.
+        for (ours, theirs) in parse(&text).iter().zip(parse(file).iter()) {
+            for (a, b) in ours.iter().zip(theirs.iter()) {
+                match (a.parse::<f64>(), b.parse::<f64>()) {
+                    (Ok(x), Ok(y)) => assert_eq!(x, y, "{ours:?}"),
+                    _ => assert_eq!(a, b, "{ours:?}"),
+                }
+            }
+        }
+        assert_eq!(parse(&text).len(), store.models.len());
+    }
+
+    #[test]
+    fn the_table_states_convention_and_classes() {
+        let store = Store::embedded();
+        let rows = store.select(Some("v1"), Some(1.0), Some(224), Some("slim-v1"));
+        let text = document(&store, &rows).to_markdown();
+        assert!(text.contains("| Params convention | Classes |"), "{text}");
+        assert!(
+            text.contains("| 569 | 4.24 | params_slim_checkpoint | 1001 |"),
+            "{text}"
+        );
+    }
 }

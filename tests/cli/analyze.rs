@@ -16,9 +16,20 @@ fn analyze_json(args: &[&str]) -> Value {
     serde_json::from_slice(&out.stdout).unwrap()
 }
 
+/// The published row for `model` in an analyze JSON document.
+fn published_row<'a>(v: &'a Value, model: &str) -> &'a Value {
+    v["published"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["model"] == model)
+        .unwrap_or_else(|| panic!("no published row {model}"))
+}
+
 #[test]
 fn json_contract_for_1_0_224() {
     let v = analyze_json(&[]);
+    assert_eq!(v["schema_version"], 2);
     let model = &v["model"];
     assert_eq!(model["alpha"], 1.0);
     assert_eq!(model["resolution"], 224);
@@ -26,7 +37,9 @@ fn json_contract_for_1_0_224() {
     assert_eq!(model["classes"], 1000);
     assert_eq!(model["variant"], "standard");
     let t = &v["totals"];
+    assert_eq!(t["classes"], 1000);
     assert_eq!(t["mult_adds"].as_u64(), Some(568_740_352));
+    assert_eq!(t["mult_adds_excluding_se"].as_u64(), Some(568_740_352));
     assert_eq!(t["flops"].as_u64(), Some(1_137_480_704));
     assert_eq!(t["params"].as_u64(), Some(4_209_088));
     assert_eq!(t["params_trainable"].as_u64(), Some(4_231_976));
@@ -45,10 +58,13 @@ fn json_contract_for_1_0_224() {
         "output",
         "mult_adds",
         "params",
+        "role",
     ] {
         assert!(layers.iter().all(|l| !l[key].is_null()), "layer key {key}");
     }
     assert_eq!(layers[1]["kind"], "depthwise");
+    assert_eq!(layers[1]["role"], "depthwise");
+    assert_eq!(layers[0]["role"], "stem");
     assert_eq!(layers[1]["input"], serde_json::json!([112, 112, 32]));
     assert!(v["by_kind"].as_array().unwrap().len() >= 4);
     let published = v["published"].as_array().unwrap();
@@ -92,12 +108,7 @@ fn all_sixteen_paper_points_agree_or_flag_errata() {
         }
     }
     let v = analyze_json(&["--alpha", "0.75", "--res", "224"]);
-    let slim = v["published"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|p| p["model"] == "MobileNet_v1_0.75_224")
-        .unwrap();
+    let slim = published_row(&v, "MobileNet_v1_0.75_224");
     assert_eq!(slim["mult_adds"]["status"], "erratum");
     assert_eq!(slim["mult_adds"]["published"], "317");
 }
@@ -111,6 +122,7 @@ fn table_output_shows_every_section() {
         .stdout(predicate::str::contains("0.5-MobileNet-160"))
         .stdout(predicate::str::contains("max(int(c * alpha), 8)"))
         .stdout(predicate::str::contains("76,524,800"))
+        .stdout(predicate::str::contains("Totals for 1000 classes (the papers'"))
         .stdout(predicate::str::contains("Resource per layer type"))
         .stdout(predicate::str::contains("Depthwise separable vs standard"))
         .stdout(predicate::str::contains("Peak activation memory"))
@@ -150,12 +162,55 @@ fn rho_and_odd_resolutions() {
     assert_eq!(v["layers"][0]["output"], serde_json::json!([49, 49, 9]));
 }
 
+/// Defect 11: 0.5/160's 76,524,800 mult-adds at 1000 classes and 76,525,312 at the shipped
+/// weights' 1001 are both labelled with their class count.
+#[test]
+fn counts_state_their_class_count() {
+    for (classes, mult_adds, note) in [
+        (
+            "1000",
+            "76,524,800",
+            "Totals for 1000 classes (the papers'; the shipped weights have 1001: background + ImageNet's 1000)",
+        ),
+        (
+            "1001",
+            "76,525,312",
+            "Totals for 1001 classes (background + ImageNet's 1000, as the shipped weights)",
+        ),
+    ] {
+        cli()
+            .args(["analyze", "--alpha", "0.5", "--res", "160", "--classes", classes])
+            .assert()
+            .success()
+            .stdout(predicate::str::contains(mult_adds))
+            .stdout(predicate::str::contains(note));
+        let v = analyze_json(&["--alpha", "0.5", "--res", "160", "--classes", classes]);
+        assert_eq!(v["totals"]["classes"].to_string(), classes);
+        // The published rows keep their own class count whatever the configuration's.
+        let slim = published_row(&v, "MobileNet_v1_0.50_160");
+        assert_eq!(slim["classes"], 1001);
+    }
+}
+
 #[test]
 fn csv_and_markdown() {
     let out = cli().args(["analyze", "--format", "csv"]).output().unwrap();
     let text = String::from_utf8(out.stdout).unwrap();
-    assert!(text.starts_with("Layer,Type / Stride,Filter Shape"));
-    assert!(text.contains("\"568,740,352\""));
+    assert!(
+        text.starts_with("layer,role,kind,block,kernel,stride,input_h,"),
+        "{text}"
+    );
+    assert!(!text.contains('"') && !text.contains('%'), "{text}");
+    let mut reader = csv::Reader::from_reader(text.as_bytes());
+    let headers = reader.headers().unwrap().clone();
+    let column = |name: &str| headers.iter().position(|h| h == name).unwrap();
+    let (mult_adds, output_c) = (column("mult_adds"), column("output_c"));
+    let rows: Vec<csv::StringRecord> = reader.records().map(Result::unwrap).collect();
+    let total: u64 = rows.iter().map(|r| r[mult_adds].parse::<u64>().unwrap()).sum();
+    assert_eq!(total, 568_740_352);
+    assert_eq!((&rows[0][0], &rows[0][mult_adds]), ("conv_0", "10838016"));
+    // The logits row's width is the class count.
+    assert_eq!(&rows.last().unwrap()[output_c], "1000");
     cli()
         .args(["analyze", "--format", "markdown"])
         .assert()
@@ -241,8 +296,22 @@ fn presets_lists_and_filters() {
             .all(|m| m["family"] == "v1" && m["source"].is_string())
     );
     assert!(models.len() >= 80);
+    assert!(models.iter().all(|m| m["params_convention"] != "slim_checkpoint"));
+    assert_eq!(v["schema_version"], 2);
     let out = cli().args(["presets", "--source", "nope"]).output().unwrap();
     assert_eq!(out.status.code(), Some(2));
+    // CSV: the data file's own columns and cells, unformatted.
+    let out = cli()
+        .args([
+            "presets", "--source", "slim-v1", "--alpha", "1.0", "--res", "224", "--format", "csv",
+        ])
+        .output()
+        .unwrap();
+    let text = String::from_utf8(out.stdout).unwrap();
+    let file = include_str!("../../presets/published/models.csv");
+    assert_eq!(text.lines().next(), file.lines().next());
+    assert!(text.contains(",569,4.24,params_slim_checkpoint,1001,"), "{text}");
+    assert_eq!(text.lines().count(), 3);
 }
 
 #[test]
@@ -276,10 +345,7 @@ fn v2_json_layers_totals_and_published() {
     assert_eq!(omitted["blocks"][0]["mult_adds"].as_u64(), Some(12_845_056));
     assert_eq!(omitted["mult_adds_with_expansions"].as_u64(), Some(313_619_328));
     let published = v["published"].as_array().unwrap();
-    let slim = published
-        .iter()
-        .find(|p| p["model"] == "mobilenet_v2_1.0_224")
-        .unwrap();
+    let slim = published_row(&v, "mobilenet_v2_1.0_224");
     assert_eq!(slim["mult_adds"]["status"], "agrees");
     assert_eq!(slim["params"]["status"], "agrees");
     assert!(published.iter().any(|p| p["source"] == "paper-v2"));
@@ -312,30 +378,36 @@ fn v3_json_separates_squeeze_excite_and_elementwise() {
     assert_eq!(se.len(), 8);
     assert_eq!(se[0]["name"], "block_3.se");
     assert_eq!(se[0]["se_channels"], 24);
-    assert_eq!(se[0]["mult_adds"], 0);
+    assert_eq!(se[0]["role"], "squeeze_excite");
+    assert_eq!(se[0]["mult_adds"], 2 * 72 * 24);
     assert_eq!(se[0]["se_mult_adds"], 2 * 72 * 24);
+    assert_eq!(se[0]["params"], 2 * 72 * 24 + 24 + 72);
     assert!(layers.iter().any(|l| l["activation"] == "hardswish"));
     let head = layers.iter().find(|l| l["name"] == "conv_head").unwrap();
     assert_eq!(
         (head["bn_channels"].as_u64(), head["bias"].as_u64()),
         (Some(0), Some(1280))
     );
+    // Defect 5: the headline counts every layer the network runs, SE included.
     let t = &v["totals"];
-    assert_eq!(t["mult_adds"].as_u64(), Some(215_082_560));
+    assert_eq!(t["mult_adds"].as_u64(), Some(216_589_760));
+    assert_eq!(t["mult_adds_excluding_se"].as_u64(), Some(215_082_560));
     assert_eq!(t["se_mult_adds"].as_u64(), Some(1_507_200));
-    assert_eq!(t["mult_adds_with_se"].as_u64(), Some(216_589_760));
+    assert_eq!(t["params"].as_u64(), Some(5_456_352));
+    assert_eq!(t["params_excluding_se"].as_u64(), Some(3_944_072));
+    assert_eq!(t["se_params"].as_u64(), Some(1_512_280));
+    assert!(t.get("mult_adds_with_se").is_none() && t.get("params_with_se").is_none());
     assert_eq!(t["elementwise_ops"].as_u64(), Some(2_532_032));
     let sum = |key: &str| layers.iter().map(|l| l[key].as_u64().unwrap()).sum::<u64>();
-    assert_eq!(sum("mult_adds"), 215_082_560);
+    assert_eq!(sum("mult_adds"), 216_589_760);
+    assert_eq!(sum("params"), 5_456_352);
     assert_eq!(sum("se_mult_adds"), 1_507_200);
     assert_eq!(sum("elementwise_ops"), 2_532_032);
-    assert!(
-        v["by_kind"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|k| k["kind"] == "squeeze_excite")
-    );
+    let kinds = v["by_kind"].as_array().unwrap();
+    let se_kind = kinds.iter().find(|k| k["kind"] == "squeeze_excite").unwrap();
+    assert_eq!(se_kind["mult_adds"], 1_507_200);
+    let dw = kinds.iter().find(|k| k["kind"] == "depthwise").unwrap();
+    assert_eq!(dw["kernels"], serde_json::json!([3, 5]));
     let published = v["published"].as_array().unwrap();
     let status = |source: &str, model: &str| {
         let p = published
@@ -345,6 +417,9 @@ fn v3_json_separates_squeeze_excite_and_elementwise() {
         p["mult_adds"]["status"].as_str().unwrap().to_string()
     };
     assert_eq!(status("slim-v3", "Large dm=1 (float)"), "agrees");
+    let slim = published_row(&v, "Large dm=1 (float)");
+    assert_eq!(slim["params"]["status"], "agrees");
+    assert_eq!(slim["params_convention"], "params");
     assert_eq!(status("paper-v3", "V3-Large 1.0"), "erratum");
 }
 
@@ -364,7 +439,7 @@ fn v3_minimalistic_and_small() {
         .stdout(predicate::str::contains("bneck SE"))
         .stdout(predicate::str::contains("Conv DW 3x3/5x5"))
         .stdout(predicate::str::contains("Small dm=0.75 (float)"))
-        .stdout(predicate::str::contains("mult_adds_with_se"));
+        .stdout(predicate::str::contains("mult_adds_excluding_se"));
 }
 
 #[test]

@@ -3,6 +3,7 @@
 
 use candle_core::Device;
 use mobilenet_cli::arch::{Config, Family, Layer, LayerKind, Variant, instantiate};
+use mobilenet_cli::cost::analyze;
 use mobilenet_cli::engine::{Engine, FoldedLayerWeights};
 use mobilenet_cli::nn::MobileNet;
 
@@ -59,5 +60,33 @@ fn the_network_runs_v2_and_v3() {
             candle_core::Tensor::zeros((1, 3, 64, 64), candle_core::DType::F32, &Device::Cpu).unwrap();
         let logits = net.forward(&input).unwrap();
         assert_eq!(logits.dims(), &[1, 1000], "{family}");
+    }
+}
+
+/// Defect 5: v3's headline parameters are the values the network holds (its f32 weight file:
+/// 21.9 MB for Large) less the biases the papers' convention leaves out (BatchNorm folded into
+/// one per channel, conv_head's and the logits'): squeeze-and-excite is inside. Large 1.0/224
+/// gives 5,456,352, the paper's and TF-slim's 5.4 M to the printed digit.
+#[test]
+fn v3_headline_params_are_the_network_weights_less_biases() {
+    for (family, params, printed_tenths) in
+        [(Family::V3Large, 5_456_352, 54), (Family::V3Small, 2_528_720, 25)]
+    {
+        let config = Config::family(family, 1.0, 224).unwrap();
+        let net = MobileNet::random(config, 1, &Device::Cpu).unwrap();
+        let t = analyze(&config).totals;
+        let biases: u64 = instantiate(&config)
+            .iter()
+            .filter(|l| l.batch_norm || l.bias)
+            .map(|l| u64::from(l.output.c))
+            .sum();
+        assert_eq!(4 * net.parameter_count(), t.weight_bytes_f32, "{family}");
+        assert_eq!(net.parameter_count() - biases, t.params, "{family}");
+        assert_eq!(
+            (t.params, t.params / 100_000),
+            (params, printed_tenths),
+            "{family}"
+        );
+        assert!(t.se_params > 0 && t.params_excluding_se == t.params - t.se_params);
     }
 }

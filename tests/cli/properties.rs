@@ -40,7 +40,7 @@ proptest! {
         let report = analyze(&config);
         let t = report.totals;
         prop_assert_eq!(report.layers.iter().map(|l| l.cost.mult_adds).sum::<u64>(), t.mult_adds);
-        prop_assert_eq!(report.layers.iter().map(|l| l.cost.weights).sum::<u64>(), t.params);
+        prop_assert_eq!(report.layers.iter().map(|l| l.cost.params).sum::<u64>(), t.params);
         prop_assert_eq!(report.by_kind.iter().map(|k| k.mult_adds).sum::<u64>(), t.mult_adds);
         prop_assert_eq!(t.flops, 2 * t.mult_adds);
         prop_assert!(t.params < t.params_deployed && t.params_deployed < t.params_trainable);
@@ -82,11 +82,21 @@ proptest! {
         let report = analyze(&config);
         let t = report.totals;
         prop_assert_eq!(report.layers.iter().map(|l| l.cost.mult_adds).sum::<u64>(), t.mult_adds);
-        prop_assert_eq!(report.layers.iter().map(|l| l.cost.weights).sum::<u64>(), t.params);
+        prop_assert_eq!(report.layers.iter().map(|l| l.cost.params).sum::<u64>(), t.params);
         prop_assert_eq!(report.layers.iter().map(|l| l.cost.se_mult_adds).sum::<u64>(), t.se_mult_adds);
         prop_assert_eq!(report.layers.iter().map(|l| l.cost.elementwise_ops).sum::<u64>(), t.elementwise_ops);
-        prop_assert_eq!(t.mult_adds_with_se, t.mult_adds + t.se_mult_adds);
-        prop_assert!(t.params_with_se < t.params_deployed && t.params_deployed < t.params_trainable);
+        prop_assert_eq!(report.layers.iter().map(|l| l.cost.se_params).sum::<u64>(), t.se_params);
+        // The headline counts every layer, squeeze-and-excite included; the SE-less figures
+        // are the headline less SE's part.
+        prop_assert_eq!(t.mult_adds, t.mult_adds_excluding_se + t.se_mult_adds);
+        prop_assert_eq!(t.params, t.params_excluding_se + t.se_params);
+        prop_assert_eq!(t.se_params > 0, family.is_v3() && !config.minimalistic);
+        prop_assert!(t.params < t.params_deployed && t.params_deployed < t.params_trainable);
+        // Table 2's split covers the headline: squeeze-and-excite is a kind of its own.
+        prop_assert_eq!(report.by_kind.iter().map(|k| k.mult_adds).sum::<u64>(), t.mult_adds);
+        prop_assert_eq!(report.by_kind.iter().map(|k| k.params).sum::<u64>(), t.params);
+        let pct: f64 = report.by_kind.iter().map(|k| k.params_pct).sum();
+        prop_assert!((pct - 100.0).abs() < 1e-9);
         for pair in report.layers.windows(2) {
             prop_assert_eq!(pair[0].layer.output, pair[1].layer.input);
         }

@@ -152,15 +152,51 @@ fn bench_and_analyze_json_validate() {
     ]);
     validate(&b, &b, &v, "$").unwrap();
     let a = schema("analyze.schema.json");
-    for family in ["v1", "v2", "v3-large"] {
-        validate(
-            &a,
-            &a,
-            &json_of(&["analyze", "--family", family, "--format", "json"]),
-            "$",
-        )
-        .unwrap();
+    for args in [
+        vec!["--family", "v1"],
+        vec!["--family", "v1", "--variant", "full-conv", "--classes", "1001"],
+        vec!["--family", "v2"],
+        vec!["--family", "v3-large"],
+        vec!["--family", "v3-small", "--minimalistic", "--alpha", "0.75"],
+    ] {
+        let mut command = vec!["analyze", "--format", "json"];
+        command.extend(args);
+        validate(&a, &a, &json_of(&command), "$").unwrap();
     }
+}
+
+/// The analyze schema pins what version 2 changed: the SE-less keys, the class count beside the
+/// totals, layer roles and the published rows' conventions.
+#[test]
+fn the_analyze_schema_rejects_version_1_shapes() {
+    let a = schema("analyze.schema.json");
+    let v = json_of(&["analyze", "--family", "v3-large", "--format", "json"]);
+    let broken = |edit: &dyn Fn(&mut Value)| {
+        let mut w = v.clone();
+        edit(&mut w);
+        validate(&a, &a, &w, "$").unwrap_err()
+    };
+    assert!(broken(&|w| w["schema_version"] = Value::from(1)).contains("schema_version"));
+    assert!(
+        broken(&|w| {
+            w["totals"].as_object_mut().unwrap().remove("classes");
+        })
+        .contains("classes")
+    );
+    assert!(
+        broken(&|w| {
+            w["totals"]
+                .as_object_mut()
+                .unwrap()
+                .remove("mult_adds_excluding_se");
+        })
+        .contains("mult_adds_excluding_se")
+    );
+    assert!(broken(&|w| w["layers"][3]["role"] = Value::from("bneck")).contains("role"));
+    assert!(
+        broken(&|w| w["published"][0]["params_convention"] = Value::from("params_with_se"))
+            .contains("params_convention")
+    );
 }
 
 #[test]

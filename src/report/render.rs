@@ -1,0 +1,80 @@
+//! The one contract every command's result meets so that output has one path (hyperfine's
+//! `Exporter`): JSON from the result's own data, each text format from its report. The
+//! formats a result renders specially (a per-layer CSV, a raw-number table) are decided here,
+//! once per result type, not at each call site.
+
+use serde::Serialize;
+
+use super::{AnalyzeReport, Document, Format, analyze_csv, analyze_document, analyze_json, render};
+use crate::bench::BenchResult;
+use crate::classify::EvalReport;
+use crate::published::{PublishedModel, Store};
+use crate::sweep::SweepReport;
+
+/// A result in every output format.
+pub trait Render {
+    /// The result in `format`.
+    fn render(&self, format: Format) -> anyhow::Result<String>;
+}
+
+/// JSON of a serde value, pretty-printed with a final newline.
+pub fn json<T: Serialize + ?Sized>(value: &T) -> anyhow::Result<String> {
+    Ok(serde_json::to_string_pretty(value)? + "\n")
+}
+
+/// A result whose JSON is its serde form and whose text formats come from one document
+/// builder (which may lay CSV out differently).
+fn serde_or_document<T: Serialize + ?Sized>(
+    value: &T,
+    format: Format,
+    document: impl FnOnce(Format) -> Document,
+) -> anyhow::Result<String> {
+    match format {
+        Format::Json => json(value),
+        format => render(&document(format), format),
+    }
+}
+
+impl Render for AnalyzeReport {
+    fn render(&self, format: Format) -> anyhow::Result<String> {
+        match format {
+            Format::Json => Ok(analyze_json(self)?),
+            Format::Csv => analyze_csv(self),
+            format => render(&analyze_document(self), format),
+        }
+    }
+}
+
+/// The `presets` listing: the selected rows and the store their sources come from.
+pub struct PresetsView<'a> {
+    pub store: &'a Store,
+    pub rows: Vec<&'a PublishedModel>,
+}
+
+impl Render for PresetsView<'_> {
+    fn render(&self, format: Format) -> anyhow::Result<String> {
+        match format {
+            Format::Json => json(&super::presets::json(self.store, &self.rows)),
+            Format::Csv => super::presets::csv(&self.rows),
+            format => render(&super::presets::document(self.store, &self.rows), format),
+        }
+    }
+}
+
+impl Render for BenchResult {
+    fn render(&self, format: Format) -> anyhow::Result<String> {
+        serde_or_document(self, format, |f| super::bench_document(self, f))
+    }
+}
+
+impl Render for SweepReport {
+    fn render(&self, format: Format) -> anyhow::Result<String> {
+        serde_or_document(self, format, |f| super::sweep_document(self, f))
+    }
+}
+
+impl Render for EvalReport {
+    fn render(&self, format: Format) -> anyhow::Result<String> {
+        serde_or_document(self, format, |_| super::evaluate_document(self))
+    }
+}
