@@ -20,4 +20,5 @@ pub mod output;
 pub mod published;
 pub mod report;
 pub mod sweep;
+pub mod text;
 pub mod vision;
