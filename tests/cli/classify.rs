@@ -133,6 +133,54 @@ fn directories_batches_and_partial_failures() {
     assert_eq!(stderr.lines().count(), 5, "{stderr}");
 }
 
+/// Runs `classify` on `inputs`, returning (exit code, stdout, stderr).
+fn classify(args: &[&str], inputs: &[&Path]) -> (Option<i32>, String, String) {
+    let out = cli().arg("classify").args(args).args(inputs).output().unwrap();
+    (
+        out.status.code(),
+        String::from_utf8(out.stdout).unwrap(),
+        String::from_utf8(out.stderr).unwrap(),
+    )
+}
+
+#[test]
+fn truncated_jpegs_are_errors_and_the_others_are_still_classified() {
+    let dir = tempfile::tempdir().unwrap();
+    let jpeg = std::fs::read(photo("grace_hopper.jpg")).unwrap();
+    for (name, length) in [("third.jpg", jpeg.len() / 3), ("head.jpg", 700), ("no_eoi.jpg", jpeg.len() - 2)] {
+        let cut = dir.path().join(name);
+        std::fs::write(&cut, &jpeg[..length]).unwrap();
+        let (code, stdout, stderr) = classify(&["--top", "1"], &[&cut, &photo("chelsea.png")]);
+        assert_eq!(code, Some(3), "{name}: {stdout}{stderr}");
+        assert!(stdout.contains("Egyptian cat"), "{name}: {stdout}");
+        assert!(!stdout.contains(name) || stdout.contains("truncated image"), "{name}: {stdout}");
+        assert_eq!(stderr.lines().count(), 1, "{name}: {stderr}");
+        assert!(
+            stderr.starts_with(&format!("error: {}: truncated image (", cut.display())),
+            "{name}: {stderr}"
+        );
+    }
+}
+
+#[test]
+fn every_error_is_one_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let zero = dir.path().join("zero.jpg");
+    std::fs::write(&zero, b"").unwrap();
+    let header = dir.path().join("header.jpg");
+    std::fs::write(&header, &std::fs::read(photo("grace_hopper.jpg")).unwrap()[..100]).unwrap();
+    let (code, _, stderr) = classify(&[], &[&zero, &header, &photo("chelsea.png")]);
+    assert_eq!(code, Some(3));
+    assert_eq!(
+        stderr,
+        format!(
+            "error: {}: empty file\nerror: {}: truncated image (I/O errors Not enough bytes, expected 64 but found 3)\n",
+            zero.display(),
+            header.display()
+        )
+    );
+}
+
 #[test]
 fn nothing_classified_is_a_failure_without_output_file() {
     let dir = tempfile::tempdir().unwrap();
