@@ -13,6 +13,7 @@ pub mod bench;
 pub mod classify;
 pub mod cli;
 pub mod cost;
+pub mod dataset;
 pub mod engine;
 pub mod infer;
 pub mod nn;

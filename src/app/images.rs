@@ -1,6 +1,6 @@
 //! `classify` and `evaluate`: the shipped (or the user's) ImageNet weights on real images.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Result;
@@ -15,9 +15,6 @@ use crate::infer::Runner;
 use crate::nn::{MobileNet, ModelId, WeightOverrides};
 use crate::output::emit;
 use crate::report::{self, Format};
-
-/// Image file extensions `classify` picks up from a directory.
-const IMAGE_EXTENSIONS: [&str; 6] = ["jpg", "jpeg", "jpe", "png", "bmp", "webp"];
 
 /// Loads the network the flags name and moves it to the requested resolution.
 fn load_network(args: &WeightsArgs, device: &Device) -> Result<MobileNet> {
@@ -91,7 +88,8 @@ fn load_network(args: &WeightsArgs, device: &Device) -> Result<MobileNet> {
 }
 
 /// Files to classify: the files given, and the images directly inside the directories given
-/// (sorted by name). Paths that do not exist are kept, so that they fail with their own error.
+/// (sorted by name, hidden files skipped). Paths that do not exist are kept, so that they fail
+/// with their own error.
 fn expand_inputs(inputs: &[PathBuf]) -> (Vec<PathBuf>, Vec<String>) {
     let mut files = Vec::new();
     let mut errors = Vec::new();
@@ -100,31 +98,20 @@ fn expand_inputs(inputs: &[PathBuf]) -> (Vec<PathBuf>, Vec<String>) {
             files.push(input.clone());
             continue;
         }
-        match std::fs::read_dir(input) {
-            Err(e) => errors.push(format!("{}: cannot read directory: {e}", input.display())),
-            Ok(entries) => {
-                let mut found: Vec<PathBuf> = entries
-                    .filter_map(|e| e.ok().map(|e| e.path()))
-                    .filter(|p| p.is_file() && has_image_extension(p))
-                    .collect();
-                found.sort();
-                if found.is_empty() {
+        match crate::dataset::list_dir(input) {
+            Err(e) => errors.push(e.to_string()),
+            Ok(listing) => {
+                if listing.images.is_empty() {
                     errors.push(format!(
                         "{}: directory has no images (jpg, png, bmp, webp)",
                         input.display()
                     ));
                 }
-                files.extend(found);
+                files.extend(listing.images);
             }
         }
     }
     (files, errors)
-}
-
-fn has_image_extension(path: &Path) -> bool {
-    path.extension()
-        .and_then(|e| e.to_str())
-        .is_some_and(|e| IMAGE_EXTENSIONS.contains(&e.to_ascii_lowercase().as_str()))
 }
 
 pub fn run_classify(args: &ClassifyArgs) -> Result<ExitCode> {
@@ -198,14 +185,14 @@ pub fn run_evaluate(args: &EvaluateArgs) -> Result<ExitCode> {
     if let Some(b) = bar {
         b.finish_and_clear();
     }
-    for f in &report.failed {
-        eprintln!("error: {}: {}", f.image, f.error);
+    for line in report::evaluate_failures(&report) {
+        eprintln!("error: {line}");
     }
     match args.out.format {
         Format::Json => write_json(&args.out, &report)?,
         format => emit(
             args.out.output.as_deref(),
-            &report::render(&report::evaluate_document(&report), format)?,
+            &report::render(&report::evaluate_document(&report, format), format)?,
         )?,
     }
     Ok(ExitCode::from(if report.failed.is_empty() {

@@ -133,9 +133,9 @@ fn directories_batches_and_partial_failures() {
     assert_eq!(stderr.lines().count(), 5, "{stderr}");
 }
 
-/// Runs `classify` on `inputs`, returning (exit code, stdout, stderr).
-fn classify(args: &[&str], inputs: &[&Path]) -> (Option<i32>, String, String) {
-    let out = cli().arg("classify").args(args).args(inputs).output().unwrap();
+/// Runs `command` (classify or evaluate) with `args` on `paths`: (exit code, stdout, stderr).
+fn run(command: &str, args: &[&str], paths: &[&Path]) -> (Option<i32>, String, String) {
+    let out = cli().arg(command).args(args).args(paths).output().unwrap();
     (
         out.status.code(),
         String::from_utf8(out.stdout).unwrap(),
@@ -143,17 +143,28 @@ fn classify(args: &[&str], inputs: &[&Path]) -> (Option<i32>, String, String) {
     )
 }
 
+fn classify(args: &[&str], inputs: &[&Path]) -> (Option<i32>, String, String) {
+    run("classify", args, inputs)
+}
+
 #[test]
 fn truncated_jpegs_are_errors_and_the_others_are_still_classified() {
     let dir = tempfile::tempdir().unwrap();
     let jpeg = std::fs::read(photo("grace_hopper.jpg")).unwrap();
-    for (name, length) in [("third.jpg", jpeg.len() / 3), ("head.jpg", 700), ("no_eoi.jpg", jpeg.len() - 2)] {
+    for (name, length) in [
+        ("third.jpg", jpeg.len() / 3),
+        ("head.jpg", 700),
+        ("no_eoi.jpg", jpeg.len() - 2),
+    ] {
         let cut = dir.path().join(name);
         std::fs::write(&cut, &jpeg[..length]).unwrap();
         let (code, stdout, stderr) = classify(&["--top", "1"], &[&cut, &photo("chelsea.png")]);
         assert_eq!(code, Some(3), "{name}: {stdout}{stderr}");
         assert!(stdout.contains("Egyptian cat"), "{name}: {stdout}");
-        assert!(!stdout.contains(name) || stdout.contains("truncated image"), "{name}: {stdout}");
+        assert!(
+            !stdout.contains(name) || stdout.contains("truncated image"),
+            "{name}: {stdout}"
+        );
         assert_eq!(stderr.lines().count(), 1, "{name}: {stderr}");
         assert!(
             stderr.starts_with(&format!("error: {}: truncated image (", cut.display())),
@@ -292,6 +303,178 @@ fn evaluate_a_labelled_folder() {
         .assert()
         .code(1)
         .stderr(predicate::str::contains("absent"));
+}
+
+/// A labelled folder: (class folder, photo) pairs copied in; a folder with no photo is created
+/// empty.
+fn labelled_folder(entries: &[(&str, Option<&str>)]) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    for (folder, file) in entries {
+        std::fs::create_dir_all(dir.path().join(folder)).unwrap();
+        if let Some(file) = file {
+            std::fs::copy(photo(file), dir.path().join(folder).join(file)).unwrap();
+        }
+    }
+    dir
+}
+
+fn evaluate(args: &[&str], dir: &Path) -> (Option<i32>, String, String) {
+    run("evaluate", args, &[dir])
+}
+
+#[test]
+fn evaluate_names_a_path_that_is_no_folder_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = photo("chelsea.png");
+    let missing = dir.path().join("absent");
+    for (path, reason) in [(&file, "not a directory"), (&missing, "no such directory")] {
+        let (code, stdout, stderr) = evaluate(&[], path);
+        assert_eq!(code, Some(1));
+        assert_eq!(stdout, "");
+        assert_eq!(stderr, format!("error: {}: {reason}\n", path.display()));
+    }
+}
+
+#[test]
+fn an_empty_class_folder_is_listed_not_scored() {
+    let dir = labelled_folder(&[
+        ("military uniform", Some("grace_hopper.jpg")),
+        ("Egyptian cat", None),
+    ]);
+    let (code, stdout, stderr) = evaluate(&["--format", "json"], dir.path());
+    assert_eq!(code, Some(0), "{stderr}");
+    let v: Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(v["top1_accuracy"], 1.0);
+    assert_eq!(v["empty_classes"], serde_json::json!(["Egyptian cat"]));
+    let cat = &v["classes"][0];
+    assert_eq!(
+        (cat["folder"].as_str(), cat["images"].as_u64()),
+        (Some("Egyptian cat"), Some(0))
+    );
+    assert!(
+        cat["top1_accuracy"].is_null() && cat["top5_accuracy"].is_null(),
+        "{cat}"
+    );
+    let (_, table, _) = evaluate(&[], dir.path());
+    let row = table.lines().find(|l| l.contains("Egyptian cat ")).unwrap();
+    assert!(!row.contains('%') && row.contains(" - "), "{table}");
+    assert!(
+        table.contains("class folders without images, so not scored: Egyptian cat"),
+        "{table}"
+    );
+
+    let all_empty = labelled_folder(&[("military uniform", None), ("Egyptian cat", None)]);
+    let (code, stdout, stderr) = evaluate(&[], all_empty.path());
+    assert_eq!((code, stdout.as_str()), (Some(1), ""));
+    assert_eq!(
+        stderr,
+        format!(
+            "error: {}: no images in the class folders\n",
+            all_empty.path().display()
+        )
+    );
+}
+
+#[test]
+fn images_outside_the_class_folders_are_named_in_a_note() {
+    let dir = labelled_folder(&[("military uniform", Some("grace_hopper.jpg"))]);
+    let loose = dir.path().join("chelsea.png");
+    std::fs::copy(photo("chelsea.png"), &loose).unwrap();
+    let (code, table, stderr) = evaluate(&[], dir.path());
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(
+        table.contains(&format!(
+            "not in any class folder, so not evaluated: {}",
+            loose.display()
+        )),
+        "{table}"
+    );
+    assert!(table.contains("non-image files skipped: 0"), "{table}");
+    let (_, json, _) = evaluate(&["--format", "json"], dir.path());
+    let v: Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(
+        v["unlabelled_images"],
+        serde_json::json!([loose.to_str().unwrap()])
+    );
+    assert_eq!(
+        (v["images"].as_u64(), v["skipped_files"].as_u64()),
+        (Some(1), Some(0))
+    );
+}
+
+#[test]
+fn appledouble_files_are_skipped_by_evaluate_and_classify() {
+    let dir = labelled_folder(&[("military uniform", Some("grace_hopper.jpg"))]);
+    let class = dir.path().join("military uniform");
+    // What macOS writes beside grace_hopper.jpg on a FAT or SMB volume: metadata, not a JPEG.
+    std::fs::write(
+        class.join("._grace_hopper.jpg"),
+        b"\x00\x05\x16\x07\x00\x02\x00\x00Mac OS X",
+    )
+    .unwrap();
+    std::fs::write(dir.path().join("._military uniform"), b"\x00\x05\x16\x07").unwrap();
+    let (code, stdout, stderr) = evaluate(&["--format", "json"], dir.path());
+    assert_eq!((code, stderr.as_str()), (Some(0), ""));
+    let v: Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(v["failed"], serde_json::json!([]));
+    assert_eq!(
+        (v["images"].as_u64(), v["skipped_files"].as_u64()),
+        (Some(1), Some(0))
+    );
+    let (code, stdout, stderr) = classify(&["--top", "1"], &[&class]);
+    assert_eq!((code, stderr.as_str()), (Some(0), ""));
+    assert!(
+        stdout.contains("military uniform") && !stdout.contains("._"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn a_failed_image_of_evaluate_is_named_once() {
+    let dir = labelled_folder(&[("military uniform", Some("grace_hopper.jpg"))]);
+    let broken = dir.path().join("military uniform").join("broken.jpg");
+    std::fs::write(
+        &broken,
+        &std::fs::read(photo("grace_hopper.jpg")).unwrap()[..5000],
+    )
+    .unwrap();
+    let (code, _, stderr) = evaluate(&[], dir.path());
+    assert_eq!(code, Some(3));
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.starts_with(&format!("error: {}: truncated image (", broken.display())),
+        "{stderr}"
+    );
+    assert_eq!(stderr.matches("broken.jpg").count(), 1, "{stderr}");
+    // With nothing that decodes, there is no accuracy to report.
+    std::fs::remove_file(dir.path().join("military uniform").join("grace_hopper.jpg")).unwrap();
+    let (code, stdout, stderr) = evaluate(&[], dir.path());
+    assert_eq!((code, stdout.as_str()), (Some(1), ""));
+    assert!(
+        stderr.starts_with(&format!(
+            "error: {}: no image could be decoded (1 failed; the first: {}: truncated image (",
+            dir.path().display(),
+            broken.display()
+        )),
+        "{stderr}"
+    );
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+}
+
+#[test]
+fn evaluate_csv_is_raw() {
+    let dir = labelled_folder(&[
+        ("military uniform", Some("grace_hopper.jpg")),
+        ("Egyptian cat", None),
+    ]);
+    let (code, csv, stderr) = evaluate(&["--format", "csv"], dir.path());
+    assert_eq!(code, Some(0), "{stderr}");
+    assert_eq!(
+        csv,
+        "folder,label,class_index,images,failed,top1_correct,top1_accuracy,top5_correct,top5_accuracy\n\
+         Egyptian cat,Egyptian cat,286,0,0,0,,0,\n\
+         military uniform,military uniform,653,1,0,1,1,1,1\n"
+    );
 }
 
 #[test]
