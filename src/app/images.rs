@@ -9,7 +9,7 @@ use indicatif::ProgressBar;
 
 use super::measure::thread_count;
 use super::{UsageError, exit, progress_bar, write_json};
-use crate::classify::{ImageResult, classify_batch, evaluate};
+use crate::classify::{ImageRecord, classify_batch, evaluate};
 use crate::cli::{ClassifyArgs, EvaluateArgs, WeightsArgs};
 use crate::infer::Runner;
 use crate::nn::{MobileNet, ModelId, WeightOverrides};
@@ -129,32 +129,29 @@ pub fn run_classify(args: &ClassifyArgs) -> Result<ExitCode> {
         eprintln!("error: {e}");
     }
     let bar = progress_bar(files.len() as u64, args.quiet, "classify", "images");
-    let mut results: Vec<ImageResult> = Vec::new();
+    let mut records: Vec<ImageRecord> = Vec::new();
     for chunk in files.chunks(args.batch) {
-        for outcome in classify_batch(&mut runner, chunk, args.top) {
-            match outcome {
-                Ok(r) => results.push(r),
-                Err(e) => {
-                    let line = e.to_string();
-                    bar.suspend(|| eprintln!("error: {line}"));
-                    errors.push(line);
-                }
+        for record in classify_batch(&mut runner, chunk, args.top) {
+            if let Some(line) = report::classify_failure(&record) {
+                bar.suspend(|| eprintln!("error: {line}"));
+                errors.push(line);
             }
+            records.push(record);
         }
         bar.inc(chunk.len() as u64);
     }
     bar.finish_and_clear();
-    if results.is_empty() {
+    if records.iter().all(|r| r.predictions().is_none()) {
         if errors.is_empty() {
             eprintln!("error: no images to classify");
         }
         return Ok(ExitCode::from(exit::FAILURE));
     }
     match args.out.format {
-        Format::Json => write_json(&args.out, &results)?,
+        Format::Json => write_json(&args.out, &records)?,
         format => emit(
             args.out.output.as_deref(),
-            &report::render(&report::classify_document(&results, format), format)?,
+            &report::render(&report::classify_document(&records, format), format)?,
         )?,
     }
     Ok(ExitCode::from(if errors.is_empty() {

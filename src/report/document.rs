@@ -162,13 +162,31 @@ impl Document {
                 _ => None,
             })
             .ok_or_else(|| anyhow::anyhow!("this report has no table to write as CSV"))?;
-        let mut writer = csv::Writer::from_writer(Vec::new());
-        writer.write_record(&table.header)?;
-        for row in &table.rows {
-            writer.write_record(row)?;
-        }
-        Ok(String::from_utf8(writer.into_inner()?)?)
+        Ok(std::iter::once(&table.header)
+            .chain(&table.rows)
+            .map(|row| csv_line(row))
+            .collect())
     }
+}
+
+/// One CSV record with its line break (RFC 4180): a field holding a comma, a quote or a line
+/// break is quoted, its quotes doubled.
+pub fn csv_line(fields: &[String]) -> String {
+    let mut line = String::new();
+    for (i, field) in fields.iter().enumerate() {
+        if i > 0 {
+            line.push(',');
+        }
+        if field.contains([',', '"', '\n', '\r']) {
+            line.push('"');
+            line.push_str(&field.replace('"', "\"\""));
+            line.push('"');
+        } else {
+            line.push_str(field);
+        }
+    }
+    line.push('\n');
+    line
 }
 
 #[cfg(test)]
@@ -196,6 +214,8 @@ mod tests {
     #[test]
     fn csv_quotes_commas() {
         assert_eq!(doc().to_csv().unwrap(), "name,value\na|b,\"1,000\"\n");
+        let fields = ["plain", "say \"hi\"", "two\nlines", ""].map(String::from);
+        assert_eq!(csv_line(&fields), "plain,\"say \"\"hi\"\"\",\"two\nlines\",\n");
     }
 
     #[test]

@@ -86,7 +86,7 @@ fn both_engines_give_the_same_labels() {
             .assert()
             .success()
             .stdout(predicate::str::starts_with(
-                "image,model,rank,class_index,label,probability",
+                "image,model,resolution,status,rank,class_index,imagenet_index,label,probability,error\n",
             ))
             .stdout(predicate::str::contains("hotdog, hot dog, red hot"));
     }
@@ -114,13 +114,42 @@ fn directories_batches_and_partial_failures() {
         .unwrap();
     assert_eq!(out.status.code(), Some(3), "some images failed");
     let v: Value = serde_json::from_slice(&out.stdout).unwrap();
-    let labels: Vec<&str> = v
+    // One record per image, in order: classified ones with predictions, failed ones with the
+    // reason (which the record's "image" names, so the reason does not).
+    let records: Vec<(&str, &str, &str)> = v
         .as_array()
         .unwrap()
         .iter()
-        .map(|r| r["predictions"][0]["label"].as_str().unwrap())
+        .map(|r| {
+            let image = r["image"].as_str().unwrap();
+            let name = &image[image.rfind('/').unwrap() + 1..];
+            match r["status"].as_str().unwrap() {
+                "ok" => (name, "ok", r["predictions"][0]["label"].as_str().unwrap()),
+                status => (name, status, r["error"].as_str().unwrap()),
+            }
+        })
         .collect();
-    assert_eq!(labels, ["Egyptian cat", "military uniform"]);
+    let names: Vec<&str> = records.iter().map(|r| r.0).collect();
+    assert_eq!(
+        names,
+        [
+            "a.png",
+            "b.jpg",
+            "c.jpg",
+            "d.png",
+            "e.png",
+            "f.png",
+            "missing.jpg"
+        ]
+    );
+    assert_eq!(records[0], ("a.png", "ok", "Egyptian cat"));
+    assert_eq!(records[1], ("b.jpg", "ok", "military uniform"));
+    assert_eq!(records[3], ("d.png", "failed", "empty file"));
+    assert!(records[4].2.starts_with("truncated image ("), "{records:?}");
+    for (name, status, error) in &records[2..] {
+        assert_eq!(*status, "failed", "{name}");
+        assert!(!error.contains(name), "{name}: {error}");
+    }
     let stderr = String::from_utf8(out.stderr).unwrap();
     assert!(!stderr.contains("panicked"));
     for name in ["c.jpg", "d.png", "e.png", "f.png", "missing.jpg"] {
@@ -190,6 +219,77 @@ fn every_error_is_one_line() {
             header.display()
         )
     );
+}
+
+#[test]
+fn records_state_the_resolution_and_the_class_layout() {
+    let chelsea = photo("chelsea.png");
+    let (code, json, stderr) = classify(&["--res", "160", "--top", "2", "--format", "json"], &[&chelsea]);
+    assert_eq!(code, Some(0), "{stderr}");
+    let v: Value = serde_json::from_str(&json).unwrap();
+    let record = &v[0];
+    assert_eq!(record["resolution"], 160);
+    assert_eq!(record["trained_resolution"], 224);
+    assert_eq!(record["class_layout"], "imagenet_1001");
+    let best = &record["predictions"][0];
+    assert_eq!(
+        (best["class_index"].as_u64(), best["imagenet_index"].as_u64()),
+        (Some(286), Some(285))
+    );
+    let (_, table, _) = classify(&["--res", "160", "--top", "1"], &[&chelsea]);
+    assert!(
+        table.starts_with(&format!("{} (1.0_224 at 160x160)\n", chelsea.display())),
+        "{table}"
+    );
+    let (_, table, _) = classify(&["--top", "1"], &[&chelsea]);
+    assert!(
+        table.starts_with(&format!("{} (1.0_224)\n", chelsea.display())),
+        "{table}"
+    );
+}
+
+#[test]
+fn failed_images_are_records_in_json_and_csv() {
+    let dir = tempfile::tempdir().unwrap();
+    let cut = dir.path().join("cut.jpg");
+    std::fs::write(&cut, &std::fs::read(photo("grace_hopper.jpg")).unwrap()[..700]).unwrap();
+    let chelsea = photo("chelsea.png");
+    let (code, json, _) = classify(&["--top", "1", "--format", "json"], &[&cut, &chelsea]);
+    assert_eq!(code, Some(3));
+    let v: Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(v.as_array().unwrap().len(), 2);
+    assert_eq!(
+        (v[0]["status"].as_str(), v[1]["status"].as_str()),
+        (Some("failed"), Some("ok"))
+    );
+    assert_eq!(v[0]["image"], cut.to_str().unwrap());
+    assert!(
+        v[0]["error"].as_str().unwrap().starts_with("truncated image ("),
+        "{}",
+        v[0]
+    );
+    assert!(v[0].get("predictions").is_none());
+
+    let (code, csv, _) = classify(&["--top", "1", "--format", "csv"], &[&cut, &chelsea]);
+    assert_eq!(code, Some(3));
+    let lines: Vec<&str> = csv.lines().collect();
+    assert_eq!(lines.len(), 3, "{csv}");
+    assert!(
+        lines[1].starts_with(&format!(
+            "{},1.0_224,224,failed,,,,,,truncated image (",
+            cut.display()
+        )),
+        "{csv}"
+    );
+    assert!(
+        lines[2].starts_with(&format!(
+            "{},1.0_224,224,ok,1,286,285,Egyptian cat,0.9",
+            chelsea.display()
+        )),
+        "{csv}"
+    );
+    assert!(lines[2].ends_with(','), "no error: {csv}");
+    assert!(!csv.contains('%'), "{csv}");
 }
 
 #[test]
@@ -593,7 +693,9 @@ fn the_shipped_v2_runs_on_the_fast_engine() {
         .arg(photo("grace_hopper.jpg"))
         .assert()
         .success()
-        .stdout(predicates::str::contains("v2_1.0_224,1,653,military uniform"));
+        .stdout(predicates::str::contains(
+            "v2_1.0_224,224,ok,1,653,652,military uniform,0.7",
+        ));
 }
 
 #[test]
@@ -665,6 +767,8 @@ fn probabilities(args: &[&str], weights: &Path) -> HashMap<u64, f64> {
         String::from_utf8_lossy(&out.stderr)
     );
     let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v[0]["class_layout"], "other", "10 classes");
+    assert!(v[0]["predictions"][0]["imagenet_index"].is_null());
     v[0]["predictions"]
         .as_array()
         .unwrap()
