@@ -302,13 +302,21 @@ mod tests {
              cut.jpg,0.25_128,128,failed,,,,,,truncated image (Exhausted data in the image)\n"
         );
         let doc = classify_document(&records(), Format::Csv);
-        assert_eq!(doc.to_csv().unwrap(), header + &rows, "one layout for streamed and whole CSV");
+        assert_eq!(
+            doc.to_csv().unwrap(),
+            header + &rows,
+            "one layout for streamed and whole CSV"
+        );
     }
 
     #[test]
     fn json_lines_hold_one_record_each() {
         let lines: Vec<String> = records().iter().map(|r| classify_json_line(r).unwrap()).collect();
-        assert!(lines.iter().all(|l| l.ends_with('\n') && l.matches('\n').count() == 1));
+        assert!(
+            lines
+                .iter()
+                .all(|l| l.ends_with('\n') && l.matches('\n').count() == 1)
+        );
         let failed: serde_json::Value = serde_json::from_str(&lines[1]).unwrap();
         assert_eq!(failed["status"], "failed");
         assert_eq!(failed["error"], "truncated image (Exhausted data in the image)");
@@ -326,6 +334,9 @@ mod tests {
             "cut\\x1b[2J.jpg: truncated image (Exhausted data in the image)"
         );
         let text = classify_document(&records, Format::Table).to_terminal();
-        assert!(text.contains("failed: truncated image (Exhausted data in the image)"), "{text}");
+        assert!(
+            text.contains("failed: truncated image (Exhausted data in the image)"),
+            "{text}"
+        );
     }
 }

@@ -12,7 +12,7 @@ pub mod units;
 
 pub use analyze::{AnalyzeReport, analyze_document, analyze_json};
 pub use bench::bench_document;
-pub use document::{Align, Document, Section, TextTable};
+pub use document::{Align, Document, Section, TextTable, stdout_width};
 pub use images::{
     classify_csv_header, classify_csv_rows, classify_document, classify_failure, classify_json_line,
     evaluate_document, evaluate_failures, evaluate_notes,

@@ -292,6 +292,92 @@ fn failed_images_are_records_in_json_and_csv() {
     assert!(!csv.contains('%'), "{csv}");
 }
 
+/// A folder holding chelsea.png under a name with an ESC sequence and under a name that is not
+/// UTF-8, and a cut JPEG whose name has an ESC.
+#[cfg(unix)]
+fn hostile_names() -> tempfile::TempDir {
+    use std::os::unix::ffi::OsStrExt;
+    let dir = tempfile::tempdir().unwrap();
+    let cat = std::fs::read(photo("chelsea.png")).unwrap();
+    std::fs::write(dir.path().join("\u{1b}[31mred.png"), &cat).unwrap();
+    std::fs::write(dir.path().join(std::ffi::OsStr::from_bytes(b"bad\xff.png")), &cat).unwrap();
+    let jpeg = std::fs::read(photo("grace_hopper.jpg")).unwrap();
+    std::fs::write(dir.path().join("\u{1b}[2Jcut.jpg"), &jpeg[..jpeg.len() / 2]).unwrap();
+    dir
+}
+
+#[cfg(unix)]
+#[test]
+fn control_characters_and_invalid_utf8_in_names_are_escaped() {
+    let dir = hostile_names();
+    let root = dir.path().display().to_string();
+    for format in ["table", "markdown"] {
+        let out = cli()
+            .args(["classify", "--top", "1", "--format", format])
+            .arg(dir.path())
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(3), "{format}");
+        for stream in [&out.stdout, &out.stderr] {
+            assert!(
+                !stream.contains(&0x1b),
+                "{format}: {}",
+                String::from_utf8_lossy(stream)
+            );
+        }
+        let stdout = String::from_utf8(out.stdout).expect("escaped output is UTF-8");
+        assert!(
+            stdout.contains(&format!("{root}/\\x1b[31mred.png (1.0_224)")),
+            "{stdout}"
+        );
+        assert!(
+            stdout.contains(&format!("{root}/bad\\xff.png (1.0_224)")),
+            "{stdout}"
+        );
+        assert!(!stdout.contains('\u{fffd}'), "no lossy replacement: {stdout}");
+        let stderr = String::from_utf8(out.stderr).unwrap();
+        assert!(
+            stderr.starts_with(&format!("error: {root}/\\x1b[2Jcut.jpg: truncated image (")),
+            "{stderr}"
+        );
+    }
+    // JSON keeps a UTF-8 name as it is (serde escapes the ESC), and escapes invalid bytes.
+    let (_, json, _) = classify(&["--top", "1", "--format", "json"], &[dir.path()]);
+    assert!(!json.contains('\u{1b}'), "{json}");
+    let v: Value = serde_json::from_str(&json).unwrap();
+    let images: Vec<&str> = v
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["image"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        images,
+        [
+            format!("{root}/\u{1b}[2Jcut.jpg"),
+            format!("{root}/\u{1b}[31mred.png"),
+            format!("{root}/bad\\xff.png")
+        ]
+    );
+
+    // evaluate: the same names inside a class folder.
+    let labelled = tempfile::tempdir().unwrap();
+    std::fs::rename(dir.path(), labelled.path().join("Egyptian cat")).unwrap();
+    let out = cli().arg("evaluate").arg(labelled.path()).output().unwrap();
+    assert_eq!(out.status.code(), Some(3));
+    assert!(!out.stdout.contains(&0x1b) && !out.stderr.contains(&0x1b));
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(
+        stderr.contains("/Egyptian cat/\\x1b[2Jcut.jpg: truncated image ("),
+        "{stderr}"
+    );
+    assert!(
+        String::from_utf8(out.stdout)
+            .unwrap()
+            .contains("top-1: 100.00% (2 of 2)")
+    );
+}
+
 #[test]
 fn nothing_classified_is_a_failure_without_output_file() {
     let dir = tempfile::tempdir().unwrap();
