@@ -16,7 +16,7 @@ use super::probabilities;
 use crate::dataset::{DatasetError, LabelledFolder, read_labelled_folder};
 use crate::infer::Runner;
 use crate::nn::IMAGENET_CLASSES;
-use crate::text::{escape_controls, path_text};
+use crate::text::{escape_controls, one_line, path_text};
 use crate::vision::{LabelMatch, labels, load_input, match_label};
 
 /// Top-5 accuracy, the paper's and TF-slim's second metric.
@@ -130,8 +130,9 @@ pub enum EvalError {
     NotImageNet { classes: u32 },
     #[error("batch size must be at least 1")]
     BatchSize,
+    /// The network's error, on one line (not also a `source`, so it is printed once).
     #[error("inference failed: {0}")]
-    Inference(#[from] candle_core::Error),
+    Inference(String),
 }
 
 fn unlabelled_note(unlabelled: usize) -> String {
@@ -212,7 +213,9 @@ pub fn evaluate(
                 }
             }
         }
-        for (class, probs) in owners.into_iter().zip(probabilities(model, &inputs)?) {
+        let rows =
+            probabilities(model, &inputs).map_err(|e| EvalError::Inference(one_line(&e.to_string())))?;
+        for (class, probs) in owners.into_iter().zip(rows) {
             let truth = truth[class];
             let ranked = super::top_k(&probs, TOP5);
             let tally = &mut tallies[class];

@@ -12,7 +12,7 @@ use std::path::PathBuf;
 use serde::{Serialize, Serializer};
 
 use crate::infer::Runner;
-use crate::text::path_text;
+use crate::text::{one_line, path_text};
 use crate::vision::{ClassLayout, ImageErrorKind, batch_tensor, load_input};
 
 pub use evaluate::{ClassReport, Confusion, EvalError, EvalReport, FailedImage, evaluate};
@@ -147,7 +147,7 @@ pub fn classify_batch(model: &mut Runner, paths: &[PathBuf], top: usize) -> Vec<
         }
         let mut rows = match probabilities(model, &inputs) {
             Ok(rows) => rows.into_iter().map(Ok).collect::<Vec<_>>().into_iter(),
-            Err(e) => vec![Err(e.to_string()); inputs.len()].into_iter(),
+            Err(e) => vec![Err(one_line(&e.to_string())); inputs.len()].into_iter(),
         };
         for (path, failure) in chunk.iter().zip(outcomes) {
             let outcome = match failure {
