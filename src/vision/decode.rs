@@ -10,8 +10,8 @@
 //! BMP and WebP decoders say so themselves (an unexpected end of file; a lossy WebP whose last
 //! partition is cut reports a corrupt bitstream). `image` runs zune-jpeg in its lenient mode,
 //! which paints whatever a cut JPEG lacks grey and reports success, so JPEG pixels are decoded
-//! here with zune-jpeg directly, watching its reads ([`Watched`]) and its errors
-//! ([`jpeg_data_ran_out`]) for the end of the data: first in strict mode; when that refuses the
+//! here with zune-jpeg directly, watching its reads (`Watched`) and its errors
+//! (`jpeg_data_ran_out`) for the end of the data: first in strict mode; when that refuses the
 //! file for another reason (say, stray bytes between two headers), in lenient mode, so quirky
 //! but complete files still decode. A JPEG without its end-of-image marker counts as cut. (One
 //! gap remains: in lenient mode zune-jpeg can stop at the end of the data without a read this
