@@ -5,7 +5,7 @@ use anyhow::{Context, Result};
 
 use super::plan::{OutputPlan, Target};
 use crate::output::{path_text, write_stdout};
-use crate::report::Render;
+use crate::report::{self, Render};
 
 /// Writes `bytes` to the target (a file is replaced atomically).
 pub fn write(target: &Target, bytes: &[u8]) -> Result<()> {
@@ -17,7 +17,13 @@ pub fn write(target: &Target, bytes: &[u8]) -> Result<()> {
     }
 }
 
-/// Renders and writes a command's result.
+/// Renders and writes a command's result; a table for a terminal is fitted to its width.
 pub fn emit(output: &OutputPlan, result: &impl Render) -> Result<()> {
-    write(&output.target, result.render(output.format)?.as_bytes())
+    write(&output.target, render(output, result)?.as_bytes())
+}
+
+/// A command's result as the plan's output wants it.
+pub fn render(output: &OutputPlan, result: &impl Render) -> Result<String> {
+    let width = report::table_width(output.format, matches!(output.target, Target::Stdout));
+    result.render(output.format, width)
 }

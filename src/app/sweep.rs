@@ -14,7 +14,7 @@ use anyhow::{Context, Result};
 use candle_core::Device;
 
 use super::bench::{environment, time_runner};
-use super::emit::write;
+use super::emit::{render, write};
 use super::network::RANDOM_SEED;
 use super::plan::{SweepPlan, Target};
 use super::{exit, interrupt, progress_bar};
@@ -24,7 +24,7 @@ use crate::infer::Runner;
 use crate::nn::MobileNet;
 use crate::output::path_text;
 use crate::published::Store;
-use crate::report::{self, Render};
+use crate::report;
 use crate::sweep::{AccuracyModel, SweepReport, SweepRow};
 
 /// Shortest time between two checkpoint rewrites of `--output`.
@@ -54,7 +54,7 @@ impl Checkpoints {
 }
 
 fn write_report(plan: &SweepPlan, report: &SweepReport) -> Result<()> {
-    write(&plan.output.target, report.render(plan.output.format)?.as_bytes())
+    write(&plan.output.target, render(&plan.output, report)?.as_bytes())
 }
 
 /// One row: analytic columns, accuracy and (unless --no-timing) the measured latency.

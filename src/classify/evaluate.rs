@@ -1,22 +1,23 @@
-//! Accuracy of a 1001-class ImageNet model on a labelled folder: one subfolder per class, named
-//! by the ImageNet label ("Egyptian cat", case-insensitive, '_' for spaces), a synonym unique to
-//! one class ("hot dog") or the WordNet id ("n02124075").
+//! Accuracy of a 1001-class ImageNet model on a labelled folder ([`crate::dataset`]): one
+//! subfolder per class, named by the ImageNet label ("Egyptian cat", case-insensitive, '_' for
+//! spaces), a synonym unique to one class ("hot dog") or the WordNet id ("n02124075").
 //!
 //! Files are listed first (names only), then decoded and run `batch` at a time, so memory is
-//! bounded by one batch whatever the folder's size. Unreadable images are listed, not fatal.
+//! bounded by one batch whatever the folder's size. Unreadable images are listed, not fatal. A
+//! class folder with no image, or none that decodes, is listed but has no accuracy (it is not a
+//! 0% class); images directly in the folder belong to no class and are listed, not run.
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use serde::Serialize;
 
 use super::probabilities;
+use crate::dataset::{DatasetError, LabelledFolder, read_labelled_folder};
 use crate::infer::Runner;
 use crate::nn::IMAGENET_CLASSES;
+use crate::text::{escape_controls, one_line, path_text};
 use crate::vision::{LabelMatch, labels, load_input, match_label};
-
-/// Extensions (lowercase) treated as images; other files are skipped and counted.
-const IMAGE_EXTENSIONS: [&str; 6] = ["jpg", "jpeg", "jpe", "png", "bmp", "webp"];
 
 /// Top-5 accuracy, the paper's and TF-slim's second metric.
 const TOP5: usize = 5;
@@ -26,20 +27,24 @@ const TOP5: usize = 5;
 pub struct EvalReport {
     pub model: String,
     pub dir: String,
-    /// Images classified (failed ones excluded).
+    /// Images classified (failed ones excluded); at least 1.
     pub images: usize,
     pub top1_correct: usize,
     pub top5_correct: usize,
-    /// top1_correct / images (0 when no image could be classified).
+    /// top1_correct / images.
     pub top1_accuracy: f64,
     pub top5_accuracy: f64,
-    /// One entry per class folder, in folder name order.
+    /// One entry per class folder, in folder name order, empty ones included.
     pub classes: Vec<ClassReport>,
+    /// The class folders that hold no image file (also in `classes`, with no accuracy).
+    pub empty_classes: Vec<String>,
     /// The most frequent top-1 mistakes, most frequent first.
     pub confusions: Vec<Confusion>,
     /// Images that could not be decoded.
     pub failed: Vec<FailedImage>,
-    /// Files ignored because their extension is not an image's.
+    /// Images directly in `dir`, outside every class folder: not evaluated.
+    pub unlabelled_images: Vec<String>,
+    /// Files ignored because their extension is not an image's, and folders inside class folders.
     pub skipped_files: usize,
 }
 
@@ -49,11 +54,15 @@ pub struct ClassReport {
     pub folder: String,
     pub class_index: usize,
     pub label: String,
+    /// Images classified.
     pub images: usize,
+    /// Images of this folder that could not be decoded.
+    pub failed: usize,
     pub top1_correct: usize,
     pub top5_correct: usize,
-    pub top1_accuracy: f64,
-    pub top5_accuracy: f64,
+    /// top1_correct / images; None when no image of the class was classified.
+    pub top1_accuracy: Option<f64>,
+    pub top5_accuracy: Option<f64>,
 }
 
 /// How often images of one class were classified (top-1) as another.
@@ -66,7 +75,7 @@ pub struct Confusion {
     pub count: usize,
 }
 
-/// An image that could not be used, with the reason.
+/// An image that could not be used: its path and the reason (which does not repeat the path).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct FailedImage {
     pub image: String,
@@ -76,27 +85,41 @@ pub struct FailedImage {
 /// Why an evaluation could not run at all.
 #[derive(Debug, thiserror::Error)]
 pub enum EvalError {
-    #[error("{dir}: cannot read directory: {source}")]
-    Io {
-        dir: String,
-        #[source]
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Dataset(#[from] DatasetError),
     #[error(
-        "{dir}: no class folders (expected one subfolder per class, named by ImageNet label or WordNet id)"
+        "{}: no class folders (expected one subfolder per class, named by ImageNet label or WordNet id){}",
+        escape_controls(.dir),
+        unlabelled_note(*.unlabelled)
     )]
-    NoClasses { dir: String },
-    #[error("{dir}: no images in the class folders")]
+    NoClasses { dir: String, unlabelled: usize },
+    #[error("{}: no images in the class folders", escape_controls(.dir))]
     NoImages { dir: String },
     #[error(
-        "{folder}: folder name matches no ImageNet class (use the label, e.g. 'Egyptian cat', or the WordNet id, e.g. 'n02124075')"
+        "{}: no image could be decoded ({failed} failed; the first: {})",
+        escape_controls(.dir),
+        escape_controls(.first)
+    )]
+    NothingDecoded {
+        dir: String,
+        failed: usize,
+        first: String,
+    },
+    #[error(
+        "{}: folder name matches no ImageNet class (use the label, e.g. 'Egyptian cat', or the WordNet id, e.g. 'n02124075')",
+        escape_controls(.folder)
     )]
     UnknownClass { folder: String },
     #[error(
-        "{folder}: folder name is ambiguous, it could be {candidates}; use the full label or the WordNet id"
+        "{}: folder name is ambiguous, it could be {candidates}; use the full label or the WordNet id",
+        escape_controls(.folder)
     )]
     AmbiguousClass { folder: String, candidates: String },
-    #[error("folders '{first}' and '{second}' both name class {index} ({label})")]
+    #[error(
+        "folders '{}' and '{}' both name class {index} ({label})",
+        escape_controls(.first),
+        escape_controls(.second)
+    )]
     DuplicateClass {
         first: String,
         second: String,
@@ -107,31 +130,30 @@ pub enum EvalError {
     NotImageNet { classes: u32 },
     #[error("batch size must be at least 1")]
     BatchSize,
+    /// The network's error, on one line (not also a `source`, so it is printed once).
     #[error("inference failed: {0}")]
-    Inference(#[from] candle_core::Error),
+    Inference(String),
 }
 
-/// One class folder and its image files.
-struct ClassDir {
-    folder: String,
-    index: usize,
-    files: Vec<PathBuf>,
+fn unlabelled_note(unlabelled: usize) -> String {
+    match unlabelled {
+        0 => String::new(),
+        n => format!("; the {n} images directly inside belong to no class"),
+    }
 }
 
 /// Running counts of one class.
 #[derive(Default, Clone, Copy)]
 struct Tally {
     images: usize,
+    failed: usize,
     top1: usize,
     top5: usize,
 }
 
-fn ratio(part: usize, whole: usize) -> f64 {
-    if whole == 0 {
-        0.0
-    } else {
-        part as f64 / whole as f64
-    }
+/// `part / whole`, None for an empty whole.
+fn ratio(part: usize, whole: usize) -> Option<f64> {
+    (whole > 0).then(|| part as f64 / whole as f64)
 }
 
 /// Evaluates `model` on the labelled folder `dir`, `batch` images at a time, listing the `top`
@@ -152,20 +174,23 @@ pub fn evaluate(
     if batch == 0 {
         return Err(EvalError::BatchSize);
     }
-    let (classes, skipped_files) = scan(dir)?;
-    let items: Vec<(usize, &PathBuf)> = classes
-        .iter()
-        .enumerate()
-        .flat_map(|(c, class)| class.files.iter().map(move |f| (c, f)))
-        .collect();
-    let dir_text = dir.display().to_string();
+    let dir_text = path_text(dir);
+    let folder = read_labelled_folder(dir)?;
+    if folder.classes.is_empty() {
+        return Err(EvalError::NoClasses {
+            dir: dir_text,
+            unlabelled: folder.unlabelled.len(),
+        });
+    }
+    let truth = imagenet_classes(&folder)?;
+    let items: Vec<(usize, &Path)> = folder.images().collect();
     if items.is_empty() {
         return Err(EvalError::NoImages { dir: dir_text });
     }
 
     let total = items.len();
     let resolution = model.net().config().resolution;
-    let mut tallies = vec![Tally::default(); classes.len()];
+    let mut tallies = vec![Tally::default(); folder.classes.len()];
     let mut confusions: HashMap<(usize, usize), usize> = HashMap::new();
     let mut failed = Vec::new();
     let mut done = 0;
@@ -179,14 +204,19 @@ pub fn evaluate(
                     inputs.push(input);
                     owners.push(class);
                 }
-                Err(e) => failed.push(FailedImage {
-                    image: path.display().to_string(),
-                    error: e.to_string(),
-                }),
+                Err(e) => {
+                    tallies[class].failed += 1;
+                    failed.push(FailedImage {
+                        image: e.file,
+                        error: e.kind.to_string(),
+                    });
+                }
             }
         }
-        for (class, probs) in owners.into_iter().zip(probabilities(model, &inputs)?) {
-            let truth = classes[class].index;
+        let rows =
+            probabilities(model, &inputs).map_err(|e| EvalError::Inference(one_line(&e.to_string())))?;
+        for (class, probs) in owners.into_iter().zip(rows) {
+            let truth = truth[class];
             let ranked = super::top_k(&probs, TOP5);
             let tally = &mut tallies[class];
             tally.images += 1;
@@ -203,19 +233,33 @@ pub fn evaluate(
         progress(done, total);
     }
 
+    let images: usize = tallies.iter().map(|t| t.images).sum();
+    if images == 0 {
+        return Err(EvalError::NothingDecoded {
+            dir: dir_text,
+            failed: failed.len(),
+            first: failed
+                .first()
+                .map(|f| format!("{}: {}", f.image, f.error))
+                .unwrap_or_default(),
+        });
+    }
     let label = |i: usize| {
         labels()
             .get(i)
             .map_or_else(|| format!("class {i}"), |l| l.to_string())
     };
-    let class_reports: Vec<ClassReport> = classes
+    let class_reports: Vec<ClassReport> = folder
+        .classes
         .iter()
+        .zip(&truth)
         .zip(&tallies)
-        .map(|(class, t)| ClassReport {
-            folder: class.folder.clone(),
-            class_index: class.index,
-            label: label(class.index),
+        .map(|((class, &index), t)| ClassReport {
+            folder: class.name.clone(),
+            class_index: index,
+            label: label(index),
             images: t.images,
+            failed: t.failed,
             top1_correct: t.top1,
             top5_correct: t.top5,
             top1_accuracy: ratio(t.top1, t.images),
@@ -239,7 +283,6 @@ pub fn evaluate(
             .then(a.predicted_index.cmp(&b.predicted_index))
     });
     confusions.truncate(top);
-    let images: usize = tallies.iter().map(|t| t.images).sum();
     let top1: usize = tallies.iter().map(|t| t.top1).sum();
     let top5: usize = tallies.iter().map(|t| t.top5).sum();
     Ok(EvalReport {
@@ -248,50 +291,31 @@ pub fn evaluate(
         images,
         top1_correct: top1,
         top5_correct: top5,
-        top1_accuracy: ratio(top1, images),
-        top5_accuracy: ratio(top5, images),
+        top1_accuracy: top1 as f64 / images as f64,
+        top5_accuracy: top5 as f64 / images as f64,
         classes: class_reports,
+        empty_classes: folder
+            .classes
+            .iter()
+            .filter(|c| c.images.is_empty())
+            .map(|c| c.name.clone())
+            .collect(),
         confusions,
         failed,
-        skipped_files,
+        unlabelled_images: folder.unlabelled.iter().map(|p| path_text(p)).collect(),
+        skipped_files: folder.skipped.len(),
     })
 }
 
-fn is_hidden(name: &str) -> bool {
-    name.starts_with('.')
-}
-
-fn sorted_entries(dir: &Path) -> Result<Vec<(String, PathBuf)>, EvalError> {
-    let io = |source| EvalError::Io {
-        dir: dir.display().to_string(),
-        source,
-    };
-    let mut entries = Vec::new();
-    for entry in std::fs::read_dir(dir).map_err(io)? {
-        let entry = entry.map_err(io)?;
-        let name = entry.file_name().to_string_lossy().into_owned();
-        if !is_hidden(&name) {
-            entries.push((name, entry.path()));
-        }
-    }
-    entries.sort();
-    Ok(entries)
-}
-
-/// The class folders of `dir` with their image files, and the number of non-image files seen.
-fn scan(dir: &Path) -> Result<(Vec<ClassDir>, usize), EvalError> {
-    let mut classes: Vec<ClassDir> = Vec::new();
-    let mut skipped = 0;
-    for (folder, path) in sorted_entries(dir)? {
-        if !path.is_dir() {
-            skipped += 1;
-            continue;
-        }
-        let index = match match_label(&folder) {
+/// The ImageNet output index each class folder names, in folder order.
+fn imagenet_classes(folder: &LabelledFolder) -> Result<Vec<usize>, EvalError> {
+    let mut indices: Vec<usize> = Vec::with_capacity(folder.classes.len());
+    for class in &folder.classes {
+        let index = match match_label(&class.name) {
             LabelMatch::Class(i) => i,
             LabelMatch::Unknown => {
                 return Err(EvalError::UnknownClass {
-                    folder: path.display().to_string(),
+                    folder: path_text(&class.path),
                 });
             }
             LabelMatch::Ambiguous(candidates) => {
@@ -300,37 +324,20 @@ fn scan(dir: &Path) -> Result<(Vec<ClassDir>, usize), EvalError> {
                     .map(|&i| format!("{i} ({})", labels().get(i).copied().unwrap_or("?")))
                     .collect();
                 return Err(EvalError::AmbiguousClass {
-                    folder: path.display().to_string(),
+                    folder: path_text(&class.path),
                     candidates: names.join(" or "),
                 });
             }
         };
-        if let Some(other) = classes.iter().find(|c| c.index == index) {
+        if let Some(other) = indices.iter().position(|&i| i == index) {
             return Err(EvalError::DuplicateClass {
-                first: other.folder.clone(),
-                second: folder,
+                first: folder.classes[other].name.clone(),
+                second: class.name.clone(),
                 index,
                 label: labels().get(index).copied().unwrap_or("?").to_string(),
             });
         }
-        let mut files = Vec::new();
-        for (name, file) in sorted_entries(&path)? {
-            let extension = Path::new(&name)
-                .extension()
-                .map(|e| e.to_string_lossy().to_lowercase());
-            let is_image = extension.is_some_and(|e| IMAGE_EXTENSIONS.contains(&e.as_str()));
-            if is_image && !file.is_dir() {
-                files.push(file);
-            } else {
-                skipped += 1;
-            }
-        }
-        classes.push(ClassDir { folder, index, files });
+        indices.push(index);
     }
-    if classes.is_empty() {
-        return Err(EvalError::NoClasses {
-            dir: dir.display().to_string(),
-        });
-    }
-    Ok((classes, skipped))
+    Ok(indices)
 }

@@ -1,6 +1,15 @@
 //! A small document model shared by the terminal, Markdown and CSV renderers.
+//!
+//! Text reaches a document unescaped (a file name may hold an ESC or a newline); the terminal
+//! and Markdown renderers make every control character visible ([`escape_controls`]) in every
+//! heading, line and cell, so a name cannot move the cursor or recolour the terminal. CSV and
+//! JSON keep the text as it is: their quoting carries it.
+
+use std::io::IsTerminal;
 
 use comfy_table::{Cell, CellAlignment, ContentArrangement, Table, presets};
+
+use crate::text::escape_controls;
 
 /// Column alignment.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -68,8 +77,14 @@ impl Document {
         self.sections.push(Section::Table { table, main: true });
     }
 
-    /// comfy-table rendering for terminals.
+    /// comfy-table rendering for terminals, tables as wide as their content.
     pub fn to_terminal(&self) -> String {
+        self.to_terminal_width(None)
+    }
+
+    /// comfy-table rendering for terminals; with a `width`, tables wider than it wrap their
+    /// cells to fit (see [`stdout_width`]).
+    pub fn to_terminal_width(&self, width: Option<u16>) -> String {
         let mut out = String::new();
         for (i, section) in self.sections.iter().enumerate() {
             if i > 0 && matches!(section, Section::Heading(_)) {
@@ -77,20 +92,25 @@ impl Document {
             }
             match section {
                 Section::Heading(text) => {
-                    out.push_str(text);
+                    out.push_str(&escape_controls(text));
                     out.push('\n');
                 }
                 Section::Lines(lines) => {
                     for line in lines {
-                        out.push_str(line);
+                        out.push_str(&escape_controls(line));
                         out.push('\n');
                     }
                 }
                 Section::Table { table, .. } => {
                     let mut t = Table::new();
-                    t.load_preset(presets::UTF8_FULL_CONDENSED)
-                        .set_content_arrangement(ContentArrangement::Disabled)
-                        .set_header(table.header.iter().map(Cell::new));
+                    t.load_preset(presets::UTF8_FULL_CONDENSED);
+                    match width {
+                        Some(width) => t
+                            .set_content_arrangement(ContentArrangement::Dynamic)
+                            .set_width(width),
+                        None => t.set_content_arrangement(ContentArrangement::Disabled),
+                    };
+                    t.set_header(table.header.iter().map(|h| Cell::new(escape_controls(h))));
                     for (i, align) in table.align.iter().enumerate() {
                         if let Some(column) = t.column_mut(i) {
                             column.set_cell_alignment(match align {
@@ -100,7 +120,7 @@ impl Document {
                         }
                     }
                     for row in &table.rows {
-                        t.add_row(row.iter().map(Cell::new));
+                        t.add_row(row.iter().map(|c| Cell::new(escape_controls(c))));
                     }
                     out.push_str(&t.to_string());
                     out.push('\n');
@@ -112,14 +132,14 @@ impl Document {
 
     /// GitHub-flavoured Markdown.
     pub fn to_markdown(&self) -> String {
-        let escape = |s: &str| s.replace('|', "\\|");
+        let escape = |s: &str| escape_controls(s).replace('|', "\\|");
         let mut out = String::new();
         for section in &self.sections {
             match section {
-                Section::Heading(text) => out.push_str(&format!("### {text}\n\n")),
+                Section::Heading(text) => out.push_str(&format!("### {}\n\n", escape_controls(text))),
                 Section::Lines(lines) => {
                     for line in lines {
-                        out.push_str(&format!("{line}  \n"));
+                        out.push_str(&format!("{}  \n", escape_controls(line)));
                     }
                     out.push('\n');
                 }
@@ -162,13 +182,41 @@ impl Document {
                 _ => None,
             })
             .ok_or_else(|| anyhow::anyhow!("this report has no table to write as CSV"))?;
-        let mut writer = csv::Writer::from_writer(Vec::new());
-        writer.write_record(&table.header)?;
-        for row in &table.rows {
-            writer.write_record(row)?;
-        }
-        Ok(String::from_utf8(writer.into_inner()?)?)
+        Ok(std::iter::once(&table.header)
+            .chain(&table.rows)
+            .map(|row| csv_line(row))
+            .collect())
     }
+}
+
+/// The width of the terminal standard output writes to, None when it is not a terminal (a pipe
+/// or a file) or the width is unknown: what [`Document::to_terminal_width`] takes.
+pub fn stdout_width() -> Option<u16> {
+    let stdout = std::io::stdout();
+    if !stdout.is_terminal() {
+        return None;
+    }
+    terminal_size::terminal_size_of(stdout).map(|(width, _)| width.0)
+}
+
+/// One CSV record with its line break (RFC 4180): a field holding a comma, a quote or a line
+/// break is quoted, its quotes doubled.
+pub fn csv_line(fields: &[String]) -> String {
+    let mut line = String::new();
+    for (i, field) in fields.iter().enumerate() {
+        if i > 0 {
+            line.push(',');
+        }
+        if field.contains([',', '"', '\n', '\r']) {
+            line.push('"');
+            line.push_str(&field.replace('"', "\"\""));
+            line.push('"');
+        } else {
+            line.push_str(field);
+        }
+    }
+    line.push('\n');
+    line
 }
 
 #[cfg(test)]
@@ -196,6 +244,68 @@ mod tests {
     #[test]
     fn csv_quotes_commas() {
         assert_eq!(doc().to_csv().unwrap(), "name,value\na|b,\"1,000\"\n");
+        let fields = ["plain", "say \"hi\"", "two\nlines", ""].map(String::from);
+        assert_eq!(csv_line(&fields), "plain,\"say \"\"hi\"\"\",\"two\nlines\",\n");
+    }
+
+    /// A document with an ESC, a BEL and a newline in a heading, a line and a cell.
+    fn hostile() -> Document {
+        let mut t = TextTable::new(&[("name\u{7}", Align::Left)]);
+        t.push(vec!["\u{1b}[31mred\u{1b}[0m.jpg".into()]);
+        let mut d = Document::default();
+        d.heading("on \u{1b}]0;title\u{7}");
+        d.lines(vec!["two\nlines".into()]);
+        d.main_table(t);
+        d
+    }
+
+    #[test]
+    fn terminal_and_markdown_escape_control_characters() {
+        for text in [
+            hostile().to_terminal(),
+            hostile().to_markdown(),
+            hostile().to_terminal_width(Some(30)),
+        ] {
+            assert!(!text.contains(['\u{1b}', '\u{7}']), "{text:?}");
+            assert!(text.contains("\\x1b[31mred\\x1b[0m.jpg"), "{text}");
+            assert!(text.contains("on \\x1b]0;title\\x07"), "{text}");
+            assert!(text.contains("two\\nlines"), "{text}");
+            assert!(text.contains("name\\x07"), "{text}");
+        }
+        assert_eq!(
+            hostile().to_csv().unwrap(),
+            "name\u{7}\n\u{1b}[31mred\u{1b}[0m.jpg\n",
+            "CSV keeps the data"
+        );
+    }
+
+    #[test]
+    fn a_width_wraps_wide_tables_to_fit() {
+        let mut t = TextTable::new(&[
+            ("image", Align::Left),
+            ("label", Align::Left),
+            ("p", Align::Right),
+        ]);
+        t.push(vec![
+            "a/very/long/directory/name/with/a/photo_of_a_cat.jpg".into(),
+            "tabby, tabby cat, Egyptian cat, tiger cat".into(),
+            "95.75%".into(),
+        ]);
+        let mut d = Document::default();
+        d.table(t);
+        let wide = d.to_terminal();
+        assert!(wide.lines().any(|l| l.chars().count() > 60), "{wide}");
+        let narrow = d.to_terminal_width(Some(60));
+        assert!(narrow.lines().all(|l| l.chars().count() <= 60), "{narrow}");
+        assert!(
+            narrow.contains("95.75%") && narrow.contains("photo_of_a_cat"),
+            "{narrow}"
+        );
+        assert_eq!(
+            d.to_terminal_width(Some(500)),
+            wide,
+            "a narrower table is left as it is"
+        );
     }
 
     #[test]

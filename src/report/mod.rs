@@ -14,10 +14,20 @@ pub mod units;
 
 pub use analyze::{AnalyzeReport, analyze_csv, analyze_document, analyze_json};
 pub use bench::{bench_document, bench_warnings};
-pub use document::{Align, Document, Section, TextTable};
-pub use images::{classify_document, evaluate_document};
+pub use document::{Align, Document, Section, TextTable, stdout_width};
+pub use images::{
+    classify_csv_header, classify_csv_rows, classify_document, classify_failure, classify_json_line,
+    evaluate_document, evaluate_failures, evaluate_notes,
+};
 pub use plot::{PlotError, sweep_plot_svg};
 pub use render::{PresetsView, Render, json};
+
+/// Terminal width for [`render_width`]: stdout's, when it is a terminal and `format` is a table.
+pub fn table_width(format: Format, to_stdout: bool) -> Option<u16> {
+    (format == Format::Table && to_stdout)
+        .then(stdout_width)
+        .flatten()
+}
 pub use sweep::sweep_document;
 
 use std::fmt;
@@ -57,8 +67,14 @@ impl FromStr for Format {
 
 /// Renders a document in a text format (not JSON: JSON comes from the data structs).
 pub fn render(doc: &Document, format: Format) -> anyhow::Result<String> {
+    render_width(doc, format, None)
+}
+
+/// [`render`], with terminal tables wrapped to fit `width` columns when given (stdout is a
+/// terminal of that width: see [`stdout_width`]).
+pub fn render_width(doc: &Document, format: Format, width: Option<u16>) -> anyhow::Result<String> {
     Ok(match format {
-        Format::Table => doc.to_terminal(),
+        Format::Table => doc.to_terminal_width(width),
         Format::Markdown => doc.to_markdown(),
         Format::Csv => doc.to_csv()?,
         Format::Json => anyhow::bail!("JSON is serialised from the report data, not a document"),

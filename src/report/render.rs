@@ -5,7 +5,7 @@
 
 use serde::Serialize;
 
-use super::{AnalyzeReport, Document, Format, analyze_csv, analyze_document, analyze_json, render};
+use super::{AnalyzeReport, Document, Format, analyze_csv, analyze_document, analyze_json, render_width};
 use crate::bench::BenchResult;
 use crate::classify::EvalReport;
 use crate::published::{PublishedModel, Store};
@@ -13,8 +13,8 @@ use crate::sweep::SweepReport;
 
 /// A result in every output format.
 pub trait Render {
-    /// The result in `format`.
-    fn render(&self, format: Format) -> anyhow::Result<String>;
+    /// The result in `format`; terminal tables wrapped to `width` columns when given.
+    fn render(&self, format: Format, width: Option<u16>) -> anyhow::Result<String>;
 }
 
 /// JSON of a serde value, pretty-printed with a final newline.
@@ -27,20 +27,21 @@ pub fn json<T: Serialize + ?Sized>(value: &T) -> anyhow::Result<String> {
 fn serde_or_document<T: Serialize + ?Sized>(
     value: &T,
     format: Format,
+    width: Option<u16>,
     document: impl FnOnce(Format) -> Document,
 ) -> anyhow::Result<String> {
     match format {
         Format::Json => json(value),
-        format => render(&document(format), format),
+        format => render_width(&document(format), format, width),
     }
 }
 
 impl Render for AnalyzeReport {
-    fn render(&self, format: Format) -> anyhow::Result<String> {
+    fn render(&self, format: Format, width: Option<u16>) -> anyhow::Result<String> {
         match format {
             Format::Json => Ok(analyze_json(self)?),
             Format::Csv => analyze_csv(self),
-            format => render(&analyze_document(self), format),
+            format => render_width(&analyze_document(self), format, width),
         }
     }
 }
@@ -52,29 +53,29 @@ pub struct PresetsView<'a> {
 }
 
 impl Render for PresetsView<'_> {
-    fn render(&self, format: Format) -> anyhow::Result<String> {
+    fn render(&self, format: Format, width: Option<u16>) -> anyhow::Result<String> {
         match format {
             Format::Json => json(&super::presets::json(self.store, &self.rows)),
             Format::Csv => super::presets::csv(&self.rows),
-            format => render(&super::presets::document(self.store, &self.rows), format),
+            format => render_width(&super::presets::document(self.store, &self.rows), format, width),
         }
     }
 }
 
 impl Render for BenchResult {
-    fn render(&self, format: Format) -> anyhow::Result<String> {
-        serde_or_document(self, format, |f| super::bench_document(self, f))
+    fn render(&self, format: Format, width: Option<u16>) -> anyhow::Result<String> {
+        serde_or_document(self, format, width, |f| super::bench_document(self, f))
     }
 }
 
 impl Render for SweepReport {
-    fn render(&self, format: Format) -> anyhow::Result<String> {
-        serde_or_document(self, format, |f| super::sweep_document(self, f))
+    fn render(&self, format: Format, width: Option<u16>) -> anyhow::Result<String> {
+        serde_or_document(self, format, width, |f| super::sweep_document(self, f))
     }
 }
 
 impl Render for EvalReport {
-    fn render(&self, format: Format) -> anyhow::Result<String> {
-        serde_or_document(self, format, |_| super::evaluate_document(self))
+    fn render(&self, format: Format, width: Option<u16>) -> anyhow::Result<String> {
+        serde_or_document(self, format, width, |f| super::evaluate_document(self, f))
     }
 }

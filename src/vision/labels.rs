@@ -32,13 +32,49 @@ pub fn wordnet_id(index: usize) -> Option<&'static str> {
     wnids().get(index).copied().filter(|w| !w.is_empty())
 }
 
+/// How a classifier's output indices map to classes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub enum ClassLayout {
+    /// The 1001 outputs of the shipped (TF-slim) ImageNet models: output 0 is "background" and
+    /// ImageNet class i (0-999, the ILSVRC-2012 order of torchvision and Keras) is output i + 1.
+    #[serde(rename = "imagenet_1001")]
+    Imagenet1001,
+    /// Any other number of outputs: classes without names, "class N".
+    #[serde(rename = "other")]
+    Other,
+}
+
+impl ClassLayout {
+    /// The layout of a `classes`-way output.
+    pub fn of(classes: usize) -> Self {
+        if classes == labels().len() {
+            ClassLayout::Imagenet1001
+        } else {
+            ClassLayout::Other
+        }
+    }
+
+    /// The display name of output `index`: the ImageNet label, or "class N".
+    pub fn label(self, index: usize) -> String {
+        match (self, labels().get(index)) {
+            (ClassLayout::Imagenet1001, Some(label)) => (*label).to_string(),
+            _ => format!("class {index}"),
+        }
+    }
+
+    /// The 0-999 ImageNet class of output `index` (None for background or another layout).
+    pub fn imagenet_index(self, index: usize) -> Option<usize> {
+        match self {
+            ClassLayout::Imagenet1001 => index.checked_sub(1).filter(|&i| i < labels().len() - 1),
+            ClassLayout::Other => None,
+        }
+    }
+}
+
 /// The display name of output `index` of a `classes`-way classifier: the ImageNet label for the
 /// 1001-class models, "class N" otherwise.
 pub fn label_for(index: usize, classes: usize) -> String {
-    match labels().get(index) {
-        Some(label) if classes == labels().len() => (*label).to_string(),
-        _ => format!("class {index}"),
-    }
+    ClassLayout::of(classes).label(index)
 }
 
 /// How a folder name maps onto the label list.
@@ -108,6 +144,29 @@ mod tests {
         assert_eq!(wordnet_id(1001), None);
         assert_eq!(label_for(286, 1001), "Egyptian cat");
         assert_eq!(label_for(3, 10), "class 3");
+    }
+
+    #[test]
+    fn the_1001_layout_puts_imagenet_class_i_at_output_i_plus_1() {
+        let layout = ClassLayout::of(1001);
+        assert_eq!(layout, ClassLayout::Imagenet1001);
+        assert_eq!(layout.imagenet_index(0), None, "background");
+        assert_eq!(layout.imagenet_index(1), Some(0));
+        assert_eq!(layout.label(1), "tench, Tinca tinca");
+        assert_eq!(layout.imagenet_index(286), Some(285));
+        assert_eq!(layout.imagenet_index(1000), Some(999));
+        assert_eq!(layout.imagenet_index(1001), None);
+        let other = ClassLayout::of(10);
+        assert_eq!(
+            (other, other.imagenet_index(3), other.label(3).as_str()),
+            (ClassLayout::Other, None, "class 3")
+        );
+        assert_eq!(
+            ClassLayout::of(1000),
+            ClassLayout::Other,
+            "no background: not the shipped layout"
+        );
+        assert_eq!(serde_json::to_string(&layout).unwrap(), "\"imagenet_1001\"");
     }
 
     #[test]

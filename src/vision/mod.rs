@@ -9,8 +9,8 @@ pub mod decode;
 pub mod labels;
 pub mod preprocess;
 
-pub use decode::{ImageError, MAX_ALLOC_BYTES, MAX_DIMENSION, decode_bytes, load_rgb};
-pub use labels::{LabelMatch, label_for, labels, match_label, wordnet_id};
+pub use decode::{ImageError, ImageErrorKind, MAX_ALLOC_BYTES, MAX_DIMENSION, decode_bytes, load_rgb};
+pub use labels::{ClassLayout, LabelMatch, label_for, labels, match_label, wordnet_id};
 pub use preprocess::{
     CROP_FRACTION, batch_tensor, central_crop, eval_preprocess, load_input, resize, to_chw,
 };

@@ -663,24 +663,29 @@ mod pipeline {
         ];
         let results = classify_batch(&mut model, &paths, 5);
         assert_eq!(results.len(), 5);
-        let top1 = |i: usize| results[i].as_ref().unwrap().predictions[0].label.clone();
+        let top1 = |i: usize| results[i].predictions().unwrap()[0].label.clone();
         assert_eq!(top1(0), "military uniform");
         assert_eq!(top1(2), "Egyptian cat");
         assert_eq!(top1(3), "hotdog, hot dog, red hot");
         assert_eq!(labels()[653], "military uniform");
-        let first = results[0].as_ref().unwrap();
+        let first = &results[0];
         assert_eq!(first.model, "1.0_224");
-        assert_eq!(first.predictions.len(), 5);
+        let predictions = first.predictions().unwrap();
+        assert_eq!(predictions.len(), 5);
         assert!(
-            first
-                .predictions
+            predictions
                 .windows(2)
                 .all(|w| w[0].probability >= w[1].probability)
         );
-        let err = results[1].as_ref().unwrap_err().to_string();
-        assert!(err.starts_with(&text.display().to_string()), "{err}");
-        let err = results[4].as_ref().unwrap_err().to_string();
-        assert!(err.contains("missing.png: cannot read"), "{err}");
+        assert_eq!(results[1].image, text.display().to_string());
+        let err = results[1].failure().unwrap().to_string();
+        assert!(
+            err.starts_with("cannot decode image: ") && !err.contains("notes.jpg"),
+            "{err}"
+        );
+        assert!(results[4].image.ends_with("missing.png"));
+        let err = results[4].failure().unwrap().to_string();
+        assert!(err.starts_with("cannot read"), "{err}");
     }
 
     #[test]
@@ -689,7 +694,7 @@ mod pipeline {
         let mut model = Runner::new(model, EngineKind::Reference, 2).unwrap();
         let paths = vec![photo("grace_hopper.jpg"), photo("chelsea.png")];
         let results = classify_batch(&mut model, &paths, 3);
-        let top1 = |i: usize| results[i].as_ref().unwrap().predictions[0].clone();
+        let top1 = |i: usize| results[i].predictions().unwrap()[0].clone();
         assert_eq!(top1(0).label, "military uniform");
         assert_eq!(top1(1).label, "Egyptian cat");
         assert!(
@@ -697,7 +702,7 @@ mod pipeline {
             "{}",
             top1(0).probability
         );
-        assert_eq!(results[0].as_ref().unwrap().model, "v2_1.0_224");
+        assert_eq!(results[0].model, "v2_1.0_224");
     }
 
     #[test]
@@ -771,7 +776,7 @@ mod pipeline {
         let err = evaluate(&mut model, &root.join("absent"), 2, 10, |_, _| {})
             .unwrap_err()
             .to_string();
-        assert!(err.contains("cannot read directory"), "{err}");
+        assert!(err.ends_with("absent: no such directory"), "{err}");
         let other =
             MobileNet::random(Config::new(0.25, 64, 1, 10, Variant::Standard).unwrap(), 0, &dev).unwrap();
         let mut other = Runner::new(other, EngineKind::Reference, 1).unwrap();
