@@ -5,6 +5,7 @@
 //! are written once, at the end. Every image gets a record, classified or failed.
 
 use std::io::Read;
+use std::ops::ControlFlow;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
@@ -232,6 +233,11 @@ pub fn run_evaluate(plan: &EvaluatePlan) -> Result<ExitCode> {
         |done, total| {
             let b = bar.get_or_insert_with(|| progress_bar(total as u64, plan.quiet, "evaluate", "images"));
             b.set_position(done as u64);
+            // An interruption stops after this batch; the images so far are scored.
+            match interrupt::check() {
+                Ok(()) => ControlFlow::Continue(()),
+                Err(_) => ControlFlow::Break(()),
+            }
         },
     )?;
     if let Some(b) = bar {
@@ -247,6 +253,9 @@ pub fn run_evaluate(plan: &EvaluatePlan) -> Result<ExitCode> {
         }
     }
     emit(&plan.output, &report)?;
+    if let Some(signal) = interrupt::requested() {
+        return Err(signal.into());
+    }
     Ok(ExitCode::from(if report.failed.is_empty() {
         exit::OK
     } else {

@@ -8,6 +8,7 @@
 //! 0% class); images directly in the folder belong to no class and are listed, not run.
 
 use std::collections::HashMap;
+use std::ops::ControlFlow;
 use std::path::Path;
 
 use serde::Serialize;
@@ -46,6 +47,9 @@ pub struct EvalReport {
     pub unlabelled_images: Vec<String>,
     /// Files ignored because their extension is not an image's, and folders inside class folders.
     pub skipped_files: usize,
+    /// False when the evaluation was stopped before every image was seen (the figures cover
+    /// the images before the stop).
+    pub complete: bool,
 }
 
 /// Accuracy on one class folder.
@@ -164,7 +168,7 @@ pub fn evaluate(
     dir: &Path,
     batch: usize,
     top: usize,
-    mut progress: impl FnMut(usize, usize),
+    mut progress: impl FnMut(usize, usize) -> ControlFlow<()>,
 ) -> Result<EvalReport, EvalError> {
     if model.net().config().classes != IMAGENET_CLASSES {
         return Err(EvalError::NotImageNet {
@@ -194,8 +198,11 @@ pub fn evaluate(
     let mut confusions: HashMap<(usize, usize), usize> = HashMap::new();
     let mut failed = Vec::new();
     let mut done = 0;
-    progress(done, total);
+    let mut complete = progress(done, total).is_continue();
     for chunk in items.chunks(batch) {
+        if !complete {
+            break;
+        }
         let mut inputs = Vec::with_capacity(chunk.len());
         let mut owners = Vec::with_capacity(chunk.len());
         for &(class, path) in chunk {
@@ -230,7 +237,8 @@ pub fn evaluate(
             }
         }
         done += chunk.len();
-        progress(done, total);
+        // The caller may stop the evaluation (an interruption): the images so far are scored.
+        complete = progress(done, total).is_continue();
     }
 
     let images: usize = tallies.iter().map(|t| t.images).sum();
@@ -304,6 +312,7 @@ pub fn evaluate(
         failed,
         unlabelled_images: folder.unlabelled.iter().map(|p| path_text(p)).collect(),
         skipped_files: folder.skipped.len(),
+        complete,
     })
 }
 

@@ -220,6 +220,12 @@ fn class_table(report: &EvalReport, raw: bool) -> TextTable {
 /// class folders without images. Empty when nothing was left out.
 pub fn evaluate_notes(report: &EvalReport) -> Vec<String> {
     let mut notes = Vec::new();
+    if !report.complete {
+        notes.push(format!(
+            "interrupted: the figures cover the {} images classified before the stop",
+            report.images
+        ));
+    }
     if !report.unlabelled_images.is_empty() {
         notes.push(format!(
             "not in any class folder, so not evaluated: {}",

@@ -729,7 +729,11 @@ mod pipeline {
         std::fs::write(root.join("Egyptian cat").join("README.txt"), "ignored").unwrap();
 
         let mut calls = Vec::new();
-        let report = evaluate(&mut model, root, 2, 10, |done, total| calls.push((done, total))).unwrap();
+        let report = evaluate(&mut model, root, 2, 10, |done, total| {
+            calls.push((done, total));
+            std::ops::ControlFlow::Continue(())
+        })
+        .unwrap();
         assert_eq!(calls, [(0, 5), (2, 5), (4, 5), (5, 5)]);
         assert_eq!(report.images, 4);
         assert_eq!(report.top1_correct, 3);
@@ -761,27 +765,48 @@ mod pipeline {
         serde_json::to_string(&report).unwrap();
 
         std::fs::create_dir(root.join("unicorn")).unwrap();
-        let err = evaluate(&mut model, root, 2, 10, |_, _| {}).unwrap_err();
+        let err = evaluate(
+            &mut model,
+            root,
+            2,
+            10,
+            |_, _| std::ops::ControlFlow::Continue(()),
+        )
+        .unwrap_err();
         assert!(matches!(err, EvalError::UnknownClass { .. }), "{err}");
         std::fs::remove_dir(root.join("unicorn")).unwrap();
         std::fs::create_dir(root.join("crane")).unwrap();
-        let err = evaluate(&mut model, root, 2, 10, |_, _| {})
-            .unwrap_err()
-            .to_string();
+        let err = evaluate(
+            &mut model,
+            root,
+            2,
+            10,
+            |_, _| std::ops::ControlFlow::Continue(()),
+        )
+        .unwrap_err()
+        .to_string();
         assert!(
             err.contains("ambiguous") && err.contains("135") && err.contains("518"),
             "{err}"
         );
 
-        let err = evaluate(&mut model, &root.join("absent"), 2, 10, |_, _| {})
-            .unwrap_err()
-            .to_string();
+        let err = evaluate(&mut model, &root.join("absent"), 2, 10, |_, _| {
+            std::ops::ControlFlow::Continue(())
+        })
+        .unwrap_err()
+        .to_string();
         assert!(err.ends_with("absent: no such directory"), "{err}");
         let other =
             MobileNet::random(Config::new(0.25, 64, 1, 10, Variant::Standard).unwrap(), 0, &dev).unwrap();
         let mut other = Runner::new(other, EngineKind::Reference, 1).unwrap();
         assert!(matches!(
-            evaluate(&mut other, root, 2, 10, |_, _| {}),
+            evaluate(
+                &mut other,
+                root,
+                2,
+                10,
+                |_, _| std::ops::ControlFlow::Continue(())
+            ),
             Err(EvalError::NotImageNet { classes: 10 })
         ));
     }

@@ -497,3 +497,39 @@ fn quiet_is_global() {
         cli().args(&args).assert().success();
     }
 }
+
+#[cfg(unix)]
+#[test]
+fn sigterm_stops_an_evaluation_and_scores_what_was_seen() {
+    let dir = tempfile::tempdir().unwrap();
+    let class = dir.path().join("military uniform");
+    std::fs::create_dir(&class).unwrap();
+    let images = 1000;
+    let png = image::RgbImage::from_pixel(40, 40, image::Rgb([90, 120, 60]));
+    let first = class.join("0000.png");
+    png.save(&first).unwrap();
+    for i in 1..images {
+        std::fs::hard_link(&first, class.join(format!("{i:04}.png"))).unwrap();
+    }
+    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("mobilenet-cli"))
+        .args(["evaluate", dir.path().to_str().unwrap()])
+        .args(["--batch", "1", "--threads", "1", "--format", "json"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Long enough for the handlers (installed before the weights load) and a few batches.
+    std::thread::sleep(Duration::from_millis(1500));
+    std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let status = wait_or_kill(&mut child, Duration::from_secs(120));
+    let mut stdout = String::new();
+    child.stdout.take().unwrap().read_to_string(&mut stdout).unwrap();
+    assert_eq!(status.code(), Some(143));
+    let v: Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(v["complete"], false);
+    let seen = v["images"].as_u64().unwrap();
+    assert!(seen >= 1 && seen < images, "{seen}");
+}
