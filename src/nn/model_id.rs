@@ -5,9 +5,9 @@
 //! was converted from. [`ModelId`] is an index into that table; its named constants are looked up
 //! by name at compile time, so a new model is one new row (and its file in `presets/weights/`).
 //!
-//! The files are the TF-slim MobileNet v1 checkpoints and the MobileNetV2 1.0_224 checkpoint as
-//! published in uint8 form (see `presets/weights/SOURCE.md`): 1001 classes, BatchNorm folded
-//! into biases. No MobileNetV3 weights ship with the tool.
+//! The files are Google's TF-slim releases in uint8 form (see `presets/weights/SOURCE.md`):
+//! MobileNet v1 at five width/resolution points, MobileNetV2 1.0/224 and MobileNetV3-Small
+//! 1.0/224; 1001 classes, BatchNorm folded into biases. No MobileNetV3-Large weights ship.
 
 use std::fmt;
 use std::str::FromStr;
@@ -90,6 +90,15 @@ pub const SHIPPED: &[Shipped] = &[
         ("tflite-hosted", "Mobilenet_V1_0.75_192_quant")
     ),
     shipped!(
+        "0.75_224",
+        Family::V1,
+        0.75,
+        224,
+        "mobilenet_v1_0.75_224.safetensors",
+        2_578_121,
+        ("tflite-hosted", "Mobilenet_V1_0.75_224_quant")
+    ),
+    shipped!(
         "1.0_224",
         Family::V1,
         1.0,
@@ -107,6 +116,15 @@ pub const SHIPPED: &[Shipped] = &[
         3_489_097,
         ("tflite-hosted", "Mobilenet_V2_1.0_224_quant")
     ),
+    shipped!(
+        "v3-small_1.0_224",
+        Family::V3Small,
+        1.0,
+        224,
+        "mobilenet_v3_small_1.0_224.safetensors",
+        2_537_825,
+        ("slim-v3", "Small dm=1 (8-bit)")
+    ),
 ];
 
 /// One of the shipped models: an index into [`SHIPPED`].
@@ -117,10 +135,13 @@ impl ModelId {
     pub const V1_025_128: ModelId = ModelId::named("0.25_128");
     pub const V1_05_160: ModelId = ModelId::named("0.5_160");
     pub const V1_075_192: ModelId = ModelId::named("0.75_192");
+    pub const V1_075_224: ModelId = ModelId::named("0.75_224");
     /// The default model.
     pub const V1_10_224: ModelId = ModelId::named("1.0_224");
     /// MobileNetV2 1.0_224 (Sandler et al. 2018).
     pub const V2_10_224: ModelId = ModelId::named("v2_1.0_224");
+    /// MobileNetV3-Small 1.0_224 (Howard et al. 2019).
+    pub const V3_SMALL_10_224: ModelId = ModelId::named("v3-small_1.0_224");
 
     /// Every shipped model, in [`SHIPPED`]'s order.
     pub const ALL: [ModelId; SHIPPED.len()] = {
@@ -150,7 +171,8 @@ impl ModelId {
         &SHIPPED[usize::from(self.0)]
     }
 
-    /// "0.25_128", "0.5_160", "0.75_192", "1.0_224" (v1) or "v2_1.0_224".
+    /// "0.25_128", "0.5_160", "0.75_192", "0.75_224", "1.0_224" (v1), "v2_1.0_224" or
+    /// "v3-small_1.0_224".
     pub fn name(self) -> &'static str {
         self.shipped().name
     }
@@ -261,8 +283,8 @@ impl FromStr for ModelId {
     type Err = UnknownModel;
 
     /// Accepts the names as printed ("1.0_224", "v2_1.0_224", "v3-small_1.0_224") and common
-    /// spellings: the family written with an underscore ("v3_small" for "v3-small"), a
-    /// "mobilenet_" prefix ("mobilenet_v1_1.0_224", "mobilenet_v2_1.0_224") and other ways of writing
+    /// spellings: the family written with an underscore ("v3_small_1.0_224"), a "mobilenet_"
+    /// prefix ("mobilenet_v1_1.0_224", "mobilenet_v3_small_1.0_224") and other ways of writing
     /// the numbers ("1_224", "1.00_224", "0.50_160"). A bare "A_R" is v1.
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let trimmed = s.trim();
@@ -308,11 +330,11 @@ mod tests {
             "mobilenet_v1_0.50_160".parse::<ModelId>().unwrap(),
             ModelId::V1_05_160
         );
-        assert_eq!("v1_0.75_192".parse::<ModelId>().unwrap(), ModelId::V1_075_192);
+        assert_eq!("v1_0.75_224".parse::<ModelId>().unwrap(), ModelId::V1_075_224);
         let err = "1.0_192".parse::<ModelId>().unwrap_err();
         assert!(
             err.to_string()
-                .ends_with("(expected one of 0.25_128, 0.5_160, 0.75_192, 1.0_224, v2_1.0_224)"),
+                .ends_with("(expected one of 0.25_128, 0.5_160, 0.75_192, 0.75_224, 1.0_224, v2_1.0_224, v3-small_1.0_224)"),
             "{err}"
         );
         assert!("".parse::<ModelId>().is_err());
@@ -323,9 +345,24 @@ mod tests {
         );
         assert_eq!(ModelId::V2_10_224.config().family, Family::V2);
         assert!("v2_0.5_160".parse::<ModelId>().is_err());
-        // No v3 weights ship; a v3 name never falls back to v1.
+        for spelling in [
+            "v3-small_1.0_224",
+            "v3_small_1.0_224",
+            "mobilenet_v3_small_1.0_224",
+            "mobilenet_v3-small_1_224",
+        ] {
+            assert_eq!(
+                spelling.parse::<ModelId>().unwrap(),
+                ModelId::V3_SMALL_10_224,
+                "{spelling}"
+            );
+        }
+        assert_eq!(ModelId::V3_SMALL_10_224.config().family, Family::V3Small);
+        assert!(!ModelId::V3_SMALL_10_224.config().minimalistic);
+        // No v3-large weights ship; a v3-small name never falls back to v1.
         assert!("v3-large_1.0_224".parse::<ModelId>().is_err());
-        assert!("v3_small_1.0_224".parse::<ModelId>().is_err());
+        assert!("v3-small_0.75_224".parse::<ModelId>().is_err());
+        assert!("v3-small".parse::<ModelId>().is_err());
     }
 
     #[test]
@@ -345,11 +382,11 @@ mod tests {
         assert_eq!(ModelId::ALL.len(), SHIPPED.len());
         assert_eq!(ModelId::V1_10_224.name(), "1.0_224");
         assert_eq!(
-            ModelId::of_family(Family::V2).collect::<Vec<_>>(),
-            [ModelId::V2_10_224]
+            ModelId::of_family(Family::V3Small).collect::<Vec<_>>(),
+            [ModelId::V3_SMALL_10_224]
         );
-        assert_eq!(ModelId::of_family(Family::V3Small).count(), 0);
-        assert_eq!(ModelId::of_family(Family::V1).count(), 4);
+        assert_eq!(ModelId::of_family(Family::V3Large).count(), 0);
+        assert_eq!(ModelId::of_family(Family::V1).count(), 5);
     }
 
     #[test]
@@ -366,7 +403,8 @@ mod tests {
             assert!(row.top1_value().is_some(), "{id}: no top-1");
         }
         let top1 = |id: ModelId| id.published(&store).and_then(PublishedModel::top1_value);
-        assert_eq!(top1(ModelId::V1_10_224), Some(70.0));
+        assert_eq!(top1(ModelId::V3_SMALL_10_224), Some(64.9));
+        assert_eq!(top1(ModelId::V1_075_224), Some(66.9));
         assert_eq!(top1(ModelId::V2_10_224), Some(70.8));
     }
 }

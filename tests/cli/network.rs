@@ -65,18 +65,70 @@ fn embedded_parameter_counts_equal_the_cost_model() {
         assert!(!model.has_batch_norm());
         let expected = analyze(&id.config()).totals.params_deployed;
         assert_eq!(model.parameter_count(), expected, "{}", id.name());
+        assert_eq!(model.parameter_count(), id.shipped().parameters, "{}", id.name());
     }
 }
 
 #[test]
-fn v2_ships_with_the_published_parameter_count() {
-    let model = MobileNet::from_embedded(ModelId::V2_10_224, &Device::Cpu).unwrap();
-    assert_eq!(model.config().family, Family::V2);
-    assert_eq!(model.parameter_count(), 3_489_097);
-    assert_eq!(
-        analyze(&ModelId::V2_10_224.config()).totals.params_deployed,
-        3_489_097
-    );
+fn v2_and_v3_small_ship_with_their_sources_parameter_counts() {
+    // As the sources' READMEs print them (shared/mobilenet_v2, shared/mobilenet_v3).
+    for (id, family, params) in [
+        (ModelId::V2_10_224, Family::V2, 3_489_097),
+        (ModelId::V3_SMALL_10_224, Family::V3Small, 2_537_825),
+    ] {
+        let model = MobileNet::from_embedded(id, &Device::Cpu).unwrap();
+        assert_eq!(model.config().family, family);
+        assert!(!model.config().minimalistic);
+        assert_eq!(model.parameter_count(), params, "{id}");
+        assert_eq!(analyze(&id.config()).totals.params_deployed, params, "{id}");
+    }
+}
+
+/// The uint8 model the shipped weights come from (LiteRT's reference kernels, in the fixtures as
+/// `X.tflite_u8` where the source provides it) picks the same top-1 as our float network on each
+/// reference image: a check of the conversion independent of the NumPy reference.
+#[test]
+fn shipped_models_pick_the_uint8_tflite_top1() {
+    let dev = Device::Cpu;
+    let mut checked = Vec::new();
+    for id in ModelId::ALL {
+        let reference =
+            candle_core::safetensors::load(fixture(&format!("reference_{}", id.file_name())), &dev).unwrap();
+        if !reference.contains_key("grace_hopper.tflite_u8") {
+            continue;
+        }
+        let model = MobileNet::from_embedded(id, &dev).unwrap();
+        for image in ["bike", "chelsea", "grace_hopper"] {
+            let probs = model
+                .probabilities(&reference[&format!("{image}.input")])
+                .unwrap()
+                .flatten_all()
+                .unwrap()
+                .to_vec1::<f32>()
+                .unwrap();
+            let ours = argmax(&probs);
+            let tflite = reference[&format!("{image}.tflite_u8")]
+                .flatten_all()
+                .unwrap()
+                .to_vec1::<u8>()
+                .unwrap();
+            let best = tflite.iter().copied().max().unwrap();
+            // uint8 ties (0.75_224's bike: mountain bike and tandem both 93/256) count as agreement.
+            assert_eq!(
+                tflite[ours], best,
+                "{id} {image}: our top-1 {ours} is {}/256 in uint8, the best {best}/256",
+                tflite[ours]
+            );
+        }
+        checked.push(id);
+    }
+    assert_eq!(checked, [ModelId::V1_075_224, ModelId::V3_SMALL_10_224]);
+}
+
+fn argmax(values: &[f32]) -> usize {
+    (0..values.len())
+        .max_by(|&a, &b| values[a].total_cmp(&values[b]))
+        .unwrap()
 }
 
 /// Every family, v3 minimalistic included, runs from random weights, with the cost model's
@@ -698,6 +750,37 @@ mod pipeline {
             top1(0).probability
         );
         assert_eq!(results[0].as_ref().unwrap().model, "v2_1.0_224");
+    }
+
+    /// The newest backbones on the photos, with both engines. 0.75_224 sees Grace Hopper's bow
+    /// tie first (0.300, the uniform 0.267), as its reference probabilities do; V3-Small sees the
+    /// uniform (0.359).
+    #[test]
+    fn v1_075_224_and_v3_small_classify_the_photos_end_to_end() {
+        let paths = vec![
+            photo("grace_hopper.jpg"),
+            photo("chelsea.png"),
+            photo("hot_dog.jpg"),
+        ];
+        let (uniform, bow_tie) = ("military uniform", "bow tie, bow-tie, bowtie");
+        for (id, grace_hopper) in [
+            (ModelId::V1_075_224, [bow_tie, uniform]),
+            (ModelId::V3_SMALL_10_224, [uniform, bow_tie]),
+        ] {
+            for engine in [EngineKind::Fast, EngineKind::Reference] {
+                let net = MobileNet::from_embedded(id, &Device::Cpu).unwrap();
+                let mut runner = Runner::new(net, engine, 2).unwrap();
+                let results = classify_batch(&mut runner, &paths, 2);
+                let labels = |i: usize| -> Vec<&str> {
+                    let result = results[i].as_ref().unwrap();
+                    assert_eq!(result.model, id.name());
+                    result.predictions.iter().map(|p| p.label.as_str()).collect()
+                };
+                assert_eq!(labels(0), grace_hopper, "{id} {engine:?}");
+                assert_eq!(labels(1)[0], "Egyptian cat", "{id} {engine:?}");
+                assert_eq!(labels(2)[0], "hotdog, hot dog, red hot", "{id} {engine:?}");
+            }
+        }
     }
 
     #[test]
