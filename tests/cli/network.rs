@@ -131,6 +131,89 @@ fn argmax(values: &[f32]) -> usize {
         .unwrap()
 }
 
+/// MobileNetV3-Small's squeeze-and-excite gate. TF-slim's graph (and the .tflite the shipped
+/// file comes from) computes relu6(x + 3) * 0.16667; both engines compute relu6(x + 3) / 6
+/// (`src/nn/model_id.rs`), as the reference probabilities do, and reproduce them to 5e-6. The
+/// 0.16667 gate is applied exactly by scaling each SE block's project weights by 6 * 0.16667
+/// (SE is followed by the linear project 1x1 conv, so W (x g k) + b = (k W)(x g) + b): it moves
+/// the probabilities by more than 1e-5 (3.8e-5 at most, on grace_hopper) yet less than 1e-4, and changes
+/// no top-1. So the reference tells the two gates apart, and the choice changes nothing a user
+/// sees. The same file with unscaled weights (k = 1) matches the reference like the embedded
+/// one: the difference is the gate's, not the f32 round trip's.
+#[test]
+fn v3_small_gate_is_relu6_over_6() {
+    use mobilenet_cli::arch::{Activation, LayerKind};
+    use mobilenet_cli::infer::{EngineKind, Runner};
+    let dev = Device::Cpu;
+    let id = ModelId::V3_SMALL_10_224;
+    let reference =
+        candle_core::safetensors::load(fixture(&format!("reference_{}", id.file_name())), &dev).unwrap();
+    let layers = instantiate(&id.config());
+    let dir = tempfile::tempdir().unwrap();
+    // The shipped weights in f32 with every SE block's project weights multiplied by `k`.
+    let with_gate_factor = |k: f64| {
+        let mut tensors = shipped_f32(id);
+        let mut scaled = 0;
+        for (i, layer) in layers.iter().enumerate() {
+            if layer.kind == LayerKind::SqueezeExcite {
+                let next = &layers[i + 1];
+                assert_eq!(
+                    (next.kind, next.activation),
+                    (LayerKind::Pointwise, Activation::Linear),
+                    "{} after {}",
+                    next.name,
+                    layer.name
+                );
+                let name = format!("{}.weight", next.name);
+                let w = (&tensors[&name] * k).unwrap();
+                tensors.insert(name, w);
+                scaled += 1;
+            }
+        }
+        assert_eq!(scaled, 9, "SE blocks of V3-Small");
+        let path = save(&tensors, &dir, &format!("gate_{k}.safetensors"));
+        let net = MobileNet::from_file(&path, WeightOverrides::default(), &dev).unwrap();
+        assert_eq!(net.config(), &id.config());
+        net
+    };
+    let plain = with_gate_factor(1.0);
+    let slim = with_gate_factor(6.0 * 0.16667);
+    let ours = MobileNet::from_embedded(id, &dev).unwrap();
+    let top1 = |p: &Tensor| argmax(&p.flatten_all().unwrap().to_vec1::<f32>().unwrap());
+    for engine in [EngineKind::Reference, EngineKind::Fast] {
+        let mut ours = Runner::new(ours.clone(), engine, 2).unwrap();
+        let mut plain = Runner::new(plain.clone(), engine, 2).unwrap();
+        let mut slim = Runner::new(slim.clone(), engine, 2).unwrap();
+        let mut slim_diff = 0f32;
+        for image in ["bike", "chelsea", "grace_hopper"] {
+            let input = &reference[&format!("{image}.input")];
+            let expected = &reference[&format!("{image}.probs")];
+            let ours_diff = max_abs_diff(&ours.probabilities(input).unwrap(), expected);
+            let plain_diff = max_abs_diff(&plain.probabilities(input).unwrap(), expected);
+            let p_slim = slim.probabilities(input).unwrap();
+            let diff = max_abs_diff(&p_slim, expected);
+            eprintln!(
+                "{engine:?} {image}: gate / 6 {ours_diff:.2e} (f32 file {plain_diff:.2e}), gate * 0.16667 {diff:.2e}"
+            );
+            assert!(
+                ours_diff < 5e-6,
+                "{engine:?} {image}: / 6 gate off by {ours_diff}"
+            );
+            assert!(
+                plain_diff < 5e-6,
+                "{engine:?} {image}: f32 file off by {plain_diff}"
+            );
+            assert!(diff < 1e-4, "{engine:?} {image}: 0.16667 gate off by {diff}");
+            assert_eq!(top1(&p_slim), top1(expected), "{engine:?} {image}");
+            slim_diff = slim_diff.max(diff);
+        }
+        assert!(
+            slim_diff > 1e-5,
+            "{engine:?}: the 0.16667 gate changed the probabilities by only {slim_diff}"
+        );
+    }
+}
+
 /// Every family, v3 minimalistic included, runs from random weights, with the cost model's
 /// parameter count, finite logits of the right shape and a seed that repeats.
 #[test]
@@ -349,10 +432,14 @@ fn shipped_f32(id: ModelId) -> HashMap<String, Tensor> {
             let zp = raw[&format!("{base}.weight_zero_point")]
                 .to_vec1::<f32>()
                 .unwrap()[0];
+            // scale * (q - zp) with one rounding, as the loader computes it: the f32 file
+            // then holds exactly the values the embedded one loads to.
             let real = tensor
                 .to_dtype(DType::F32)
                 .unwrap()
-                .affine(f64::from(scale), -f64::from(zp * scale))
+                .affine(1.0, -f64::from(zp))
+                .unwrap()
+                .affine(f64::from(scale), 0.0)
                 .unwrap();
             out.insert(name.clone(), real);
         } else if name.ends_with(".bias") {
