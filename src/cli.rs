@@ -354,8 +354,8 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
 /// Which pretrained weights to use.
 #[derive(Debug, Clone, Args)]
 pub struct WeightsArgs {
-    /// A shipped ImageNet model [default: 1.0_224]: 0.25_128, 0.5_160, 0.75_192, 1.0_224 (v1)
-    /// or v2_1.0_224 (MobileNetV2). No MobileNetV3 weights ship.
+    /// A shipped ImageNet model [default: 1.0_224], named ALPHA_RES for v1 and FAMILY_ALPHA_RES
+    /// for the others. No MobileNetV3-Large weights ship.
     #[arg(long, value_name = "MODEL", value_parser = named::<ModelId>(), conflicts_with = "weights")]
     pub model: Option<ModelId>,
     /// Your own weights (safetensors; see the README for the tensor names): f32, f16, bf16 or

@@ -2,6 +2,8 @@
 //! Figure 4), on the depthwise layer's activated output: average each channel over the image
 //! (squeeze), a 1x1 conv to `se` channels with bias and ReLU, a 1x1 conv back with bias and
 //! hard-sigmoid relu6(x + 3) / 6 (excite), then every pixel's channels multiplied by that gate.
+//! The gate is the candle network's, 1/6 exactly (`Act::HardSigmoid`), also for the shipped
+//! TF-slim MobileNetV3-Small, whose graph writes relu6(x + 3) * 0.16667 (see `src/nn/model_id.rs`).
 //!
 //! The op is per image and tiny next to the convolutions around it, so a thread takes whole
 //! images: it pools them, runs the two 1x1 convs as GEMMs with one row per image (the engine's

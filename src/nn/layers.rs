@@ -161,6 +161,8 @@ pub(crate) enum LayerOp {
     Pointwise { weight: Tensor, affine: ChannelAffine },
     /// Squeeze-and-excite: global average pool, reduce 1x1 conv (weight [se, C]) + bias + ReLU,
     /// expand 1x1 conv (weight [C, se]) + bias + hard-sigmoid relu6(x + 3) / 6, channel multiply.
+    /// The gate divides by 6 for every weights file, the shipped TF-slim V3-Small included
+    /// (whose graph multiplies by 0.16667; see `src/nn/model_id.rs` for the measured difference).
     SqueezeExcite {
         reduce: Tensor,
         reduce_bias: Tensor,

@@ -9,7 +9,8 @@
 //! and softmax the probabilities. Padding is TensorFlow SAME (asymmetric on even-sized stride-2
 //! layers), the input NCHW f32 scaled to [-1, 1].
 //!
-//! - [`ModelId`]: the four shipped ImageNet models (embedded in the binary);
+//! - [`ModelId`]: the shipped ImageNet models, one row each of [`SHIPPED`] (embedded in the
+//!   binary);
 //! - [`MobileNet`]: load ([`MobileNet::from_embedded`], [`MobileNet::from_file`]), or create
 //!   ([`MobileNet::random`]), then run ([`MobileNet::forward`], [`MobileNet::probabilities`],
 //!   [`MobileNet::forward_with_hook`]);
@@ -25,7 +26,7 @@ mod weights;
 
 pub use depthwise::{Padding, depthwise_conv, depthwise_conv_taps};
 pub use layers::{BATCH_NORM_EPS, SqueezeExciteWeights, pointwise_conv, squeeze_excite_shapes, weight_shape};
-pub use model_id::{IMAGENET_CLASSES, ModelId, UnknownModel};
+pub use model_id::{IMAGENET_CLASSES, ModelId, SHIPPED, Shipped, UnknownModel};
 pub use network::{MAX_WEIGHTS_BYTES, MobileNet};
 pub use weights::{DEFAULT_RESOLUTION, WeightOverrides, WeightsError};
 

@@ -7,7 +7,7 @@ use std::path::Path;
 
 use candle_core::{Device, Tensor};
 use mobilenet_cli::arch::{Config, Family, Variant};
-use mobilenet_cli::nn::{MobileNet, squeeze_excite_shapes, weight_shape};
+use mobilenet_cli::nn::{MobileNet, ModelId, squeeze_excite_shapes, weight_shape};
 use predicates::prelude::*;
 use serde_json::Value;
 
@@ -54,7 +54,7 @@ fn grace_hopper_is_a_military_uniform() {
 
 #[test]
 fn json_contract_and_every_shipped_model() {
-    for model in ["0.25_128", "0.5_160", "0.75_192", "1.0_224"] {
+    for model in ModelId::ALL.map(ModelId::name) {
         let out = cli()
             .args(["classify", "--model", model, "--format", "json", "--top", "3"])
             .arg(photo("chelsea.png"))
@@ -71,9 +71,7 @@ fn json_contract_and_every_shipped_model() {
             assert_eq!(p["rank"], i + 1);
             assert!(p["class_index"].is_u64() && p["label"].is_string() && p["probability"].is_f64());
         }
-        if model == "1.0_224" {
-            assert_eq!(predictions[0]["label"], "Egyptian cat");
-        }
+        assert_eq!(predictions[0]["label"], "Egyptian cat", "{model}");
     }
 }
 
@@ -785,17 +783,43 @@ fn the_shipped_v2_runs_on_the_fast_engine() {
 }
 
 #[test]
-fn classify_refuses_v3_without_weights_in_one_line() {
-    for args in [
-        vec!["classify", "--family", "v3-large"],
-        vec!["classify", "--family", "v3-small"],
+fn the_shipped_v3_small_runs_on_both_engines() {
+    for (engine, spelling) in [
+        ("fast", "v3-small_1.0_224"),
+        ("reference", "mobilenet_v3_small_1.0_224"),
     ] {
-        let out = cli().args(&args).arg(photo("grace_hopper.jpg")).assert().code(2);
+        cli()
+            .args([
+                "classify", "--model", spelling, "--engine", engine, "--format", "csv",
+            ])
+            .arg(photo("grace_hopper.jpg"))
+            .assert()
+            .success()
+            .stdout(predicates::str::contains(
+                "v3-small_1.0_224,1,653,military uniform",
+            ));
+    }
+}
+
+#[test]
+fn family_without_weights_is_refused_in_one_line_naming_what_ships() {
+    for (family, says) in [
+        ("v3-large", "--model, and no MobileNetV3-Large weights ship"),
+        ("v3-small", "--model (v3-small: v3-small_1.0_224)"),
+        (
+            "v1",
+            "--model (v1: 0.25_128, 0.5_160, 0.75_192, 0.75_224, 1.0_224)",
+        ),
+    ] {
+        let out = cli()
+            .args(["classify", "--family", family])
+            .arg(photo("grace_hopper.jpg"))
+            .assert()
+            .code(2);
         let err = String::from_utf8(out.get_output().stderr.clone()).unwrap();
         assert_eq!(err.lines().count(), 1, "{err}");
         assert!(
-            err.starts_with("error: --family needs --weights FILE")
-                && err.contains("no MobileNetV3 weights ship"),
+            err.starts_with("error: --family needs --weights FILE") && err.contains(says),
             "{err}"
         );
     }

@@ -33,7 +33,7 @@ fn assert_engines_agree(net: MobileNet, batch: usize, threads: usize) {
 
 #[test]
 fn shipped_models_agree_at_batch_1_and_4() {
-    // v1 and v2 (the shipped 1.0_224); no v3 weights ship: see random_v3_networks_agree.
+    // v1, v2 and v3-small (no v3-large weights ship: see random_v3_networks_agree).
     for id in ModelId::ALL {
         let net = MobileNet::from_embedded(id, &Device::Cpu).unwrap();
         assert_engines_agree(net.clone(), 1, 1);
@@ -78,7 +78,7 @@ fn the_fast_engine_refuses_a_wrong_input_shape() {
 #[test]
 fn fast_engine_reproduces_the_reference_probabilities() {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
-    // v1 and v2 (the shipped 1.0_224).
+    // Every shipped model: v1, v2 and v3-small.
     for id in ModelId::ALL {
         let reference =
             candle_core::safetensors::load(dir.join(format!("reference_{}", id.file_name())), &Device::Cpu)
@@ -89,6 +89,7 @@ fn fast_engine_reproduces_the_reference_probabilities() {
             let probs = fast.probabilities(&reference[&format!("{image}.input")]).unwrap();
             let (diff, _) = max_abs_diff_scaled(&probs, &reference[&format!("{image}.probs")]);
             assert!(diff < 1e-4, "{} {image}: {diff}", id.name());
+            eprintln!("{} {image}: max |diff| {diff:.2e}", id.name());
         }
     }
 }

@@ -509,6 +509,27 @@ fn bench_per_layer_shows_time_next_to_mult_adds() {
 }
 
 #[test]
+fn bench_times_the_shipped_v3_small() {
+    let v = json_of(&[
+        "bench",
+        "--mock-timer",
+        "--model",
+        "v3_small_1.0_224",
+        "--format",
+        "json",
+    ]);
+    let model = &v["model"];
+    assert_eq!(model["family"], "v3-small");
+    assert_eq!(model["minimalistic"], false);
+    assert_eq!(model["classes"], 1001);
+    assert_eq!(model["trained_resolution"], 224);
+    assert_eq!(
+        model["weights"],
+        serde_json::json!({"kind": "shipped", "model": "v3-small_1.0_224"})
+    );
+}
+
+#[test]
 fn bench_rejects_bad_flags() {
     for args in [
         vec!["--model", "2.0_999"],

@@ -65,18 +65,153 @@ fn embedded_parameter_counts_equal_the_cost_model() {
         assert!(!model.has_batch_norm());
         let expected = analyze(&id.config()).totals.params_deployed;
         assert_eq!(model.parameter_count(), expected, "{}", id.name());
+        assert_eq!(model.parameter_count(), id.shipped().parameters, "{}", id.name());
     }
 }
 
 #[test]
-fn v2_ships_with_the_published_parameter_count() {
-    let model = MobileNet::from_embedded(ModelId::V2_10_224, &Device::Cpu).unwrap();
-    assert_eq!(model.config().family, Family::V2);
-    assert_eq!(model.parameter_count(), 3_489_097);
-    assert_eq!(
-        analyze(&ModelId::V2_10_224.config()).totals.params_deployed,
-        3_489_097
-    );
+fn v2_and_v3_small_ship_with_their_sources_parameter_counts() {
+    // As the sources' READMEs print them (shared/mobilenet_v2, shared/mobilenet_v3).
+    for (id, family, params) in [
+        (ModelId::V2_10_224, Family::V2, 3_489_097),
+        (ModelId::V3_SMALL_10_224, Family::V3Small, 2_537_825),
+    ] {
+        let model = MobileNet::from_embedded(id, &Device::Cpu).unwrap();
+        assert_eq!(model.config().family, family);
+        assert!(!model.config().minimalistic);
+        assert_eq!(model.parameter_count(), params, "{id}");
+        assert_eq!(analyze(&id.config()).totals.params_deployed, params, "{id}");
+    }
+}
+
+/// The uint8 model the shipped weights come from (LiteRT's reference kernels, in the fixtures as
+/// `X.tflite_u8` where the source provides it) picks the same top-1 as our float network on each
+/// reference image: a check of the conversion independent of the NumPy reference.
+#[test]
+fn shipped_models_pick_the_uint8_tflite_top1() {
+    let dev = Device::Cpu;
+    let mut checked = Vec::new();
+    for id in ModelId::ALL {
+        let reference =
+            candle_core::safetensors::load(fixture(&format!("reference_{}", id.file_name())), &dev).unwrap();
+        if !reference.contains_key("grace_hopper.tflite_u8") {
+            continue;
+        }
+        let model = MobileNet::from_embedded(id, &dev).unwrap();
+        for image in ["bike", "chelsea", "grace_hopper"] {
+            let probs = model
+                .probabilities(&reference[&format!("{image}.input")])
+                .unwrap()
+                .flatten_all()
+                .unwrap()
+                .to_vec1::<f32>()
+                .unwrap();
+            let ours = argmax(&probs);
+            let tflite = reference[&format!("{image}.tflite_u8")]
+                .flatten_all()
+                .unwrap()
+                .to_vec1::<u8>()
+                .unwrap();
+            let best = tflite.iter().copied().max().unwrap();
+            // uint8 ties (0.75_224's bike: mountain bike and tandem both 93/256) count as agreement.
+            assert_eq!(
+                tflite[ours], best,
+                "{id} {image}: our top-1 {ours} is {}/256 in uint8, the best {best}/256",
+                tflite[ours]
+            );
+        }
+        checked.push(id);
+    }
+    assert_eq!(checked, [ModelId::V1_075_224, ModelId::V3_SMALL_10_224]);
+}
+
+fn argmax(values: &[f32]) -> usize {
+    (0..values.len())
+        .max_by(|&a, &b| values[a].total_cmp(&values[b]))
+        .unwrap()
+}
+
+/// MobileNetV3-Small's squeeze-and-excite gate. TF-slim's graph (and the .tflite the shipped
+/// file comes from) computes relu6(x + 3) * 0.16667; both engines compute relu6(x + 3) / 6
+/// (`src/nn/model_id.rs`), as the reference probabilities do, and reproduce them to 5e-6. The
+/// 0.16667 gate is applied exactly by scaling each SE block's project weights by 6 * 0.16667
+/// (SE is followed by the linear project 1x1 conv, so W (x g k) + b = (k W)(x g) + b): it moves
+/// the probabilities by more than 1e-5 (3.8e-5 at most, on grace_hopper) yet less than 1e-4, and changes
+/// no top-1. So the reference tells the two gates apart, and the choice changes nothing a user
+/// sees. The same file with unscaled weights (k = 1) matches the reference like the embedded
+/// one: the difference is the gate's, not the f32 round trip's.
+#[test]
+fn v3_small_gate_is_relu6_over_6() {
+    use mobilenet_cli::arch::{Activation, LayerKind};
+    use mobilenet_cli::infer::{EngineKind, Runner};
+    let dev = Device::Cpu;
+    let id = ModelId::V3_SMALL_10_224;
+    let reference =
+        candle_core::safetensors::load(fixture(&format!("reference_{}", id.file_name())), &dev).unwrap();
+    let layers = instantiate(&id.config());
+    let dir = tempfile::tempdir().unwrap();
+    // The shipped weights in f32 with every SE block's project weights multiplied by `k`.
+    let with_gate_factor = |k: f64| {
+        let mut tensors = shipped_f32(id);
+        let mut scaled = 0;
+        for (i, layer) in layers.iter().enumerate() {
+            if layer.kind == LayerKind::SqueezeExcite {
+                let next = &layers[i + 1];
+                assert_eq!(
+                    (next.kind, next.activation),
+                    (LayerKind::Pointwise, Activation::Linear),
+                    "{} after {}",
+                    next.name,
+                    layer.name
+                );
+                let name = format!("{}.weight", next.name);
+                let w = (&tensors[&name] * k).unwrap();
+                tensors.insert(name, w);
+                scaled += 1;
+            }
+        }
+        assert_eq!(scaled, 9, "SE blocks of V3-Small");
+        let path = save(&tensors, &dir, &format!("gate_{k}.safetensors"));
+        let net = MobileNet::from_file(&path, WeightOverrides::default(), &dev).unwrap();
+        assert_eq!(net.config(), &id.config());
+        net
+    };
+    let plain = with_gate_factor(1.0);
+    let slim = with_gate_factor(6.0 * 0.16667);
+    let ours = MobileNet::from_embedded(id, &dev).unwrap();
+    let top1 = |p: &Tensor| argmax(&p.flatten_all().unwrap().to_vec1::<f32>().unwrap());
+    for engine in [EngineKind::Reference, EngineKind::Fast] {
+        let mut ours = Runner::new(ours.clone(), engine, 2).unwrap();
+        let mut plain = Runner::new(plain.clone(), engine, 2).unwrap();
+        let mut slim = Runner::new(slim.clone(), engine, 2).unwrap();
+        let mut slim_diff = 0f32;
+        for image in ["bike", "chelsea", "grace_hopper"] {
+            let input = &reference[&format!("{image}.input")];
+            let expected = &reference[&format!("{image}.probs")];
+            let ours_diff = max_abs_diff(&ours.probabilities(input).unwrap(), expected);
+            let plain_diff = max_abs_diff(&plain.probabilities(input).unwrap(), expected);
+            let p_slim = slim.probabilities(input).unwrap();
+            let diff = max_abs_diff(&p_slim, expected);
+            eprintln!(
+                "{engine:?} {image}: gate / 6 {ours_diff:.2e} (f32 file {plain_diff:.2e}), gate * 0.16667 {diff:.2e}"
+            );
+            assert!(
+                ours_diff < 5e-6,
+                "{engine:?} {image}: / 6 gate off by {ours_diff}"
+            );
+            assert!(
+                plain_diff < 5e-6,
+                "{engine:?} {image}: f32 file off by {plain_diff}"
+            );
+            assert!(diff < 1e-4, "{engine:?} {image}: 0.16667 gate off by {diff}");
+            assert_eq!(top1(&p_slim), top1(expected), "{engine:?} {image}");
+            slim_diff = slim_diff.max(diff);
+        }
+        assert!(
+            slim_diff > 1e-5,
+            "{engine:?}: the 0.16667 gate changed the probabilities by only {slim_diff}"
+        );
+    }
 }
 
 /// Every family, v3 minimalistic included, runs from random weights, with the cost model's
@@ -297,10 +432,14 @@ fn shipped_f32(id: ModelId) -> HashMap<String, Tensor> {
             let zp = raw[&format!("{base}.weight_zero_point")]
                 .to_vec1::<f32>()
                 .unwrap()[0];
+            // scale * (q - zp) with one rounding, as the loader computes it: the f32 file
+            // then holds exactly the values the embedded one loads to.
             let real = tensor
                 .to_dtype(DType::F32)
                 .unwrap()
-                .affine(f64::from(scale), -f64::from(zp * scale))
+                .affine(1.0, -f64::from(zp))
+                .unwrap()
+                .affine(f64::from(scale), 0.0)
                 .unwrap();
             out.insert(name.clone(), real);
         } else if name.ends_with(".bias") {
@@ -703,6 +842,37 @@ mod pipeline {
             top1(0).probability
         );
         assert_eq!(results[0].model, "v2_1.0_224");
+    }
+
+    /// The newest backbones on the photos, with both engines. 0.75_224 sees Grace Hopper's bow
+    /// tie first (0.300, the uniform 0.267), as its reference probabilities do; V3-Small sees the
+    /// uniform (0.359).
+    #[test]
+    fn v1_075_224_and_v3_small_classify_the_photos_end_to_end() {
+        let paths = vec![
+            photo("grace_hopper.jpg"),
+            photo("chelsea.png"),
+            photo("hot_dog.jpg"),
+        ];
+        let (uniform, bow_tie) = ("military uniform", "bow tie, bow-tie, bowtie");
+        for (id, grace_hopper) in [
+            (ModelId::V1_075_224, [bow_tie, uniform]),
+            (ModelId::V3_SMALL_10_224, [uniform, bow_tie]),
+        ] {
+            for engine in [EngineKind::Fast, EngineKind::Reference] {
+                let net = MobileNet::from_embedded(id, &Device::Cpu).unwrap();
+                let mut runner = Runner::new(net, engine, 2).unwrap();
+                let results = classify_batch(&mut runner, &paths, 2);
+                let labels = |i: usize| -> Vec<&str> {
+                    let result = results[i].as_ref().unwrap();
+                    assert_eq!(result.model, id.name());
+                    result.predictions.iter().map(|p| p.label.as_str()).collect()
+                };
+                assert_eq!(labels(0), grace_hopper, "{id} {engine:?}");
+                assert_eq!(labels(1)[0], "Egyptian cat", "{id} {engine:?}");
+                assert_eq!(labels(2)[0], "hotdog, hot dog, red hot", "{id} {engine:?}");
+            }
+        }
     }
 
     #[test]

@@ -65,10 +65,9 @@ fn model_choice(args: &WeightsArgs) -> Result<ModelChoice, UsageError> {
                     flag: "--family",
                     needs: format!(
                         "--weights FILE: it gives the family of your own weights file (--family {family}); the shipped models are chosen with --model{}",
-                        if family.is_v3() {
-                            ", and no MobileNetV3 weights ship"
-                        } else {
-                            ""
+                        match ModelId::of_family(family).map(ModelId::name).collect::<Vec<_>>() {
+                            none if none.is_empty() => format!(", and no {} weights ship", family.title()),
+                            names => format!(" ({family}: {})", names.join(", ")),
                         }
                     ),
                 });
