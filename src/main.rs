@@ -15,13 +15,19 @@ use mobilenet_cli::cli::Cli;
 /// (clap's "did you mean" suggestions), without the usage block.
 fn one_line(error: &clap::Error) -> String {
     let text = error.render().to_string();
-    let mut parts: Vec<&str> = text
+    let first: Vec<&str> = text
         .lines()
         .take_while(|l| !l.trim().is_empty())
         .map(str::trim)
         .collect();
-    parts.extend(text.lines().map(str::trim).filter(|l| l.starts_with("tip:")));
-    format!("{} (see --help)", parts.join(" "))
+    let mut parts = vec![first.join(" ")];
+    parts.extend(
+        text.lines()
+            .map(str::trim)
+            .filter(|l| l.starts_with("tip:"))
+            .map(str::to_string),
+    );
+    format!("{} (see --help)", parts.join("; "))
 }
 
 fn main() -> ExitCode {
