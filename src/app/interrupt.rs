@@ -15,7 +15,7 @@ static SIGNAL: OnceLock<Arc<AtomicUsize>> = OnceLock::new();
 
 /// A run stopped by a signal; its exit status is 128 + the signal.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-#[error("interrupted by {}; what was finished has been written", signal_name(*.0))]
+#[error("interrupted by {}", signal_name(*.0))]
 pub struct Interrupted(pub i32);
 
 impl Interrupted {

@@ -56,12 +56,13 @@ pub enum UsageError {
     },
     /// The run would need more memory than the limit allows.
     #[error(
-        "{what} needs an estimated {} (weights {}, activations {}, input {}{}), above the memory limit of {} ({}); {hint}",
+        "{what} needs an estimated {} (weights {}, activations {}, input {}{}, runtime {}), above the memory limit of {} ({}); {hint}",
         bytes_binary(estimate.total()),
         bytes_binary(estimate.weights),
         bytes_binary(estimate.activations),
         bytes_binary(estimate.input),
         decoding_text(estimate.decoding),
+        bytes_binary(estimate.runtime),
         bytes_binary(limit.bytes),
         limit_text(limit.source)
     )]
