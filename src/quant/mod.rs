@@ -4,13 +4,23 @@
 //! The shipped weight files are TF-slim's uint8 models (per-tensor scale and zero point, f32
 //! biases with BatchNorm folded). TFLite runs them in integers: uint8 activations, int32
 //! accumulation of `(x - zx)(w - zw)`, a fixed-point requantization with two roundings, a
-//! uint8 average pool, ADD and softmax. These are the primitives and the non-convolution ops
-//! that reproduce those bytes exactly.
+//! uint8 average pool, ADD and softmax. This module reproduces those bytes exactly (tested on
+//! every layer of v1 0.25_128 and on the final outputs of every shipped v1 model and of v2
+//! against TFLite's own, `tests/cli/int8.rs`).
 //!
 //! - [`fixed_point`]: gemmlowp's and TFLite's primitives (`SaturatingRoundingDoublingHighMul`,
 //!   `RoundingDivideByPOT`, `MultiplyByQuantizedMultiplier`, `QuantizeMultiplier`, the
 //!   convolution multiplier, activation ranges);
-//! - [`AddParams`] (ADD) and [`SoftmaxParams`] (SOFTMAX): Prepare and Eval.
+//! - [`AddParams`] (ADD) and [`SoftmaxParams`] (SOFTMAX): Prepare and Eval;
+//! - [`NetworkParams`]: the network's description, per layer of `arch::instantiate(&config)`
+//!   (quantization of each tensor, uint8 weights, int32 biases, residual ADDs), read from
+//!   safetensors ([`NetworkParams::from_safetensors`], tensor names in
+//!   [`activation_tensor_names`]) or synthetic ([`NetworkParams::random`]);
+//! - [`QuantizedNetwork`]: validated and prepared, run with [`QuantizedNetwork::run`] on NHWC
+//!   uint8 batches to the features, logits or probabilities. The portable kernels express full
+//!   and pointwise convolutions as one u8 x s8 GEMM (`w - 128` as int8, corrected by per-pixel
+//!   input sums and per-channel constants: the formulation of `vpdpbusd` / AMX), checked against
+//!   the straightforward `(x - zx)(w - zw)` loops ([`Kernels::Reference`]).
 //!
 //! Sources, read for this module (the project's `shared/int8/README.md` has the details and
 //! `shared/int8/tflite_u8_ref.py`, a bit-exact NumPy transcription, the same arithmetic):
@@ -25,10 +35,20 @@ use std::fmt;
 
 mod add;
 pub mod fixed_point;
+mod kernels;
+mod network;
+mod params;
+mod reference;
 mod softmax;
 
 pub use add::{ADD_LEFT_SHIFT, AddParams, AddQuant};
+pub use network::{ConvConstants, Kernels, MAX_REDUCTION, Output, QuantizedNetwork};
+pub use params::{
+    BIAS_ROUNDING_TOLERANCE, ConvParams, LayerParams, NetworkParams, activation_tensor_names, bias_from_f32,
+};
 pub use softmax::SoftmaxParams;
+
+use crate::arch::Shape;
 
 /// A uint8 tensor's quantization: real = `scale * (q - zero_point)`.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -41,4 +61,19 @@ impl fmt::Display for Quant {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "(scale {}, zero point {})", self.scale, self.zero_point)
     }
+}
+
+/// Why a quantized network could not be read, built or run.
+#[derive(Debug, thiserror::Error)]
+pub enum QuantError {
+    #[error("{file}: not a valid safetensors file ({reason})")]
+    Format { file: String, reason: String },
+    #[error("tensor {tensor} {problem}")]
+    Tensor { tensor: String, problem: String },
+    #[error("{layer}: {reason}")]
+    Unsupported { layer: String, reason: String },
+    #[error("{layer}: {problem}")]
+    Invalid { layer: String, problem: String },
+    #[error("input has {got} bytes, expected {batch} x {shape} uint8 values (NHWC)")]
+    Input { got: usize, batch: usize, shape: Shape },
 }
