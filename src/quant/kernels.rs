@@ -78,18 +78,18 @@ impl Geometry {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct GemmWeights {
     /// Reduction length: taps x input channels.
-    k: usize,
+    pub(crate) k: usize,
     /// Output channels.
-    o: usize,
+    pub(crate) o: usize,
     /// `o` rounded up to [`LANES`].
-    o_pad: usize,
+    pub(crate) o_pad: usize,
     /// `w - 128` as int8 in groups of four along k: `[ceil(k/4)][o_pad][4]`, zero-filled past
     /// `k` and `o` (the layout `vpdpbusd` reads: one 32-bit lane per output channel).
-    packed: Vec<i8>,
+    pub(crate) packed: Vec<i8>,
     /// `bias - zx * sum_k (w - zw)` per output channel.
-    column_bias: Vec<i32>,
+    pub(crate) column_bias: Vec<i32>,
     /// `zw - 128`: each row's input sum is multiplied by this and subtracted.
-    row_factor: i32,
+    pub(crate) row_factor: i32,
 }
 
 impl GemmWeights {
@@ -130,10 +130,6 @@ impl GemmWeights {
             row_factor: weight_zero_point - 128,
         }
     }
-
-    pub fn k(&self) -> usize {
-        self.k
-    }
 }
 
 /// `out[r][o] = requantize(sum_k a[r][k] * w'[k][o] + column_bias[o] - row_factor * sum_k a[r][k])`
@@ -143,10 +139,7 @@ pub(crate) fn gemm(a: &[u8], rows: usize, w: &GemmWeights, requantize: &Requanti
     assert_eq!(a.len(), rows * k);
     assert_eq!(out.len(), rows * o);
     let full = k / GROUP;
-    let row_sums: Vec<i32> = a
-        .chunks_exact(k)
-        .map(|row| row.iter().map(|&x| i32::from(x)).sum())
-        .collect();
+    let row_sums = row_sums(a, k);
     for start in (0..o).step_by(BLOCK) {
         let width = BLOCK.min(o - start);
         for (r, row) in a.chunks_exact(k).enumerate() {
@@ -183,6 +176,13 @@ pub(crate) fn gemm(a: &[u8], rows: usize, w: &GemmWeights, requantize: &Requanti
             }
         }
     }
+}
+
+/// The sum of each `k`-long row of `a`: the per-pixel term of the u8 x s8 formulation.
+pub(crate) fn row_sums(a: &[u8], k: usize) -> Vec<i32> {
+    a.chunks_exact(k)
+        .map(|row| row.iter().map(|&x| i32::from(x)).sum())
+        .collect()
 }
 
 /// The im2col rows of one image: for each output pixel, the `kernel x kernel x in_c` input

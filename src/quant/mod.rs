@@ -20,7 +20,8 @@
 //!   uint8 batches to the features, logits or probabilities. The portable kernels express full
 //!   and pointwise convolutions as one u8 x s8 GEMM (`w - 128` as int8, corrected by per-pixel
 //!   input sums and per-channel constants: the formulation of `vpdpbusd` / AMX), checked against
-//!   the straightforward `(x - zx)(w - zw)` loops ([`Kernels::Reference`]).
+//!   the straightforward `(x - zx)(w - zw)` loops ([`Kernels::Reference`]); on x86-64 with
+//!   AVX-512 VNNI the same GEMM runs on `vpdpbusd` ([`Kernels::Vnni`], the same bytes).
 //!
 //! Sources, read for this module (the project's `shared/int8/README.md` has the details and
 //! `shared/int8/tflite_u8_ref.py`, a bit-exact NumPy transcription, the same arithmetic):
@@ -40,6 +41,8 @@ mod network;
 mod params;
 mod reference;
 mod softmax;
+#[cfg(target_arch = "x86_64")]
+mod vnni;
 
 pub use add::{ADD_LEFT_SHIFT, AddParams, AddQuant};
 pub use network::{ConvConstants, Kernels, MAX_REDUCTION, Output, QuantizedNetwork};
@@ -76,4 +79,6 @@ pub enum QuantError {
     Invalid { layer: String, problem: String },
     #[error("input has {got} bytes, expected {batch} x {shape} uint8 values (NHWC)")]
     Input { got: usize, batch: usize, shape: Shape },
+    #[error("the {0:?} kernels do not run on this CPU")]
+    Kernels(Kernels),
 }

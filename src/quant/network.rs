@@ -15,7 +15,7 @@ use crate::nn::SplitMix64;
 /// most 255 * 255 per tap) plus the bias stays within int32.
 pub const MAX_REDUCTION: usize = 16_384;
 
-/// Which convolution kernels run.
+/// Which convolution kernels run. All give the same bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kernels {
     /// The portable kernels of [`super::kernels`]: im2col + u8 x s8 GEMM for full and pointwise
@@ -23,6 +23,39 @@ pub enum Kernels {
     Portable,
     /// The straightforward `(x - zx)(w - zw)` loops on the uint8 weights (slow; for tests).
     Reference,
+    /// The portable kernels with the GEMM on AVX-512 VNNI (`vpdpbusd`), x86-64 only.
+    Vnni,
+}
+
+impl Kernels {
+    /// Whether this CPU runs these kernels.
+    pub fn available(self) -> bool {
+        match self {
+            Kernels::Portable | Kernels::Reference => true,
+            #[cfg(target_arch = "x86_64")]
+            Kernels::Vnni => super::vnni::available(),
+            #[cfg(not(target_arch = "x86_64"))]
+            Kernels::Vnni => false,
+        }
+    }
+
+    /// The fastest kernels this CPU runs: VNNI where available, else the portable ones.
+    pub fn best() -> Kernels {
+        if Kernels::Vnni.available() {
+            Kernels::Vnni
+        } else {
+            Kernels::Portable
+        }
+    }
+
+    /// The u8 x s8 GEMM of these kernels.
+    fn gemm(self) -> fn(&[u8], usize, &GemmWeights, &Requantize, &mut [u8]) {
+        #[cfg(target_arch = "x86_64")]
+        if self == Kernels::Vnni {
+            return super::vnni::gemm;
+        }
+        kernels::gemm
+    }
 }
 
 /// Where the forward pass stops.
@@ -249,10 +282,10 @@ impl QuantizedNetwork {
         (0..len).map(|_| (rng.next_u64() >> 56) as u8).collect()
     }
 
-    /// Runs `batch` images (`input`: `batch x H x W x 3` uint8, NHWC) with the portable kernels
-    /// up to `output`.
+    /// Runs `batch` images (`input`: `batch x H x W x 3` uint8, NHWC) with the fastest kernels
+    /// this CPU runs ([`Kernels::best`]) up to `output`.
     pub fn run(&self, input: &[u8], batch: usize, output: Output) -> Result<Vec<u8>, QuantError> {
-        self.run_traced(input, batch, output, Kernels::Portable, &mut |_, _| {})
+        self.run_traced(input, batch, output, Kernels::best(), &mut |_, _| {})
     }
 
     /// As [`Self::run`] with a choice of kernels; `trace` sees every layer's uint8 output (NHWC,
@@ -266,6 +299,9 @@ impl QuantizedNetwork {
         kernels: Kernels,
         trace: &mut dyn FnMut(&str, &[u8]),
     ) -> Result<Vec<u8>, QuantError> {
+        if !kernels.available() {
+            return Err(QuantError::Kernels(kernels));
+        }
         let shape = self.input_shape();
         let expected = batch * shape.elements() as usize;
         if batch == 0 || input.len() != expected {
@@ -335,19 +371,19 @@ impl ConvOp {
                     reference::conv(image, g, depthwise, params, &self.requantize, out);
                 }
             }
-            (Kernels::Portable, ConvKernel::Pointwise(w)) => {
-                kernels::gemm(x, batch * g.in_h * g.in_w, w, &self.requantize, &mut out);
+            (_, ConvKernel::Pointwise(w)) => {
+                kernels.gemm()(x, batch * g.in_h * g.in_w, w, &self.requantize, &mut out);
             }
-            (Kernels::Portable, ConvKernel::Im2col(w)) => {
-                let mut cols = Vec::with_capacity(g.out_h * g.out_w * w.k());
+            (_, ConvKernel::Im2col(w)) => {
+                let mut cols = Vec::with_capacity(g.out_h * g.out_w * w.k);
                 // The input zero point is a uint8 value (checked in prepare_conv).
                 let pad = self.input_zero_point as u8;
                 for (image, out) in images {
                     kernels::im2col(image, g, pad, &mut cols);
-                    kernels::gemm(&cols, g.out_h * g.out_w, w, &self.requantize, out);
+                    kernels.gemm()(&cols, g.out_h * g.out_w, w, &self.requantize, out);
                 }
             }
-            (Kernels::Portable, ConvKernel::Depthwise(w)) => {
+            (_, ConvKernel::Depthwise(w)) => {
                 for (image, out) in images {
                     kernels::depthwise(image, g, w, self.input_zero_point, &self.requantize, out);
                 }

@@ -35,6 +35,22 @@ fn ints(tensors: &HashMap<String, (safetensors::Dtype, Vec<usize>, Vec<u8>)>, na
         .collect()
 }
 
+/// The fast kernel sets this CPU runs: the portable ones, and AVX-512 VNNI where available.
+fn fast_kernels() -> Vec<Kernels> {
+    if Kernels::Vnni.available() {
+        vec![Kernels::Portable, Kernels::Vnni]
+    } else {
+        eprintln!("note: this CPU lacks AVX-512 VNNI; the VNNI kernels are not tested");
+        vec![Kernels::Portable]
+    }
+}
+
+/// A forward pass with the given kernels.
+fn run(net: &QuantizedNetwork, input: &[u8], batch: usize, output: Output, kernels: Kernels) -> Vec<u8> {
+    net.run_traced(input, batch, output, kernels, &mut |_, _| {})
+        .unwrap()
+}
+
 /// How many bytes of two equally long tensors differ.
 fn differing(ours: &[u8], theirs: &[u8]) -> usize {
     assert_eq!(ours.len(), theirs.len());
@@ -174,7 +190,7 @@ fn v1_0_25_128_every_layer_matches_tflite_byte_for_byte() {
     let layers = read("int8/layers_v1_0.25_128_grace_hopper.safetensors");
     let net = network(ModelId::V1_025_128);
     let input = &layers["input"].2;
-    for kernels in [Kernels::Portable, Kernels::Reference] {
+    for kernels in [Kernels::Reference].into_iter().chain(fast_kernels()) {
         let mut compared = Vec::new();
         let probabilities = net
             .run_traced(input, 1, Output::Probabilities, kernels, &mut |name, values| {
@@ -223,13 +239,16 @@ fn reference_batch(id: ModelId) -> Vec<u8> {
 fn shipped_models_give_tflites_logits_and_probabilities() {
     let outputs = read("int8/tflite_reference_outputs.safetensors");
     let mut checked = BTreeMap::new();
-    for id in models() {
+    for (id, kernels) in models()
+        .into_iter()
+        .flat_map(|id| fast_kernels().into_iter().map(move |k| (id, k)))
+    {
         let net = network(id);
         let batch = reference_batch(id);
         let classes = net.output_len(Output::Logits);
         assert_eq!(classes, 1001);
-        let logits = net.run(&batch, 3, Output::Logits).unwrap();
-        let probabilities = net.run(&batch, 3, Output::Probabilities).unwrap();
+        let logits = run(&net, &batch, 3, Output::Logits, kernels);
+        let probabilities = run(&net, &batch, 3, Output::Probabilities, kernels);
         for (i, image) in IMAGES.iter().enumerate() {
             let ours = |values: &[u8]| values[i * classes..(i + 1) * classes].to_vec();
             let tflite = |what: &str| outputs.get(&format!("{id}.{image}.{what}")).map(|t| t.2.clone());
@@ -244,7 +263,7 @@ fn shipped_models_give_tflites_logits_and_probabilities() {
                 let differing = differing(&ours(&logits), &expected_logits);
                 assert_eq!(
                     differing, 0,
-                    "{id} {image}: {differing} logits differ from TFLite"
+                    "{id} {kernels:?} {image}: {differing} logits differ from TFLite"
                 );
                 // The softmax alone, on TFLite's logits.
                 let mut softmax = vec![0; classes];
@@ -257,25 +276,24 @@ fn shipped_models_give_tflites_logits_and_probabilities() {
             let differing = differing(&ours(&probabilities), &expected_probabilities);
             assert_eq!(
                 differing, 0,
-                "{id} {image}: {differing} probabilities differ from TFLite"
+                "{id} {kernels:?} {image}: {differing} probabilities differ from TFLite"
             );
             *checked.entry(id.name()).or_insert(0) += 1;
         }
         // Batch 1 gives the batch's first image.
-        let single = net
-            .run(&batch[..batch.len() / 3], 1, Output::Probabilities)
-            .unwrap();
+        let single = run(&net, &batch[..batch.len() / 3], 1, Output::Probabilities, kernels);
         assert_eq!(single, probabilities[..classes]);
     }
+    let n = 3 * fast_kernels().len();
     assert_eq!(
         checked.into_iter().collect::<Vec<_>>(),
         [
-            ("0.25_128", 3),
-            ("0.5_160", 3),
-            ("0.75_192", 3),
-            ("0.75_224", 3),
-            ("1.0_224", 3),
-            ("v2_1.0_224", 3)
+            ("0.25_128", n),
+            ("0.5_160", n),
+            ("0.75_192", n),
+            ("0.75_224", n),
+            ("1.0_224", n),
+            ("v2_1.0_224", n)
         ]
     );
 }
@@ -308,15 +326,21 @@ fn the_u8_s8_formulation_equals_the_straightforward_loops_on_random_networks() {
     for (seed, (config, batch)) in configs.into_iter().enumerate() {
         let net = QuantizedNetwork::new(NetworkParams::random(&config, seed as u64).unwrap()).unwrap();
         let input = net.random_input(batch, seed as u64);
-        let portable = trace(&net, &input, batch, Kernels::Portable);
         let reference = trace(&net, &input, batch, Kernels::Reference);
-        assert_eq!(portable.len(), reference.len());
-        for ((name, ours), (_, theirs)) in portable.iter().zip(&reference) {
-            let differing = differing(ours, theirs);
+        let fast = fast_kernels().into_iter().flat_map(|kernels| {
+            let tensors = trace(&net, &input, batch, kernels);
+            assert_eq!(tensors.len(), reference.len(), "{kernels:?}");
+            tensors
+                .into_iter()
+                .zip(&reference)
+                .map(move |(ours, theirs)| (kernels, ours, theirs))
+        });
+        for (kernels, (name, ours), (_, theirs)) in fast {
+            let differing = differing(&ours, theirs);
             assert_eq!(
                 differing,
                 0,
-                "{} {name}: {differing} of {} bytes differ",
+                "{} {kernels:?} {name}: {differing} of {} bytes differ",
                 config.label(),
                 ours.len()
             );
