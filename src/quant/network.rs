@@ -18,7 +18,7 @@ pub const MAX_REDUCTION: usize = 16_384;
 /// Which convolution kernels run. All give the same bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kernels {
-    /// The portable kernels of [`super::kernels`]: im2col + u8 x s8 GEMM for full and pointwise
+    /// The portable kernels: im2col + u8 x s8 GEMM for full and pointwise
     /// convolutions, a direct depthwise kernel.
     Portable,
     /// The straightforward `(x - zx)(w - zw)` loops on the uint8 weights (slow; for tests).

@@ -62,7 +62,7 @@ pub struct NetworkParams {
 
 /// The activation-quantization tensors a file must hold for the layers of `config`, by layer:
 /// `NAME.input_scale`, `NAME.input_zero_point`, `NAME.output_scale`, `NAME.output_zero_point`
-/// for every convolution (F32 [1]; zero points F32 or I32 [1], integral), and for a residual
+/// for every convolution (`F32 [1]`; zero points `F32` or `I32 [1]`, integral), and for a residual
 /// block `block_k.add.{input1,input2,output}_{scale,zero_point}`. The pool and the softmax need
 /// none (the pool keeps its input's quantization; the softmax reads the logits' and outputs
 /// scale 1/256, zero point 0).
@@ -98,7 +98,7 @@ pub(crate) fn add_name(layer: &Layer) -> String {
 
 impl NetworkParams {
     /// Reads a description: uint8 weights from `weights` (`NAME.weight` U8 in OIHW,
-    /// `NAME.weight_scale` F32 [1], `NAME.weight_zero_point` [1], `NAME.bias` F32 [O], as the
+    /// `NAME.weight_scale` `F32 [1]`, `NAME.weight_zero_point` `[1]`, `NAME.bias` `F32 [O]`, as the
     /// shipped files store them) and the activation quantization from `activations` (the tensors
     /// [`activation_tensor_names`] lists). Both may be the same file. The float bias is turned
     /// back into TFLite's int32 bias by [`bias_from_f32`].
