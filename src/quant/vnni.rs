@@ -90,32 +90,25 @@ impl Tile<'_> {
 
     #[target_feature(enable = "avx512vnni,avx512bw,avx512f")]
     fn run_vectors<const R: usize, const V: usize>(&self, row: usize, out: &mut [u8]) {
-        let (k, o, o_pad) = (self.w.k, self.w.o, self.w.o_pad);
+        let (k, o) = (self.w.k, self.w.o);
         let rows: [&[u8]; R] = std::array::from_fn(|i| &self.a[(row + i) * k..(row + i + 1) * k]);
         let mut acc = [[_mm512_setzero_si512(); V]; R];
-        // No closures here: a closure does not run with this function's target features.
-        for group in 0..k.div_ceil(GROUP) {
-            // The four input bytes of each row, zero past k (the packed weights are zero there).
-            let x: [u32; R] = rows.map(|r| {
-                let mut bytes = [0u8; GROUP];
-                let taken = &r[group * GROUP..k.min((group + 1) * GROUP)];
-                bytes[..taken.len()].copy_from_slice(taken);
-                u32::from_le_bytes(bytes)
+        let full = k / GROUP;
+        for group in 0..full {
+            let x: [i32; R] = std::array::from_fn(|i| {
+                // SAFETY: group < k / 4, so bytes [4 group, 4 group + 4) lie inside the row.
+                unsafe { rows[i].as_ptr().add(group * GROUP).cast::<i32>().read_unaligned() }
             });
-            let base = (group * o_pad + self.start) * GROUP;
-            // start + 16 V <= o_pad: the V vectors lie inside this group's o_pad x 4 bytes.
-            let weights = &self.w.packed[base..base + V * LANES * GROUP];
-            let mut wv = [_mm512_setzero_si512(); V];
-            for (j, v) in wv.iter_mut().enumerate() {
-                // SAFETY: `weights` holds V * 64 bytes; vector j reads bytes [64 j, 64 j + 64).
-                *v = unsafe { _mm512_loadu_si512(weights.as_ptr().add(j * LANES * GROUP).cast()) };
-            }
-            for (acc, &x) in acc.iter_mut().zip(&x) {
-                let xb = _mm512_set1_epi32(x as i32);
-                for (a, &w) in acc.iter_mut().zip(&wv) {
-                    *a = _mm512_dpbusd_epi32(*a, xb, w);
-                }
-            }
+            self.step(group, x, &mut acc);
+        }
+        if full * GROUP < k {
+            // The last inputs, zero past k (the packed weights are zero there too).
+            let x: [i32; R] = rows.map(|r| {
+                let mut bytes = [0u8; GROUP];
+                bytes[..k - full * GROUP].copy_from_slice(&r[full * GROUP..]);
+                i32::from_le_bytes(bytes)
+            });
+            self.step(full, x, &mut acc);
         }
         for (i, acc) in acc.iter().enumerate() {
             let correction = _mm512_set1_epi32(self.w.row_factor * self.sums[row + i]);
@@ -131,6 +124,29 @@ impl Tile<'_> {
                 let dst = &mut dst[j * LANES..][..lanes];
                 // SAFETY: the masked store writes only the `lanes` bytes of `dst`.
                 unsafe { _mm512_mask_cvtepi32_storeu_epi8(dst.as_mut_ptr().cast(), mask, q) };
+            }
+        }
+    }
+}
+
+impl Tile<'_> {
+    /// One group of four inputs: `acc[i][j] += x[i] (4 x u8) . w[group][start + 16 j ..] (4 x s8)`.
+    /// (A method, not a closure: a closure does not run with the target features.)
+    #[inline]
+    #[target_feature(enable = "avx512vnni,avx512bw,avx512f")]
+    fn step<const R: usize, const V: usize>(&self, group: usize, x: [i32; R], acc: &mut [[__m512i; V]; R]) {
+        let base = (group * self.w.o_pad + self.start) * GROUP;
+        // start + 16 V <= o_pad: the V vectors lie inside this group's o_pad x 4 bytes.
+        let weights = &self.w.packed[base..base + V * LANES * GROUP];
+        let mut wv = [_mm512_setzero_si512(); V];
+        for (j, v) in wv.iter_mut().enumerate() {
+            // SAFETY: `weights` holds V * 64 bytes; vector j reads bytes [64 j, 64 j + 64).
+            *v = unsafe { _mm512_loadu_si512(weights.as_ptr().add(j * LANES * GROUP).cast()) };
+        }
+        for (acc, &x) in acc.iter_mut().zip(&x) {
+            let xb = _mm512_set1_epi32(x);
+            for (a, &w) in acc.iter_mut().zip(&wv) {
+                *a = _mm512_dpbusd_epi32(*a, xb, w);
             }
         }
     }
