@@ -59,7 +59,7 @@ pub(crate) struct Geometry {
 impl Geometry {
     /// The input pixel under tap (`ky`, `kx`) of output pixel (`oy`, `ox`), if inside the image.
     #[inline]
-    fn tap(&self, oy: usize, ox: usize, ky: usize, kx: usize) -> Option<(usize, usize)> {
+    pub(crate) fn tap(&self, oy: usize, ox: usize, ky: usize, kx: usize) -> Option<(usize, usize)> {
         let iy = (oy * self.stride + ky).checked_sub(self.pad_top)?;
         let ix = (ox * self.stride + kx).checked_sub(self.pad_left)?;
         (iy < self.in_h && ix < self.in_w).then_some((iy, ix))
@@ -210,8 +210,8 @@ pub(crate) fn im2col(image: &[u8], g: &Geometry, pad: u8, cols: &mut Vec<u8>) {
 /// A depthwise convolution's weights: `w - zw` per tap and channel, `[ky][kx][c]`, and the bias.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct DepthwiseWeights {
-    taps: Vec<i32>,
-    bias: Vec<i32>,
+    pub(crate) taps: Vec<i32>,
+    pub(crate) bias: Vec<i32>,
 }
 
 impl DepthwiseWeights {

@@ -21,7 +21,8 @@
 //!   and pointwise convolutions as one u8 x s8 GEMM (`w - 128` as int8, corrected by per-pixel
 //!   input sums and per-channel constants: the formulation of `vpdpbusd` / AMX), checked against
 //!   the straightforward `(x - zx)(w - zw)` loops ([`Kernels::Reference`]); on x86-64 with
-//!   AVX-512 VNNI the same GEMM runs on `vpdpbusd` ([`Kernels::Vnni`], the same bytes).
+//!   AVX-512 VNNI the same GEMM runs on `vpdpbusd` and the depthwise convolution and the
+//!   requantization in 512-bit vectors ([`Kernels::Vnni`], the same bytes).
 //!
 //! Sources, read for this module (the project's `shared/int8/README.md` has the details and
 //! `shared/int8/tflite_u8_ref.py`, a bit-exact NumPy transcription, the same arithmetic):

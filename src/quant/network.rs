@@ -23,7 +23,8 @@ pub enum Kernels {
     Portable,
     /// The straightforward `(x - zx)(w - zw)` loops on the uint8 weights (slow; for tests).
     Reference,
-    /// The portable kernels with the GEMM on AVX-512 VNNI (`vpdpbusd`), x86-64 only.
+    /// The AVX-512 kernels, x86-64 with AVX-512 VNNI only: the GEMM on `vpdpbusd`, the depthwise
+    /// convolution and both requantizations in 512-bit vectors.
     Vnni,
 }
 
@@ -55,6 +56,15 @@ impl Kernels {
             return super::vnni::gemm;
         }
         kernels::gemm
+    }
+
+    /// The depthwise kernel of these kernels.
+    fn depthwise(self) -> fn(&[u8], &Geometry, &DepthwiseWeights, i32, &Requantize, &mut [u8]) {
+        #[cfg(target_arch = "x86_64")]
+        if self == Kernels::Vnni {
+            return super::vnni::depthwise;
+        }
+        kernels::depthwise
     }
 }
 
@@ -385,7 +395,7 @@ impl ConvOp {
             }
             (_, ConvKernel::Depthwise(w)) => {
                 for (image, out) in images {
-                    kernels::depthwise(image, g, w, self.input_zero_point, &self.requantize, out);
+                    kernels.depthwise()(image, g, w, self.input_zero_point, &self.requantize, out);
                 }
             }
         }

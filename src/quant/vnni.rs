@@ -1,6 +1,7 @@
-//! The u8 x s8 GEMM of [`super::kernels::gemm`] on AVX-512 VNNI: the same bytes, with
-//! `vpdpbusd` (`_mm512_dpbusd_epi32`: four u8 x s8 products summed into each int32 lane) for the
-//! dot products and TFLite's requantization in 512-bit integer vectors.
+//! The AVX-512 kernels: the u8 x s8 GEMM of [`super::kernels::gemm`] on VNNI and the depthwise
+//! convolution of [`super::kernels::depthwise`], the same bytes, with `vpdpbusd`
+//! (`_mm512_dpbusd_epi32`: four u8 x s8 products summed into each int32 lane) for the GEMM's dot
+//! products and TFLite's requantization in 512-bit integer vectors for both.
 //!
 //! The packed weights (`[ceil(k/4)][o_pad][4]` int8) are exactly one `vpdpbusd` operand per 16
 //! output channels and group of four inputs; the four input bytes of a row are broadcast to
@@ -10,20 +11,24 @@
 //! `(v * q + 2^30) >> 31` on the even and odd lanes in 64 bits (`vpmuldq`; equal to gemmlowp's
 //! nudge-and-truncate for every product but `i32::MIN * i32::MIN`, and multipliers are
 //! non-negative), then `RoundingDivideByPOT` by mask and compare, the zero point and the clamp.
+//!
+//! The depthwise kernel computes 16 channels of one output pixel at a time: `(x - zx)` widened to
+//! int32 times the int32 `w - zw` of each in-image tap (`vpmulld`), then the same epilogue.
 
 use std::arch::x86_64::*;
 
-use super::kernels::{GROUP, GemmWeights, LANES, Requantize, row_sums};
+use super::kernels::{DepthwiseWeights, GROUP, GemmWeights, Geometry, LANES, Requantize, row_sums};
 
 /// Output channels per tile: four vectors of 16 int32.
 const VECTORS: usize = 4;
 /// Rows per tile.
 const ROWS: usize = 4;
 
-/// Whether this CPU runs [`gemm`].
+/// Whether this CPU runs [`gemm`] and [`depthwise`].
 pub(crate) fn available() -> bool {
     is_x86_feature_detected!("avx512f")
         && is_x86_feature_detected!("avx512bw")
+        && is_x86_feature_detected!("avx512vl")
         && is_x86_feature_detected!("avx512vnni")
 }
 
@@ -62,6 +67,75 @@ fn gemm_avx512(a: &[u8], rows: usize, w: &GemmWeights, requantize: &Requantize, 
         while row < rows {
             tile.run::<1>(row, out);
             row += 1;
+        }
+    }
+}
+
+/// [`super::kernels::depthwise`]'s contract and bytes. Panics on a CPU without AVX-512 VNNI.
+pub(crate) fn depthwise(
+    image: &[u8],
+    g: &Geometry,
+    w: &DepthwiseWeights,
+    input_zero_point: i32,
+    requantize: &Requantize,
+    out: &mut [u8],
+) {
+    assert!(available(), "this CPU lacks AVX-512 VNNI");
+    assert_eq!(image.len(), g.input_len());
+    assert_eq!(out.len(), g.output_len());
+    assert!(g.in_c == g.out_c && w.bias.len() == g.in_c && w.taps.len() == g.kernel * g.kernel * g.in_c);
+    // SAFETY: the CPU has AVX-512F, BW, VL and VNNI (asserted above), the features
+    // `depthwise_avx512` is compiled for.
+    unsafe { depthwise_avx512(image, g, w, input_zero_point, requantize, out) }
+}
+
+/// The depthwise convolution; every memory access stays within the slices (shapes asserted by
+/// [`depthwise`]).
+#[target_feature(enable = "avx512vnni,avx512bw,avx512vl,avx512f")]
+fn depthwise_avx512(
+    image: &[u8],
+    g: &Geometry,
+    w: &DepthwiseWeights,
+    input_zero_point: i32,
+    requantize: &Requantize,
+    out: &mut [u8],
+) {
+    let c = g.in_c;
+    let epilogue = Epilogue::new(requantize);
+    let zero_point = _mm512_set1_epi32(input_zero_point);
+    for oy in 0..g.out_h {
+        for ox in 0..g.out_w {
+            let dst = &mut out[(oy * g.out_w + ox) * c..][..c];
+            for start in (0..c).step_by(LANES) {
+                let lanes = LANES.min(c - start);
+                let mask: __mmask16 = ((1u32 << lanes) - 1) as u16;
+                let bias = &w.bias[start..][..lanes];
+                // SAFETY: the masked load touches only the `lanes` elements of `bias`.
+                let mut acc = unsafe { _mm512_maskz_loadu_epi32(mask, bias.as_ptr()) };
+                for ky in 0..g.kernel {
+                    for kx in 0..g.kernel {
+                        let Some((iy, ix)) = g.tap(oy, ox, ky, kx) else {
+                            continue;
+                        };
+                        let x = &image[(iy * g.in_w + ix) * c + start..][..lanes];
+                        let taps = &w.taps[(ky * g.kernel + kx) * c + start..][..lanes];
+                        // SAFETY: the masked loads touch only the `lanes` elements of `x` and
+                        // `taps`.
+                        let (x, taps) = unsafe {
+                            (
+                                _mm_maskz_loadu_epi8(mask, x.as_ptr().cast()),
+                                _mm512_maskz_loadu_epi32(mask, taps.as_ptr()),
+                            )
+                        };
+                        let centred = _mm512_sub_epi32(_mm512_cvtepu8_epi32(x), zero_point);
+                        acc = _mm512_add_epi32(acc, _mm512_mullo_epi32(centred, taps));
+                    }
+                }
+                let q = epilogue.apply(acc);
+                let dst = &mut dst[start..][..lanes];
+                // SAFETY: the masked store writes only the `lanes` bytes of `dst`.
+                unsafe { _mm512_mask_cvtepi32_storeu_epi8(dst.as_mut_ptr().cast(), mask, q) };
+            }
         }
     }
 }
@@ -215,7 +289,7 @@ mod tests {
     use crate::quant::kernels;
 
     #[test]
-    fn vnni_gives_the_portable_bytes() {
+    fn gemm_gives_the_portable_bytes() {
         if !available() {
             println!("skipped: this CPU lacks AVX-512 VNNI");
             return;
@@ -252,6 +326,58 @@ mod tests {
                 gemm(&a, rows, &weights, &requantize, &mut vnni);
                 assert_eq!(vnni, portable, "k {k} o {o} rows {rows} case {case}");
             }
+        }
+    }
+
+    #[test]
+    fn depthwise_gives_the_portable_bytes() {
+        if !available() {
+            println!("skipped: this CPU lacks AVX-512 VNNI");
+            return;
+        }
+        let mut rng = SplitMix64(12);
+        let mut next = |n: u64| rng.next_u64() % n;
+        // Channel counts with partial vectors; strides 1 and 2 on even and odd sizes (SAME
+        // padding on both sides, or only bottom/right).
+        for (c, size, stride, kernel) in [
+            (8usize, 9usize, 1usize, 3usize),
+            (17, 8, 2, 3),
+            (32, 7, 2, 3),
+            (40, 6, 1, 5),
+        ] {
+            let out_size = size.div_ceil(stride);
+            let total = ((out_size - 1) * stride + kernel).saturating_sub(size);
+            let g = Geometry {
+                kernel,
+                stride,
+                in_h: size,
+                in_w: size,
+                in_c: c,
+                out_h: out_size,
+                out_w: out_size,
+                out_c: c,
+                pad_top: total / 2,
+                pad_left: total / 2,
+            };
+            let image: Vec<u8> = (0..g.input_len()).map(|_| next(256) as u8).collect();
+            let weight: Vec<u8> = (0..c * kernel * kernel).map(|_| next(256) as u8).collect();
+            let bias: Vec<i32> = (0..c).map(|_| next(20_001) as i32 - 10_000).collect();
+            let weights = DepthwiseWeights::new(&weight, c, kernel, next(256) as i32, &bias);
+            let requantize = Requantize {
+                multiplier: QuantizedMultiplier::from_real(0.002),
+                zero_point: next(256) as i32,
+                min: next(30) as u8,
+                max: 225 + next(31) as u8,
+            };
+            let zx = next(256) as i32;
+            let mut portable = vec![0; g.output_len()];
+            kernels::depthwise(&image, &g, &weights, zx, &requantize, &mut portable);
+            let mut avx512 = vec![0; g.output_len()];
+            depthwise(&image, &g, &weights, zx, &requantize, &mut avx512);
+            assert_eq!(
+                avx512, portable,
+                "c {c} size {size} stride {stride} kernel {kernel}"
+            );
         }
     }
 }
