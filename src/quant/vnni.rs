@@ -288,14 +288,21 @@ mod tests {
     use crate::quant::fixed_point::QuantizedMultiplier;
     use crate::quant::kernels;
 
-    #[test]
-    fn gemm_gives_the_portable_bytes() {
+    /// A seeded generator of values below `n`; `None`, with a note, on a CPU without the kernels.
+    fn values(seed: u64) -> Option<impl FnMut(u64) -> u64> {
         if !available() {
             println!("skipped: this CPU lacks AVX-512 VNNI");
-            return;
+            return None;
         }
-        let mut rng = SplitMix64(11);
-        let mut next = |n: u64| rng.next_u64() % n;
+        let mut rng = SplitMix64(seed);
+        Some(move |n| rng.next_u64() % n)
+    }
+
+    #[test]
+    fn gemm_gives_the_portable_bytes() {
+        let Some(mut next) = values(11) else {
+            return;
+        };
         // Partial groups of four (k = 3, 27, 37), partial vectors and blocks (o = 1, 8, 17, 70,
         // 1001), row counts around the tile of 4, and multipliers above one (left shifts).
         for (k, o, rows) in [
@@ -331,12 +338,9 @@ mod tests {
 
     #[test]
     fn depthwise_gives_the_portable_bytes() {
-        if !available() {
-            println!("skipped: this CPU lacks AVX-512 VNNI");
+        let Some(mut next) = values(12) else {
             return;
-        }
-        let mut rng = SplitMix64(12);
-        let mut next = |n: u64| rng.next_u64() % n;
+        };
         // Channel counts with partial vectors; strides 1 and 2 on even and odd sizes (SAME
         // padding on both sides, or only bottom/right).
         for (c, size, stride, kernel) in [
