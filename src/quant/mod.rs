@@ -46,7 +46,7 @@ mod softmax;
 mod vnni;
 
 pub use add::{ADD_LEFT_SHIFT, AddParams, AddQuant};
-pub use network::{ConvConstants, Kernels, MAX_REDUCTION, Output, QuantizedNetwork};
+pub use network::{ConvConstants, Kernels, MAX_BIAS, MAX_REDUCTION, Output, QuantizedNetwork};
 pub use params::{
     BIAS_ROUNDING_TOLERANCE, ConvParams, LayerParams, NetworkParams, activation_tensor_names, bias_from_f32,
 };

@@ -10,10 +10,13 @@ use super::{ConvParams, Quant, QuantError, reference};
 use crate::arch::{Layer, LayerKind, Shape, instantiate};
 use crate::nn::SplitMix64;
 
-/// The largest reduction length (taps x input channels) a convolution may have: every partial
-/// sum of the u8 x s8 formulation (`|x w'|`, `|(zw - 128) sum x|`, `|zx sum (w - zw)|`, each at
-/// most 255 * 255 per tap) plus the bias stays within int32.
-pub const MAX_REDUCTION: usize = 16_384;
+/// The largest reduction length (taps x input channels) a convolution may have. With biases below
+/// [`MAX_BIAS`] every partial sum of every kernel stays within int32: the u8 x s8 formulation adds
+/// `sum x w'` (at most 255 * 128 per tap), `zx sum (w - zw)` (255 * 255) and `(zw - 128) sum x`
+/// (128 * 255) to the bias: 2^29 + 130,305 * 12,288 < 2^31.
+pub const MAX_REDUCTION: usize = 12_288;
+/// The largest magnitude of an int32 bias (the shipped models' are below 111,000).
+pub const MAX_BIAS: u32 = 1 << 29;
 
 /// Which convolution kernels run. All give the same bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -430,8 +433,8 @@ fn prepare_conv(layer: &Layer, shape: &[usize], conv: &ConvParams) -> Result<Con
             "a reduction over {reduction} values could overflow int32 (at most {MAX_REDUCTION})"
         ));
     }
-    if conv.bias.iter().any(|b| b.unsigned_abs() >= 1 << 30) {
-        return Err("a bias of 2^30 or more could overflow int32".into());
+    if conv.bias.iter().any(|b| b.unsigned_abs() >= MAX_BIAS) {
+        return Err(format!("a bias of {MAX_BIAS} or more could overflow int32"));
     }
     let multiplier =
         QuantizedMultiplier::convolution(conv.input.scale, conv.weight_quant.scale, conv.output.scale);
@@ -509,4 +512,93 @@ fn prepare_add(add: &AddQuant, output: Quant, block_input: Quant) -> Result<AddP
     }
     // MobileNetV2's ADDs have no fused activation.
     AddParams::new(*add, 0, 255).ok_or_else(|| "an ADD multiplier is not below one".to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::arch::{Activation, Role};
+
+    /// A 1x1 convolution of `k` inputs to one output on a 1x1 image.
+    fn pointwise(k: usize) -> Layer {
+        Layer {
+            name: "pw".into(),
+            block: None,
+            kind: LayerKind::Pointwise,
+            role: Role::Pointwise,
+            kernel: 1,
+            stride: 1,
+            input: Shape::new(1, 1, k as u32),
+            output: Shape::new(1, 1, 1),
+            batch_norm: true,
+            bias: false,
+            activation: Activation::Linear,
+            residual_from: None,
+            se_channels: None,
+        }
+    }
+
+    /// Weights `w`, bias `bias`, input zero point `zx`, weight zero point `zw`.
+    fn params(k: usize, w: u8, bias: i32, zx: i32, zw: i32) -> ConvParams {
+        let quant = |zero_point| Quant {
+            scale: 0.01,
+            zero_point,
+        };
+        ConvParams {
+            input: quant(zx),
+            // Multiplier 5e-8: the largest accumulators (about 1.3e9) map to about +-67.
+            output: Quant {
+                scale: 2e3,
+                zero_point: 128,
+            },
+            weight: vec![w; k],
+            weight_quant: quant(zw),
+            bias: vec![bias],
+        }
+    }
+
+    #[test]
+    fn sums_that_could_overflow_int32_are_refused() {
+        let k = MAX_REDUCTION;
+        assert!(prepare_conv(&pointwise(k), &[1, k, 1, 1], &params(k, 1, 0, 0, 128)).is_ok());
+        let err = prepare_conv(&pointwise(k + 1), &[1, k + 1, 1, 1], &params(k + 1, 1, 0, 0, 128))
+            .err()
+            .unwrap();
+        assert!(err.contains("could overflow int32"), "{err}");
+        let big = MAX_BIAS as i32;
+        assert!(prepare_conv(&pointwise(8), &[1, 8, 1, 1], &params(8, 1, big - 1, 0, 128)).is_ok());
+        let err = prepare_conv(&pointwise(8), &[1, 8, 1, 1], &params(8, 1, -big, 0, 128))
+            .err()
+            .unwrap();
+        assert!(err.contains("could overflow int32"), "{err}");
+    }
+
+    #[test]
+    fn extreme_values_at_the_limits_give_the_reference_bytes() {
+        let k = MAX_REDUCTION;
+        let big = MAX_BIAS as i32 - 1;
+        // Every input and weight at an end of its range, every zero point at the other.
+        for (x, w, zx, zw, bias) in [
+            (255u8, 255u8, 0, 0, big),
+            (255, 0, 0, 255, -big),
+            (0, 255, 255, 0, big),
+            (255, 0, 255, 255, -big),
+            (255, 1, 0, 255, big),
+        ] {
+            let conv = params(k, w, bias, zx, zw);
+            let op = prepare_conv(&pointwise(k), &[1, k, 1, 1], &conv).unwrap();
+            let input = vec![x; k];
+            let expected = op.run(&input, 1, Kernels::Reference, &conv);
+            assert!((40..=216).contains(&expected[0]), "{expected:?}: not saturated");
+            for kernels in [Kernels::Portable, Kernels::Vnni] {
+                if kernels.available() {
+                    assert_eq!(
+                        op.run(&input, 1, kernels, &conv),
+                        expected,
+                        "{kernels:?} {x} {w} {zx} {zw}"
+                    );
+                }
+            }
+        }
+    }
 }
