@@ -20,6 +20,7 @@ pub mod memory;
 pub mod nn;
 pub mod output;
 pub mod published;
+pub mod quant;
 pub mod report;
 pub mod sweep;
 pub mod text;

@@ -8,6 +8,7 @@ mod classify;
 mod engines;
 mod families;
 mod help;
+mod int8;
 mod measure;
 mod network;
 mod plan;

@@ -1,0 +1,393 @@
+//! The portable int8 kernels: plain Rust over NHWC uint8 tensors, int32 accumulation, TFLite's
+//! requantization. The loops are written so the compiler can vectorise them; the arithmetic is
+//! the one the SIMD kernels will use.
+//!
+//! Full and pointwise convolutions are one u8 x s8 GEMM (README section 7): the weights are
+//! stored as `w' = w - 128` (an exact int8, the uint8 weights being 1..=255 or at least 0..=255)
+//! and
+//!
+//! `sum_k (x_k - zx)(w_k - zw) = sum_k x_k w'_k - (zw - 128) sum_k x_k - zx sum_k (w_k - zw)`:
+//!
+//! the first term is what `vpdpbusd` / `tdpbusd` compute (u8 x s8 -> i32), the second needs one
+//! input sum per pixel (the row of the GEMM), and the third is a per-output-channel constant
+//! folded into the bias. A full convolution (conv_0) is an im2col whose out-of-image taps hold
+//! the input zero point, which equals TFLite's skipping of those taps. The depthwise kernel
+//! accumulates `(x - zx)(w - zw)` over in-image taps directly.
+
+use super::fixed_point::QuantizedMultiplier;
+
+/// Output channels per block of the GEMM: a block's accumulators stay in registers (four
+/// 16-lane vectors) and its weights in cache while every row passes.
+const BLOCK: usize = 64;
+/// Input channels per group of the packed weights: the four bytes one `vpdpbusd` lane sums.
+pub(crate) const GROUP: usize = 4;
+/// Output channels are padded to a multiple of this (one 512-bit vector of int32).
+pub(crate) const LANES: usize = 16;
+
+/// The output stage of a convolution: TFLite's requantization, output zero point and clamp.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Requantize {
+    pub multiplier: QuantizedMultiplier,
+    pub zero_point: i32,
+    pub min: u8,
+    pub max: u8,
+}
+
+impl Requantize {
+    /// `clamp(MultiplyByQuantizedMultiplier(acc) + zero_point, min, max)`.
+    #[inline]
+    pub fn apply(&self, acc: i32) -> u8 {
+        (self.multiplier.apply(acc) + self.zero_point).clamp(i32::from(self.min), i32::from(self.max)) as u8
+    }
+}
+
+/// The spatial geometry of a convolution on one image (TensorFlow SAME padding).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Geometry {
+    pub kernel: usize,
+    pub stride: usize,
+    pub in_h: usize,
+    pub in_w: usize,
+    pub in_c: usize,
+    pub out_h: usize,
+    pub out_w: usize,
+    pub out_c: usize,
+    pub pad_top: usize,
+    pub pad_left: usize,
+}
+
+impl Geometry {
+    /// The input pixel under tap (`ky`, `kx`) of output pixel (`oy`, `ox`), if inside the image.
+    #[inline]
+    pub(crate) fn tap(&self, oy: usize, ox: usize, ky: usize, kx: usize) -> Option<(usize, usize)> {
+        let iy = (oy * self.stride + ky).checked_sub(self.pad_top)?;
+        let ix = (ox * self.stride + kx).checked_sub(self.pad_left)?;
+        (iy < self.in_h && ix < self.in_w).then_some((iy, ix))
+    }
+
+    pub fn input_len(&self) -> usize {
+        self.in_h * self.in_w * self.in_c
+    }
+
+    pub fn output_len(&self) -> usize {
+        self.out_h * self.out_w * self.out_c
+    }
+}
+
+/// A convolution's weights as the u8 x s8 GEMM takes them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct GemmWeights {
+    /// Reduction length: taps x input channels.
+    pub(crate) k: usize,
+    /// Output channels.
+    pub(crate) o: usize,
+    /// `o` rounded up to [`LANES`].
+    pub(crate) o_pad: usize,
+    /// `w - 128` as int8 in groups of four along k: `[ceil(k/4)][o_pad][4]`, zero-filled past
+    /// `k` and `o` (the layout `vpdpbusd` reads: one 32-bit lane per output channel).
+    pub(crate) packed: Vec<i8>,
+    /// `bias - zx * sum_k (w - zw)` per output channel.
+    pub(crate) column_bias: Vec<i32>,
+    /// `zw - 128`: each row's input sum is multiplied by this and subtracted.
+    pub(crate) row_factor: i32,
+}
+
+impl GemmWeights {
+    /// From uint8 weights in `[o][k]` order (k in the order of the GEMM's rows), their zero point,
+    /// the input zero point and the int32 bias.
+    pub fn new(
+        weight: &[u8],
+        o: usize,
+        k: usize,
+        weight_zero_point: i32,
+        input_zero_point: i32,
+        bias: &[i32],
+    ) -> Self {
+        assert_eq!(weight.len(), o * k);
+        assert_eq!(bias.len(), o);
+        let o_pad = o.div_ceil(LANES) * LANES;
+        let groups = k.div_ceil(GROUP);
+        let mut packed = vec![0i8; groups * o_pad * GROUP];
+        for (oc, row) in weight.chunks_exact(k).enumerate() {
+            for (kk, &w) in row.iter().enumerate() {
+                packed[((kk / GROUP) * o_pad + oc) * GROUP + kk % GROUP] = (i32::from(w) - 128) as i8;
+            }
+        }
+        let column_bias = weight
+            .chunks_exact(k)
+            .zip(bias)
+            .map(|(row, &b)| {
+                let centred: i32 = row.iter().map(|&w| i32::from(w) - weight_zero_point).sum();
+                b - input_zero_point * centred
+            })
+            .collect();
+        GemmWeights {
+            k,
+            o,
+            o_pad,
+            packed,
+            column_bias,
+            row_factor: weight_zero_point - 128,
+        }
+    }
+}
+
+/// `out[r][o] = requantize(sum_k a[r][k] * w'[k][o] + column_bias[o] - row_factor * sum_k a[r][k])`
+/// for `rows` rows of `a` (`rows x k` uint8) into `out` (`rows x o`).
+pub(crate) fn gemm(a: &[u8], rows: usize, w: &GemmWeights, requantize: &Requantize, out: &mut [u8]) {
+    let (k, o) = (w.k, w.o);
+    assert_eq!(a.len(), rows * k);
+    assert_eq!(out.len(), rows * o);
+    let full = k / GROUP;
+    let row_sums = row_sums(a, k);
+    for start in (0..o).step_by(BLOCK) {
+        let width = BLOCK.min(o - start);
+        for (r, row) in a.chunks_exact(k).enumerate() {
+            let mut acc = [0i32; BLOCK];
+            let acc = &mut acc[..width];
+            let mut group = |g: usize, x: [i32; GROUP]| {
+                let offset = (g * w.o_pad + start) * GROUP;
+                let weights = &w.packed[offset..offset + width * GROUP];
+                for (a, w) in acc.iter_mut().zip(weights.chunks_exact(GROUP)) {
+                    *a += x[0] * i32::from(w[0])
+                        + x[1] * i32::from(w[1])
+                        + x[2] * i32::from(w[2])
+                        + x[3] * i32::from(w[3]);
+                }
+            };
+            for (g, x) in row.chunks_exact(GROUP).enumerate() {
+                group(g, [0, 1, 2, 3].map(|j| i32::from(x[j])));
+            }
+            if full * GROUP < k {
+                let tail = &row[full * GROUP..];
+                group(
+                    full,
+                    [0, 1, 2, 3].map(|j| tail.get(j).map_or(0, |&x| i32::from(x))),
+                );
+            }
+            let correction = w.row_factor * row_sums[r];
+            let dst = &mut out[r * o + start..r * o + start + width];
+            for ((d, &a), &b) in dst
+                .iter_mut()
+                .zip(acc.iter())
+                .zip(&w.column_bias[start..start + width])
+            {
+                *d = requantize.apply(a + b - correction);
+            }
+        }
+    }
+}
+
+/// The sum of each `k`-long row of `a`: the per-pixel term of the u8 x s8 formulation.
+pub(crate) fn row_sums(a: &[u8], k: usize) -> Vec<i32> {
+    a.chunks_exact(k)
+        .map(|row| row.iter().map(|&x| i32::from(x)).sum())
+        .collect()
+}
+
+/// The im2col rows of one image: for each output pixel, the `kernel x kernel x in_c` input
+/// values under its taps in (ky, kx, c) order, `pad` where a tap falls outside the image.
+pub(crate) fn im2col(image: &[u8], g: &Geometry, pad: u8, cols: &mut Vec<u8>) {
+    assert_eq!(image.len(), g.input_len());
+    cols.clear();
+    for oy in 0..g.out_h {
+        for ox in 0..g.out_w {
+            for ky in 0..g.kernel {
+                for kx in 0..g.kernel {
+                    match g.tap(oy, ox, ky, kx) {
+                        Some((iy, ix)) => {
+                            let at = (iy * g.in_w + ix) * g.in_c;
+                            cols.extend_from_slice(&image[at..at + g.in_c]);
+                        }
+                        None => cols.extend(std::iter::repeat_n(pad, g.in_c)),
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// A depthwise convolution's weights: `w - zw` per tap and channel, `[ky][kx][c]`, and the bias.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct DepthwiseWeights {
+    pub(crate) taps: Vec<i32>,
+    pub(crate) bias: Vec<i32>,
+}
+
+impl DepthwiseWeights {
+    /// From uint8 weights in the files' `[C, 1, k, k]` order.
+    pub fn new(weight: &[u8], channels: usize, kernel: usize, weight_zero_point: i32, bias: &[i32]) -> Self {
+        assert_eq!(weight.len(), channels * kernel * kernel);
+        let mut taps = vec![0; weight.len()];
+        for (c, filter) in weight.chunks_exact(kernel * kernel).enumerate() {
+            for (t, &w) in filter.iter().enumerate() {
+                taps[t * channels + c] = i32::from(w) - weight_zero_point;
+            }
+        }
+        DepthwiseWeights {
+            taps,
+            bias: bias.to_vec(),
+        }
+    }
+}
+
+/// One image's depthwise convolution: `sum over in-image taps of (x - zx)(w - zw) + bias`,
+/// requantized (TFLite reference/depthwiseconv_uint8.h).
+pub(crate) fn depthwise(
+    image: &[u8],
+    g: &Geometry,
+    w: &DepthwiseWeights,
+    input_zero_point: i32,
+    requantize: &Requantize,
+    out: &mut [u8],
+) {
+    let c = g.in_c;
+    assert_eq!(image.len(), g.input_len());
+    assert_eq!(out.len(), g.output_len());
+    let mut acc = vec![0i32; c];
+    for oy in 0..g.out_h {
+        for ox in 0..g.out_w {
+            acc.copy_from_slice(&w.bias);
+            for ky in 0..g.kernel {
+                for kx in 0..g.kernel {
+                    let Some((iy, ix)) = g.tap(oy, ox, ky, kx) else {
+                        continue;
+                    };
+                    let x = &image[(iy * g.in_w + ix) * c..][..c];
+                    let taps = &w.taps[(ky * g.kernel + kx) * c..][..c];
+                    for ((a, &x), &t) in acc.iter_mut().zip(x).zip(taps) {
+                        *a += (i32::from(x) - input_zero_point) * t;
+                    }
+                }
+            }
+            let dst = &mut out[(oy * g.out_w + ox) * c..][..c];
+            for (d, &a) in dst.iter_mut().zip(&acc) {
+                *d = requantize.apply(a);
+            }
+        }
+    }
+}
+
+/// Global average pooling of `batch` images of `pixels x channels` (TFLite reference/pooling.h,
+/// uint8): `(sum + count / 2) / count` in integers, same quantization in and out.
+pub(crate) fn global_average_pool(input: &[u8], batch: usize, pixels: usize, channels: usize) -> Vec<u8> {
+    assert_eq!(input.len(), batch * pixels * channels);
+    let count = pixels as u32;
+    let mut out = Vec::with_capacity(batch * channels);
+    let mut sums = vec![0u32; channels];
+    for image in input.chunks_exact(pixels * channels) {
+        sums.fill(0);
+        for pixel in image.chunks_exact(channels) {
+            for (s, &x) in sums.iter_mut().zip(pixel) {
+                *s += u32::from(x);
+            }
+        }
+        // The mean of uint8 values is at most 255: no clamp needed.
+        out.extend(sums.iter().map(|&s| ((s + count / 2) / count) as u8));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn identity() -> Requantize {
+        Requantize {
+            multiplier: QuantizedMultiplier::from_real(1.0),
+            zero_point: 128,
+            min: 0,
+            max: 255,
+        }
+    }
+
+    /// Runs the GEMM on `rows x k` inputs and `o x k` weights and compares every output with
+    /// the requantized centred dot product.
+    fn check_gemm(a: &[u8], w: &[u8], rows: usize, k: usize, zx: i32, zw: i32, requantize: Requantize) {
+        let o = w.len() / k;
+        let bias: Vec<i32> = (0..o as i32).map(|i| i % 20 * 3 - 30).collect();
+        let weights = GemmWeights::new(w, o, k, zw, zx, &bias);
+        let mut out = vec![0; rows * o];
+        gemm(a, rows, &weights, &requantize, &mut out);
+        for r in 0..rows {
+            for oc in 0..o {
+                let acc: i32 = (0..k)
+                    .map(|j| (i32::from(a[r * k + j]) - zx) * (i32::from(w[oc * k + j]) - zw))
+                    .sum::<i32>()
+                    + bias[oc];
+                assert_eq!(out[r * o + oc], requantize.apply(acc), "row {r} channel {oc}");
+            }
+        }
+    }
+
+    #[test]
+    fn gemm_equals_the_centred_dot_product() {
+        // k = 7 (a partial group of four), o = 70 (a full block of 64 and a padded one).
+        let (rows, k, o) = (3, 7, 70);
+        // Values near the zero points: every accumulator is within +-127 and maps one to one
+        // through a multiplier of 1, so the accumulators themselves are compared.
+        let (zx, zw) = (9, 131);
+        let a: Vec<u8> = (0..rows * k)
+            .map(|i| (zx + (i as i32 * 5 % 7) - 3) as u8)
+            .collect();
+        let w: Vec<u8> = (0..o * k).map(|i| (zw + (i as i32 * 3 % 7) - 3) as u8).collect();
+        check_gemm(&a, &w, rows, k, zx, zw, identity());
+        // Full-range values through a coarse multiplier.
+        let a: Vec<u8> = (0..rows * k).map(|i| (i * 37 % 256) as u8).collect();
+        let w: Vec<u8> = (0..o * k).map(|i| (1 + i * 53 % 255) as u8).collect();
+        let coarse = Requantize {
+            multiplier: QuantizedMultiplier::from_real(1.0 / 512.0),
+            ..identity()
+        };
+        check_gemm(&a, &w, rows, k, zx, zw, coarse);
+    }
+
+    #[test]
+    fn im2col_pads_with_the_given_byte() {
+        // 2x2x1 image, 3x3 stride 2 SAME on an even size: pads 0 top/left, 1 bottom/right.
+        let g = Geometry {
+            kernel: 3,
+            stride: 2,
+            in_h: 2,
+            in_w: 2,
+            in_c: 1,
+            out_h: 1,
+            out_w: 1,
+            out_c: 1,
+            pad_top: 0,
+            pad_left: 0,
+        };
+        let mut cols = Vec::new();
+        im2col(&[1, 2, 3, 4], &g, 128, &mut cols);
+        assert_eq!(cols, [1, 2, 128, 3, 4, 128, 128, 128, 128]);
+    }
+
+    #[test]
+    fn depthwise_skips_out_of_image_taps() {
+        // One channel, 3x3 stride 1 on 2x2, pad 1: each output sums its in-image neighbours.
+        let g = Geometry {
+            kernel: 3,
+            stride: 1,
+            in_h: 2,
+            in_w: 2,
+            in_c: 1,
+            out_h: 2,
+            out_w: 2,
+            out_c: 1,
+            pad_top: 1,
+            pad_left: 1,
+        };
+        let weights = DepthwiseWeights::new(&[11; 9], 1, 3, 10, &[5]);
+        let mut out = [0u8; 4];
+        // Input zero point 3: (x - 3) summed over the four pixels (all are neighbours of all).
+        depthwise(&[4, 5, 6, 7], &g, &weights, 3, &identity(), &mut out);
+        assert_eq!(out, [128 + 5 + 1 + 2 + 3 + 4; 4]);
+    }
+
+    #[test]
+    fn average_pool_rounds_half_up() {
+        // Two images, 4 pixels, 2 channels: sums 2 and 6 of count 4 (0.5 -> 1, 1.5 -> 2).
+        let input = [0, 0, 1, 2, 1, 2, 0, 2, 255, 255, 255, 255, 255, 255, 255, 254];
+        assert_eq!(global_average_pool(&input, 2, 4, 2), [1, 2, 255, 255]);
+    }
+}
