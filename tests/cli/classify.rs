@@ -796,7 +796,7 @@ fn the_shipped_v3_small_runs_on_both_engines() {
             .assert()
             .success()
             .stdout(predicates::str::contains(
-                "v3-small_1.0_224,1,653,military uniform",
+                "v3-small_1.0_224,224,ok,1,653,652,military uniform",
             ));
     }
 }

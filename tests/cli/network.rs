@@ -864,9 +864,10 @@ mod pipeline {
                 let mut runner = Runner::new(net, engine, 2).unwrap();
                 let results = classify_batch(&mut runner, &paths, 2);
                 let labels = |i: usize| -> Vec<&str> {
-                    let result = results[i].as_ref().unwrap();
+                    let result = &results[i];
                     assert_eq!(result.model, id.name());
-                    result.predictions.iter().map(|p| p.label.as_str()).collect()
+                    let predictions = result.predictions().expect("classified");
+                    predictions.iter().map(|p| p.label.as_str()).collect()
                 };
                 assert_eq!(labels(0), grace_hopper, "{id} {engine:?}");
                 assert_eq!(labels(1)[0], "Egyptian cat", "{id} {engine:?}");
