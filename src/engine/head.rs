@@ -5,10 +5,10 @@
 //! `[batch, C_pad]` buffer, and the FC layer takes that buffer as its `A` operand and writes
 //! the logits unpadded, `[batch, classes]`, straight into the engine's output.
 
-use super::gemm::{Act, Gemm};
+use super::act::Act;
+use super::gemm::{Gemm, run_shared};
 use super::pack::{CHANNEL_ALIGN, PackedB};
 use super::parallel::Work;
-use super::pointwise;
 use super::simd::Isa;
 
 #[derive(Debug)]
@@ -88,6 +88,6 @@ impl FcOp {
             residual: std::ptr::null(),
         };
         // SAFETY: buffer sizes from the caller; `run_shared` gives threads disjoint parts.
-        unsafe { pointwise::run_shared(&gemm, work, isa, batch) };
+        unsafe { run_shared(&gemm, work, isa, batch) };
     }
 }

@@ -4,7 +4,7 @@
 //! (`out = acc + bias + block input`). MobileNetV3 (Howard et al. 2019, arXiv:1905.02244) adds
 //! three things, all handled here:
 //! - hard-swish, `h-swish(x) = x * relu6(x + 3) / 6` (Section 5.2, eq. 2), and plain ReLU,
-//!   fused into every kernel's epilogue like ReLU6 (`gemm::Act`);
+//!   fused into every kernel's epilogue like ReLU6 (`act.rs`);
 //! - 5x5 depthwise kernels (Tables 1-2), on the same register-resident fast path as 3x3
 //!   (`depthwise.rs`);
 //! - squeeze-and-excite after the depthwise activation (Section 5.3, Figure 4): average pool,
@@ -55,6 +55,7 @@
 //! thread has not started, and waits for the layer to complete before the next
 //! (`parallel.rs`).
 
+mod act;
 mod buffer;
 mod depthwise;
 mod excite;
@@ -76,7 +77,7 @@ use std::time::{Duration, Instant};
 use buffer::AlignedBuf;
 use parallel::{SyncPtr, Team};
 use plan::{Io, Op, Plan};
-pub use simd::Isa;
+pub use simd::{IntIsa, Isa};
 
 use crate::arch::Layer;
 

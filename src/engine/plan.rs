@@ -1,8 +1,8 @@
 //! Validation of a layer list and its weights, and the per-layer operations built from them.
 
+use super::act::Act;
 use super::depthwise::DepthwiseOp;
 use super::excite::SqueezeExciteOp;
-use super::gemm::Act;
 use super::head::{FcOp, PoolOp};
 use super::pack::{DepthwiseTaps, PackedB, padded};
 use super::parallel::Work;

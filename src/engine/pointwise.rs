@@ -8,7 +8,8 @@
 //! 1024 x 1024 weights) split the 32-column weight panels, so each thread reads only its part
 //! of the weights.
 
-use super::gemm::{self, Act, Gemm};
+use super::act::Act;
+use super::gemm::{Gemm, run_shared};
 use super::pack::PackedB;
 use super::parallel::Work;
 use super::simd::Isa;
@@ -54,24 +55,5 @@ impl PointwiseOp {
         // SAFETY: the caller's buffer sizes cover every row; `run_shared` gives threads
         // disjoint parts.
         unsafe { run_shared(&gemm, work, isa, batch * self.pixels) };
-    }
-}
-
-/// Runs an `m`-row GEMM on all threads: each claims rows or weight panels, whichever operand
-/// is larger (`A` is `m x k`, `B` is `k x n`), so that each thread streams part of it, unless
-/// there are too few rows for every thread to get two tiles.
-///
-/// # Safety
-/// As for [`Gemm::run`] over all `m` rows and panels; all threads must call this together.
-pub(crate) unsafe fn run_shared(gemm: &Gemm<'_>, work: &Work<'_>, isa: Isa, m: usize) {
-    let panels = gemm.b.panels();
-    let mr = gemm::tile_rows(isa);
-    let by_panels = panels >= work.threads && (gemm.b.n > m || m < 2 * mr * work.threads);
-    if by_panels {
-        // SAFETY: forwarded; claimed panels are disjoint column ranges of C.
-        work.for_each(panels, 1, |panels| unsafe { gemm.run(isa, 0..m, panels) });
-    } else {
-        // SAFETY: forwarded; claimed rows are disjoint row ranges of C.
-        work.for_each(m, mr, |rows| unsafe { gemm.run(isa, rows, 0..panels) });
     }
 }

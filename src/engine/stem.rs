@@ -15,7 +15,8 @@
 
 use std::ops::Range;
 
-use super::gemm::{Act, Gemm};
+use super::act::Act;
+use super::gemm::Gemm;
 use super::pack::PackedB;
 use super::parallel::Work;
 use super::simd::{Isa, prefetch};

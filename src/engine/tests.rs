@@ -489,6 +489,15 @@ fn an_engine_can_move_between_threads() {
 fn every_isa_is_reported() {
     assert!(Isa::available().contains(&Isa::Portable));
     assert!(Isa::detect().is_available());
+    // The integer tiers agree with the features `bench` records for the machine.
+    let simd = crate::bench::simd_features();
+    let has = |feature: &str| simd.iter().any(|f| f == feature);
+    assert_eq!(
+        IntIsa::available().contains(&IntIsa::Avx512Vnni),
+        has("avx512vnni") && has("avx512bw")
+    );
+    assert_eq!(IntIsa::detect(), IntIsa::available().first().copied());
+    assert!(IntIsa::available().iter().all(|isa| isa.is_available()));
 }
 
 #[test]
