@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use candle_core::{Result, Tensor, bail};
 use serde::Serialize;
 
-use crate::engine::{Engine, FoldedLayerWeights};
+use crate::engine::Engine;
 use crate::nn::MobileNet;
 
 /// Which inference implementation runs the network.
@@ -49,7 +49,7 @@ impl Runner {
         let fast = match kind {
             EngineKind::Reference => None,
             EngineKind::Fast => {
-                let weights = engine_weights(&net)?;
+                let weights = net.folded_weights()?;
                 // The fast engine decides what it supports; a network it refuses is an error
                 // telling the user how to run it, never a silent switch to the reference.
                 match Engine::new(net.layers(), &weights, threads.max(1)) {
@@ -118,26 +118,6 @@ impl Runner {
         let classes = logits.len() / n;
         Tensor::from_vec(logits, (n, classes), self.net.device())
     }
-}
-
-/// The fast engine's weights for `net`: BatchNorm folded, one entry per layer, the
-/// squeeze-and-excite layers' two convs concatenated.
-pub fn engine_weights(net: &MobileNet) -> candle_core::Result<Vec<FoldedLayerWeights>> {
-    let se = net.squeeze_excite_weights()?;
-    Ok(net
-        .folded_weights()?
-        .into_iter()
-        .zip(se)
-        .map(|((weight, bias), se)| match se {
-            Some(se) => FoldedLayerWeights::squeeze_excite(
-                &se.reduce_weight,
-                &se.reduce_bias,
-                &se.expand_weight,
-                &se.expand_bias,
-            ),
-            None => FoldedLayerWeights { weight, bias },
-        })
-        .collect())
 }
 
 /// A deterministic pseudo-random input in [-1, 1] of shape [batch, 3, res, res] (a 64-bit LCG:

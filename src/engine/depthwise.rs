@@ -14,10 +14,13 @@
 //! AVX2 and the portable path some taps live in L1 and become memory operands of the FMAs.
 //! Any other kernel size or a depth multiplier > 1 takes a correct scalar path.
 
+use super::LayerWeights;
 use super::act::{Act, with_act};
 use super::pack::DepthwiseTaps;
 use super::parallel::Work;
+use super::plan::Dims;
 use super::simd::{self, F32Vec, Isa, Kernel};
+use crate::arch::Layer;
 
 /// A planned depthwise layer. Channel counts are padded ([`super::pack::padded`]).
 #[derive(Debug)]
@@ -53,6 +56,25 @@ struct Row<const K: usize> {
 }
 
 impl DepthwiseOp {
+    /// Checks and packs a depthwise layer's taps (`[c * dm, 1, k, k]`) and bias.
+    pub(crate) fn plan(layer: &Layer, weights: &LayerWeights) -> Result<DepthwiseOp, String> {
+        let d = Dims::of(layer);
+        let w = weights.dense()?;
+        w.expect("", d.cout * d.kernel * d.kernel, d.cout)?;
+        Ok(DepthwiseOp {
+            kernel: d.kernel,
+            stride: d.stride,
+            multiplier: d.cout / d.cin,
+            in_hw: d.in_hw,
+            out_hw: d.out_hw,
+            in_c: (d.cin, d.cin_pad),
+            out_c: (d.cout, d.cout_pad),
+            pad: d.pad,
+            taps: DepthwiseTaps::new(&w.weight, &w.bias, d.kernel, d.cout),
+            act: layer.activation.into(),
+        })
+    }
+
     /// Floats of zeros the op needs for rows outside the image.
     pub(crate) fn zero_row_len(&self) -> usize {
         self.in_hw.1 * self.in_c.1

@@ -11,11 +11,14 @@
 //! planner finds nothing else reads the depthwise output, source and destination are the same
 //! buffer and the scaling is in place.
 
+use super::LayerWeights;
 use super::act::Act;
 use super::gemm::Gemm;
-use super::pack::PackedB;
+use super::pack::{PackedB, padded};
 use super::parallel::Work;
+use super::plan::Dims;
 use super::simd::{self, F32Vec, Isa, Kernel};
+use crate::arch::{Activation, Layer};
 
 /// Images a thread squeezes and excites together: the two GEMMs then read their weights once
 /// per chunk of images instead of once per image (v3-large's SE weights are ~2.6 M floats, half
@@ -39,6 +42,31 @@ pub(crate) struct SqueezeExciteOp {
 }
 
 impl SqueezeExciteOp {
+    /// Checks and packs the reduce (`[se, C, 1, 1]`, bias `[se]`) and expand (`[C, se, 1, 1]`,
+    /// bias `[C]`) convs. The layer's shape was checked: it has `se_channels`.
+    pub(crate) fn plan(layer: &Layer, weights: &LayerWeights) -> Result<SqueezeExciteOp, String> {
+        let d = Dims::of(layer);
+        let (c, se) = (d.cin, layer.se_channels.unwrap_or_default() as usize);
+        let (reduce, expand) = weights.squeeze_excite()?;
+        reduce.expect("reduce ", se * c, se)?;
+        expand.expect("expand ", c * se, c)?;
+        if layer.activation != Activation::Linear {
+            return Err(format!(
+                "is squeeze-and-excite with a {} after the channel scaling, which no MobileNet has",
+                layer.activation.name()
+            ));
+        }
+        let se_pad = padded(se);
+        Ok(SqueezeExciteOp {
+            pixels: d.in_hw.0 * d.in_hw.1,
+            c_pad: d.cin_pad,
+            se_pad,
+            reduce: PackedB::transposed(&reduce.weight, &reduce.bias, (c, d.cin_pad), (se, se_pad)),
+            // Padded output channels get the gate hard_sigmoid(0) = 1/2; they scale zeros.
+            expand: PackedB::transposed(&expand.weight, &expand.bias, (se, se_pad), (c, d.cin_pad)),
+        })
+    }
+
     /// Floats of per-thread scratch: a chunk's pooled vectors (overwritten by the gates, which
     /// are computed once the pooled values have been read) and its squeezed vectors.
     pub(crate) fn scratch_len(&self) -> usize {

@@ -67,6 +67,7 @@ mod plan;
 mod pointwise;
 mod simd;
 mod stem;
+mod weights;
 
 #[cfg(test)]
 mod tests;
@@ -78,35 +79,9 @@ use buffer::AlignedBuf;
 use parallel::{SyncPtr, Team};
 use plan::{Io, Op, Plan};
 pub use simd::{IntIsa, Isa};
+pub use weights::{Dense, LayerWeights};
 
 use crate::arch::Layer;
-
-/// One layer's weights with BatchNorm already folded in, in PyTorch/candle (OIHW) order:
-/// conv `[out, in, k, k]`, depthwise `[c * dm, 1, k, k]`, pointwise `[out, in, 1, 1]`,
-/// fc `[classes, in]`. Both vectors are empty for the average pool. A squeeze-and-excite layer
-/// has two 1x1 convs, stored one after the other ([`FoldedLayerWeights::squeeze_excite`]).
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct FoldedLayerWeights {
-    pub weight: Vec<f32>,
-    pub bias: Vec<f32>,
-}
-
-impl FoldedLayerWeights {
-    /// A squeeze-and-excite layer's weights: the reduce conv `[se, C, 1, 1]` with its bias
-    /// `[se]`, then the expand conv `[C, se, 1, 1]` with its bias `[C]`, concatenated in that
-    /// order (`weight` = reduce then expand, `bias` likewise).
-    pub fn squeeze_excite(
-        reduce_weight: &[f32],
-        reduce_bias: &[f32],
-        expand_weight: &[f32],
-        expand_bias: &[f32],
-    ) -> Self {
-        FoldedLayerWeights {
-            weight: [reduce_weight, expand_weight].concat(),
-            bias: [reduce_bias, expand_bias].concat(),
-        }
-    }
-}
 
 /// Why an engine could not be built.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -147,20 +122,16 @@ pub struct Engine {
 
 impl Engine {
     /// Builds an engine for `layers` (from [`crate::arch::instantiate`]) with one
-    /// [`FoldedLayerWeights`] per layer, running on `threads` threads (the caller's thread
+    /// [`LayerWeights`] per layer, running on `threads` threads (the caller's thread
     /// counts as one) with the fastest instruction set this CPU has.
-    pub fn new(
-        layers: &[Layer],
-        weights: &[FoldedLayerWeights],
-        threads: usize,
-    ) -> Result<Engine, EngineError> {
+    pub fn new(layers: &[Layer], weights: &[LayerWeights], threads: usize) -> Result<Engine, EngineError> {
         Engine::with_isa(layers, weights, threads, Isa::detect())
     }
 
     /// As [`Engine::new`] with a chosen instruction set (to test or time the slower paths).
     pub fn with_isa(
         layers: &[Layer],
-        weights: &[FoldedLayerWeights],
+        weights: &[LayerWeights],
         threads: usize,
         isa: Isa,
     ) -> Result<Engine, EngineError> {
@@ -207,18 +178,7 @@ impl Engine {
 
     /// Bytes of packed weights.
     pub fn weight_bytes(&self) -> usize {
-        self.plan
-            .ops
-            .iter()
-            .map(|op| match op {
-                Op::Conv(op) => op.weights.bytes(),
-                Op::Depthwise(op) => 4 * (op.taps.taps.len() + op.taps.bias.len()),
-                Op::Pointwise(op) => op.weights.bytes(),
-                Op::SqueezeExcite(op) => op.reduce.bytes() + op.expand.bytes(),
-                Op::Pool(_) => 0,
-                Op::Fc(op) => op.weights.bytes(),
-            })
-            .sum()
+        self.plan.ops.iter().map(Op::weight_bytes).sum()
     }
 
     /// Sizes the buffers for batches up to `batch` now, so that the first forward pass at that

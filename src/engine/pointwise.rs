@@ -8,11 +8,14 @@
 //! 1024 x 1024 weights) split the 32-column weight panels, so each thread reads only its part
 //! of the weights.
 
+use super::LayerWeights;
 use super::act::Act;
 use super::gemm::{Gemm, run_shared};
 use super::pack::PackedB;
 use super::parallel::Work;
+use super::plan::Dims;
 use super::simd::Isa;
+use crate::arch::Layer;
 
 #[derive(Debug)]
 pub(crate) struct PointwiseOp {
@@ -26,6 +29,22 @@ pub(crate) struct PointwiseOp {
 }
 
 impl PointwiseOp {
+    /// Checks and packs a 1x1 convolution's `[out, in, 1, 1]` weight into `[in_c_pad,
+    /// out_c_pad]` panels, zero in the padded rows and columns.
+    pub(crate) fn plan(layer: &Layer, weights: &LayerWeights) -> Result<PointwiseOp, String> {
+        let d = Dims::of(layer);
+        let (cin, cout) = (d.cin, d.cout);
+        let w = weights.dense()?;
+        w.expect("", cout * cin, cout)?;
+        Ok(PointwiseOp {
+            pixels: d.in_hw.0 * d.in_hw.1,
+            in_c_pad: d.cin_pad,
+            out_c_pad: d.cout_pad,
+            weights: PackedB::transposed(&w.weight, &w.bias, (cin, d.cin_pad), (cout, d.cout_pad)),
+            act: layer.activation.into(),
+        })
+    }
+
     /// Runs the rows or panels this thread claims.
     ///
     /// # Safety

@@ -10,6 +10,7 @@ use candle_core::{CpuStorage, DType, InplaceOp1, Layout, Result, Tensor, bail};
 
 use super::depthwise::depthwise_conv;
 use crate::arch::{Activation, Layer, LayerKind};
+use crate::engine::{Dense, LayerWeights};
 
 /// BatchNorm epsilon of the TF-slim and Keras MobileNet v1 (`batch_norm_epsilon=0.001`).
 pub const BATCH_NORM_EPS: f32 = 1e-3;
@@ -212,16 +213,17 @@ impl LayerOp {
         }
     }
 
-    /// The layer's weights with BatchNorm folded in, on the host: (weight, bias). Weights keep
-    /// the files' layout (OIHW for convolutions, [classes, in] for the FC layer); each output
-    /// channel's filter is multiplied by the BatchNorm scale, and the bias is the shift.
-    /// Empty for the pool.
-    pub(crate) fn folded(&self) -> Result<(Vec<f32>, Vec<f32>)> {
-        match self {
+    /// The layer's weights with BatchNorm folded in, on the host, typed by form (what the
+    /// fast engine packs). Weights keep the files' layout (OIHW for convolutions, [classes, in]
+    /// for the FC layer); each output channel's filter is multiplied by the BatchNorm scale,
+    /// and the bias is the shift. Squeeze-and-excite's two convs have plain biases.
+    pub(crate) fn folded(&self) -> Result<LayerWeights> {
+        let flat = |t: &Tensor| t.flatten_all()?.to_vec1::<f32>();
+        Ok(match self {
             LayerOp::Conv { weight, affine }
             | LayerOp::Depthwise { weight, affine }
             | LayerOp::Pointwise { weight, affine } => {
-                let mut w = weight.flatten_all()?.to_vec1::<f32>()?;
+                let mut w = flat(weight)?;
                 let channels = affine.host_shift.len();
                 if let Some(scale) = &affine.host_scale {
                     let per_channel = w.len() / channels.max(1);
@@ -229,37 +231,32 @@ impl LayerOp {
                         filter.iter_mut().for_each(|v| *v *= s);
                     }
                 }
-                Ok((w, affine.host_shift.clone()))
+                LayerWeights::Dense(Dense {
+                    weight: w,
+                    bias: affine.host_shift.clone(),
+                })
             }
-            // Two convolutions: see `LayerOp::squeeze_excite_weights`.
-            LayerOp::SqueezeExcite { .. } | LayerOp::Pool => Ok((Vec::new(), Vec::new())),
-            LayerOp::Fc { weight_t, bias } => Ok((
-                weight_t.t()?.contiguous()?.flatten_all()?.to_vec1::<f32>()?,
-                bias.to_vec1::<f32>()?,
-            )),
-        }
-    }
-
-    /// A squeeze-and-excite layer's tensors on the host, OIHW like `folded`: (reduce weight
-    /// [se, C, 1, 1], reduce bias [se], expand weight [C, se, 1, 1], expand bias [C]). None for
-    /// every other layer.
-    pub(crate) fn squeeze_excite_weights(&self) -> Result<Option<SqueezeExciteWeights>> {
-        let LayerOp::SqueezeExcite {
-            reduce,
-            reduce_bias,
-            expand,
-            expand_bias,
-        } = self
-        else {
-            return Ok(None);
-        };
-        let flat = |t: &Tensor| t.flatten_all()?.to_vec1::<f32>();
-        Ok(Some(SqueezeExciteWeights {
-            reduce_weight: flat(reduce)?,
-            reduce_bias: flat(reduce_bias)?,
-            expand_weight: flat(expand)?,
-            expand_bias: flat(expand_bias)?,
-        }))
+            LayerOp::SqueezeExcite {
+                reduce,
+                reduce_bias,
+                expand,
+                expand_bias,
+            } => LayerWeights::SqueezeExcite {
+                reduce: Dense {
+                    weight: flat(reduce)?,
+                    bias: flat(reduce_bias)?,
+                },
+                expand: Dense {
+                    weight: flat(expand)?,
+                    bias: flat(expand_bias)?,
+                },
+            },
+            LayerOp::Pool => LayerWeights::None,
+            LayerOp::Fc { weight_t, bias } => LayerWeights::Dense(Dense {
+                weight: flat(&weight_t.t()?.contiguous()?)?,
+                bias: bias.to_vec1::<f32>()?,
+            }),
+        })
     }
 
     /// The kind of layer this op implements, to check it against the spec.
@@ -273,20 +270,6 @@ impl LayerOp {
             LayerOp::Fc { .. } => LayerKind::Fc,
         }
     }
-}
-
-/// A squeeze-and-excite layer's weights (reduce, then expand), OIHW, as
-/// `MobileNet::squeeze_excite_weights` returns them.
-#[derive(Debug, Clone, PartialEq)]
-pub struct SqueezeExciteWeights {
-    /// [se, C, 1, 1].
-    pub reduce_weight: Vec<f32>,
-    /// [se].
-    pub reduce_bias: Vec<f32>,
-    /// [C, se, 1, 1].
-    pub expand_weight: Vec<f32>,
-    /// [C].
-    pub expand_bias: Vec<f32>,
 }
 
 /// The two weight shapes of a squeeze-and-excite layer, (reduce [se, C, 1, 1], expand

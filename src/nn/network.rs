@@ -4,11 +4,12 @@ use std::path::Path;
 
 use candle_core::{DType, Device, Result, Tensor, bail};
 
-use super::layers::{LayerOp, RawLayer, SqueezeExciteWeights, build_op};
+use super::layers::{LayerOp, RawLayer, build_op};
 use super::model_id::ModelId;
 use super::random::random_layers;
 use super::weights::{ParsedWeights, WeightOverrides, WeightsError, alpha_text, parse};
 use crate::arch::{Config, ConfigError, Layer, instantiate};
+use crate::engine::LayerWeights;
 
 /// Largest weight file [`MobileNet::from_file`] reads.
 pub const MAX_WEIGHTS_BYTES: u64 = 1 << 30;
@@ -201,17 +202,11 @@ impl MobileNet {
         self.batch_norm
     }
 
-    /// Every layer's weights with BatchNorm folded in, as (weight, bias) on the host, index-aligned
-    /// with [`MobileNet::layers`]: what the fast engine packs. See `LayerOp::folded`.
-    pub fn folded_weights(&self) -> Result<Vec<(Vec<f32>, Vec<f32>)>> {
+    /// Every layer's weights with BatchNorm folded in, on the host, index-aligned with
+    /// [`MobileNet::layers`]: what the fast engine packs, and what a weights file in the folded
+    /// (bias) form stores. See `LayerOp::folded`.
+    pub fn folded_weights(&self) -> Result<Vec<LayerWeights>> {
         self.ops.iter().map(LayerOp::folded).collect()
-    }
-
-    /// The squeeze-and-excite layers' tensors, index-aligned with [`MobileNet::layers`]: Some
-    /// for each `LayerKind::SqueezeExcite` layer (whose entry in [`MobileNet::folded_weights`]
-    /// is empty), None for every other layer. See [`SqueezeExciteWeights`].
-    pub fn squeeze_excite_weights(&self) -> Result<Vec<Option<SqueezeExciteWeights>>> {
-        self.ops.iter().map(LayerOp::squeeze_excite_weights).collect()
     }
 
     /// Logits [N, classes] for `input` [N, 3, R, R].

@@ -14,6 +14,10 @@
 //! are `NAME.reduce` (`[se, C, 1, 1]`) and `NAME.expand` (`[C, se, 1, 1]`), e.g.
 //! `block_3.se.reduce.weight`.
 
+use crate::arch::Layer;
+use crate::engine::{Dense, LayerWeights};
+use crate::nn::{squeeze_excite_shapes, weight_shape};
+
 /// `BASE.weight`.
 pub fn weight(base: &str) -> String {
     format!("{base}.weight")
@@ -48,6 +52,32 @@ pub fn squeeze_excite(layer: &str) -> (String, String) {
 /// Whether `tensor` belongs to a squeeze-and-excite layer (`block_k.se.*`).
 pub fn is_squeeze_excite(tensor: &str) -> bool {
     tensor.contains(".se.")
+}
+
+/// The tensors that store `weights` (folded: a bias per conv, as
+/// `MobileNet::folded_weights` returns them) for `layers` in this scheme, as (name, shape,
+/// values), in layer order: what a writer saves for the loader to read back as the same
+/// network. Shapes are the spec's (`weight_shape`, `squeeze_excite_shapes`), biases `[out]`.
+pub fn folded_tensors(layers: &[Layer], weights: &[LayerWeights]) -> Vec<(String, Vec<usize>, Vec<f32>)> {
+    let mut tensors = Vec::new();
+    let mut conv = |base: &str, shape: Option<Vec<usize>>, dense: &Dense| {
+        let shape = shape.unwrap_or_else(|| vec![dense.weight.len()]);
+        tensors.push((weight(base), shape, dense.weight.clone()));
+        tensors.push((bias(base), vec![dense.bias.len()], dense.bias.clone()));
+    };
+    for (layer, w) in layers.iter().zip(weights) {
+        match w {
+            LayerWeights::Dense(dense) => conv(&layer.name, weight_shape(layer), dense),
+            LayerWeights::SqueezeExcite { reduce, expand } => {
+                let (reduce_base, expand_base) = squeeze_excite(&layer.name);
+                let (reduce_shape, expand_shape) = squeeze_excite_shapes(layer).unzip();
+                conv(&reduce_base, reduce_shape, reduce);
+                conv(&expand_base, expand_shape, expand);
+            }
+            LayerWeights::None => {}
+        }
+    }
+    tensors
 }
 
 #[cfg(test)]
