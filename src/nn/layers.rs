@@ -9,6 +9,7 @@
 use candle_core::{CpuStorage, DType, InplaceOp1, Layout, Result, Tensor, bail};
 
 use super::depthwise::depthwise_conv;
+use super::weights::Values;
 use crate::arch::{Activation, Layer, LayerKind};
 use crate::engine::{Dense, LayerWeights};
 
@@ -301,14 +302,21 @@ pub fn weight_shape(layer: &Layer) -> Option<Vec<usize>> {
     }
 }
 
-/// One layer's values in f32, already validated against [`weight_shape`].
+/// One layer's stored values, already validated against [`weight_shape`] or
+/// [`squeeze_excite_shapes`]; the pool has none.
 #[derive(Debug, Clone)]
-pub(crate) struct RawLayer {
-    pub weight: Vec<f32>,
+pub(crate) enum RawLayer {
+    /// A convolution or the FC layer.
+    Dense(RawDense),
+    /// Squeeze-and-excite's reduce and expand convs, each with a bias.
+    SqueezeExcite { reduce: RawDense, expand: RawDense },
+}
+
+/// One weight tensor, as stored, and the values after it.
+#[derive(Debug, Clone)]
+pub(crate) struct RawDense {
+    pub weight: Values,
     pub affine: RawAffine,
-    /// Squeeze-and-excite only: the expand conv (weight and bias); `weight`/`affine` above are
-    /// then the reduce conv's.
-    pub second: Option<Box<RawLayer>>,
 }
 
 /// The values after a layer's weights.
@@ -328,6 +336,15 @@ pub(crate) enum RawAffine {
 impl RawLayer {
     /// Values stored for this layer (the parameter count's unit).
     pub(crate) fn elements(&self) -> u64 {
+        match self {
+            RawLayer::Dense(dense) => dense.elements(),
+            RawLayer::SqueezeExcite { reduce, expand } => reduce.elements() + expand.elements(),
+        }
+    }
+}
+
+impl RawDense {
+    fn elements(&self) -> u64 {
         let affine = match &self.affine {
             RawAffine::Bias(b) => b.len(),
             RawAffine::BatchNorm {
@@ -337,22 +354,30 @@ impl RawLayer {
                 var,
             } => gamma.len() + beta.len() + mean.len() + var.len(),
         };
-        (self.weight.len() + affine) as u64 + self.second.as_ref().map_or(0, |s| s.elements())
+        (self.weight.len() + affine) as u64
     }
 }
 
-/// Builds the op for `layer` from its raw values (None for the pool). Shapes must have been
-/// validated; a mismatch here is reported as a candle error, not a panic.
+/// Builds the op for `layer` from its raw values (None for the pool), dequantizing U8
+/// weights. Shapes must have been validated; a mismatch here is reported as a candle error,
+/// not a panic.
 pub(crate) fn build_op(
     layer: &Layer,
     raw: Option<RawLayer>,
     device: &candle_core::Device,
 ) -> Result<LayerOp> {
     if let Some((reduce_shape, _)) = squeeze_excite_shapes(layer) {
-        let Some(RawLayer {
-            weight,
-            affine: RawAffine::Bias(reduce_bias),
-            second: Some(second),
+        let Some(RawLayer::SqueezeExcite {
+            reduce:
+                RawDense {
+                    weight: reduce,
+                    affine: RawAffine::Bias(reduce_bias),
+                },
+            expand:
+                RawDense {
+                    weight: expand,
+                    affine: RawAffine::Bias(expand_bias),
+                },
         }) = raw
         else {
             candle_core::bail!(
@@ -360,24 +385,23 @@ pub(crate) fn build_op(
                 layer.name
             );
         };
-        let RawLayer {
-            weight: expand,
-            affine: RawAffine::Bias(expand_bias),
-            ..
-        } = *second
-        else {
-            candle_core::bail!("{}: the SE expand conv takes a bias, not BatchNorm", layer.name);
-        };
         let (se, c) = (reduce_shape[0], reduce_shape[1]);
         return Ok(LayerOp::SqueezeExcite {
-            reduce: Tensor::from_vec(weight, (se, c), device)?,
+            reduce: Tensor::from_vec(reduce.into_f32(), (se, c), device)?,
             reduce_bias: Tensor::from_vec(reduce_bias, (1, se, 1, 1), device)?,
-            expand: Tensor::from_vec(expand, (c, se), device)?,
+            expand: Tensor::from_vec(expand.into_f32(), (c, se), device)?,
             expand_bias: Tensor::from_vec(expand_bias, (1, c, 1, 1), device)?,
         });
     }
     let (Some(shape), Some(raw)) = (weight_shape(layer), raw) else {
         return Ok(LayerOp::Pool);
+    };
+    let RawLayer::Dense(raw) = raw else {
+        candle_core::bail!(
+            "{}: squeeze-and-excite weights for a {} layer",
+            layer.name,
+            layer.kind
+        );
     };
     let affine = match &raw.affine {
         RawAffine::Bias(bias) => ChannelAffine::bias(bias, device)?,
@@ -388,7 +412,7 @@ pub(crate) fn build_op(
             var,
         } => ChannelAffine::batch_norm(gamma, beta, mean, var, device)?,
     };
-    let weight = Tensor::from_vec(raw.weight, shape.as_slice(), device)?;
+    let weight = Tensor::from_vec(raw.weight.into_f32(), shape.as_slice(), device)?;
     Ok(match layer.kind {
         LayerKind::Conv => LayerOp::Conv { weight, affine },
         LayerKind::Depthwise => LayerOp::Depthwise { weight, affine },

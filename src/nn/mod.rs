@@ -28,7 +28,7 @@ pub use depthwise::{Padding, depthwise_conv, depthwise_conv_taps};
 pub use layers::{BATCH_NORM_EPS, pointwise_conv, squeeze_excite_shapes, weight_shape};
 pub use model_id::{IMAGENET_CLASSES, ModelId, SHIPPED, Shipped, UnknownModel};
 pub use network::{MAX_WEIGHTS_BYTES, MobileNet};
-pub use weights::{DEFAULT_RESOLUTION, WeightOverrides, WeightsError, names};
+pub use weights::{DEFAULT_RESOLUTION, Values, WeightOverrides, WeightsError, dequantize, names};
 
 /// Helpers shared by the unit tests of this module.
 #[cfg(test)]

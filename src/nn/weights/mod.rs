@@ -11,8 +11,9 @@
 //! - [`names`]: the tensor-naming scheme, shared with writers.
 //!
 //! Weights may be F32, F16, BF16, or U8 with per-tensor NAME.weight_scale and
-//! NAME.weight_zero_point (real = scale * (q - zero_point), the shipped files' format); all are
-//! converted to f32 at load, and non-finite values are refused.
+//! NAME.weight_zero_point (real = scale * (q - zero_point), the shipped files' format). Floats
+//! are read as f32; U8 weights stay quantized ([`Values::U8`]) until a network is built from
+//! them. Non-finite values, and U8 values that would dequantize to one, are refused.
 
 mod metadata;
 pub mod names;
@@ -28,6 +29,7 @@ pub(crate) use metadata::alpha_text;
 use metadata::resolve_config;
 pub use metadata::{DEFAULT_RESOLUTION, WeightOverrides};
 use tensors::{LayerPlan, plan_layer};
+pub use tensors::{Values, dequantize};
 
 /// Why a weight file was refused. Every message starts with the file name.
 #[derive(Debug, thiserror::Error)]
@@ -149,9 +151,7 @@ pub(crate) fn parse(
         });
     }
 
-    let batch_norm = plans
-        .iter()
-        .any(|p| matches!(p, Some(LayerPlan { batch_norm: true, .. })));
+    let batch_norm = plans.iter().flatten().any(LayerPlan::batch_norm);
     let layers = plans
         .into_iter()
         .map(|plan| plan.map(|p| p.load(&file_ctx)).transpose())
