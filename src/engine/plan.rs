@@ -87,12 +87,21 @@ impl Op {
     }
 }
 
+/// Where a pass's result lies: layer `layer`'s output (a vector per image), `len` values per
+/// image stored `stride` floats apart (its channels padded; the FC layer's logits are not).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Readout {
+    pub(crate) layer: usize,
+    pub(crate) len: usize,
+    pub(crate) stride: usize,
+}
+
 /// The activation buffers one op uses, as indices into the engine's buffers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Slots {
     /// `None`: the caller's NCHW input (the first op).
     pub(crate) src: Option<usize>,
-    /// `None`: the logits (the last op).
+    /// `None`: the engine's output (the last op).
     pub(crate) dst: Option<usize>,
     /// The buffer holding the input of the layer `residual_from` names, if any.
     pub(crate) residual: Option<usize>,
@@ -109,7 +118,10 @@ pub(crate) struct Plan {
     pub(crate) buffers: usize,
     /// Floats of NCHW input per image.
     pub(crate) input_len: usize,
-    pub(crate) classes: usize,
+    /// The last layer's output: the logits, or the features of a network without its FC.
+    pub(crate) output: Readout,
+    /// The input of the final FC layer (the last layer's output when there is none).
+    pub(crate) features: Readout,
     /// Floats per image of the largest padded NHWC activation.
     pub(crate) act_len: usize,
     /// Floats of scratch per thread.
@@ -161,12 +173,26 @@ pub(crate) fn build(layers: &[Layer], weights: &[LayerWeights]) -> Result<Plan, 
     }
     let first = layers[0].input;
     let (slots, buffers) = assign_buffers(layers);
+    let readout = |layer: usize| Readout {
+        layer,
+        len: layers[layer].output.c as usize,
+        stride: ops[layer].out_len(),
+    };
+    // `check_shapes` put the FC layer last, after the first (a convolution) and on one vector.
+    let last = layers.len() - 1;
+    let features = if layers[last].kind == LayerKind::Fc {
+        last - 1
+    } else {
+        last
+    };
+    let (output, features) = (readout(last), readout(features));
     Ok(Plan {
         ops,
         slots,
         buffers,
         input_len: first.c as usize * first.h as usize * first.w as usize,
-        classes: layers[layers.len() - 1].output.c as usize,
+        output,
+        features,
         act_len,
         scratch_len,
         zero_row_len,
@@ -242,8 +268,13 @@ fn check_shapes(layers: &[Layer], index: usize) -> Result<(), String> {
     if index == 0 && layer.kind != LayerKind::Conv {
         return Err("the first layer must be a full convolution (it reads the NCHW input)".into());
     }
-    if last != (layer.kind == LayerKind::Fc) {
-        return Err("the network must end in its only fully connected layer".into());
+    if layer.kind == LayerKind::Fc && !last {
+        return Err("the fully connected layer must be the last".into());
+    }
+    if last && (output.h, output.w) != (1, 1) {
+        return Err(format!(
+            "ends the network with {output}: it must end in one vector per image (the FC layer's logits, or the pooled features without it)"
+        ));
     }
     if let Some(from) = layer.residual_from {
         if layer.kind != LayerKind::Pointwise {

@@ -206,23 +206,58 @@ fn check_network(layers: &[Layer], batch: usize, seed: u64) {
                     Some(&mut check),
                 );
                 assert_eq!(seen, layers.len());
-                let logits = engine.forward(&input[..n * image_len], n).to_vec();
+                // The results as the engine returns them: one unpadded vector per image.
+                let output = engine.forward(&input[..n * image_len], n).to_vec();
                 let last = layers.len() - 1;
-                compare(&layers[last], &logits, &expected[..n], last, &what);
+                compare_vectors(&layers[last], &output, &expected[..n], last, &what);
+                let features = engine.forward_features(&input[..n * image_len], n).to_vec();
+                let index = if layers[last].kind == LayerKind::Fc {
+                    last - 1
+                } else {
+                    last
+                };
+                assert_eq!(features.len(), n * engine.feature_len(), "{what}");
+                compare_vectors(&layers[index], &features, &expected[..n], index, &what);
             }
         }
     }
 }
 
-/// Compares the engine's NHWC (channel-padded) output of `layer` with the NCHW reference.
+/// Compares one vector per image (a network's output or features, unpadded) with the
+/// reference.
+fn compare_vectors(layer: &Layer, output: &[f32], expected: &[Vec<Vec<f64>>], index: usize, what: &str) {
+    assert_eq!(
+        (layer.output.h, layer.output.w),
+        (1, 1),
+        "{what}: layer {index} is not a vector"
+    );
+    compare_stored(layer, output, expected, index, what, layer.output.c as usize);
+}
+
+/// Compares the engine's NHWC output of `layer` as it stores it (channels padded, except the
+/// FC layer's) with the NCHW reference.
 fn compare(layer: &Layer, output: &[f32], expected: &[Vec<Vec<f64>>], index: usize, what: &str) {
-    let Shape { h, w, c } = layer.output;
-    let (h, w, c) = (h as usize, w as usize, c as usize);
+    let c = layer.output.c as usize;
     let c_pad = if layer.kind == LayerKind::Fc {
         c
     } else {
         pack::padded(c)
     };
+    compare_stored(layer, output, expected, index, what, c_pad);
+}
+
+/// Compares an NHWC output with `c_pad` values per pixel (the first `c` of them channels, the
+/// rest zeros) with the NCHW reference.
+fn compare_stored(
+    layer: &Layer,
+    output: &[f32],
+    expected: &[Vec<Vec<f64>>],
+    index: usize,
+    what: &str,
+    c_pad: usize,
+) {
+    let Shape { h, w, c } = layer.output;
+    let (h, w, c) = (h as usize, w as usize, c as usize);
     assert_eq!(
         output.len(),
         expected.len() * h * w * c_pad,
@@ -452,11 +487,64 @@ fn validation() {
         Engine::new(&layers[1..], &weights[1..], 1).is_err(),
         "must start with the stem"
     );
+    let err = Engine::new(&layers[..3], &weights[..3], 1).unwrap_err();
     assert!(
-        Engine::new(&layers[..3], &weights[..3], 1).is_err(),
-        "must end with the FC layer"
+        err.to_string().contains("must end in one vector per image"),
+        "{err}"
+    );
+    let mut fc_first = layers.clone();
+    let pool = fc_first.len() - 2;
+    fc_first.swap(pool, pool + 1);
+    assert!(
+        Engine::new(&fc_first, &weights, 1).is_err(),
+        "the FC layer must be the last"
     );
     assert!(Engine::new(&[], &[], 1).is_err());
+}
+
+/// A backbone engine (the network less its FC layer) returns what the whole network's
+/// `forward_features` does, bit for bit: the same ops on the same values. 24 and 40 channels
+/// are padded to 32 and 48, so the read-out drops padding between images.
+#[test]
+fn features_without_the_classifier() {
+    let body = [(Pw, 1, 1, 24)];
+    for (layers, head) in [
+        (network((9, 10), (2, 40), &body, 10), None),
+        // v3's head: the pooled vector through a 1x1 conv with hard-swish, then the FC layer.
+        (network((7, 7), (2, 16), &body, 5), Some(40)),
+    ] {
+        let mut layers = layers;
+        if let Some(width) = head {
+            let fc = layers.pop().unwrap();
+            let pooled = fc.input;
+            let mut conv_head = layer(Pw, 1, 1, pooled, width);
+            conv_head.activation = Activation::HardSwish;
+            layers.push(conv_head);
+            layers.push(layer(LayerKind::Fc, 1, 1, Shape::new(1, 1, width), fc.output.c));
+        }
+        let weights = random_weights(&layers, 19);
+        let backbone = &layers[..layers.len() - 1];
+        check_network(backbone, 3, 19);
+        let image_len = (3 * layers[0].input.h * layers[0].input.w) as usize;
+        let input = Rng(20).vec(3 * image_len, 1.0);
+        for threads in [1, 2] {
+            let mut full = Engine::new(&layers, &weights, threads).unwrap();
+            let mut features = Engine::new(backbone, &weights[..backbone.len()], threads).unwrap();
+            let width = backbone.last().unwrap().output.c as usize;
+            assert_eq!((full.feature_len(), features.output_len()), (width, width));
+            assert_eq!(features.feature_len(), width);
+            for n in [1, 3] {
+                let want = features.forward(&input[..n * image_len], n).to_vec();
+                assert_eq!(want.len(), n * width);
+                assert_eq!(full.forward_features(&input[..n * image_len], n), want);
+                // A full pass after the features-only one is unaffected.
+                assert_eq!(
+                    full.forward(&input[..n * image_len], n).len(),
+                    n * full.output_len()
+                );
+            }
+        }
+    }
 }
 
 #[test]
