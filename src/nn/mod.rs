@@ -13,7 +13,11 @@
 //!   binary);
 //! - [`MobileNet`]: load ([`MobileNet::from_embedded`], [`MobileNet::from_file`]), or create
 //!   ([`MobileNet::random`]), then run ([`MobileNet::forward`], [`MobileNet::probabilities`],
-//!   [`MobileNet::forward_with_hook`]);
+//!   [`MobileNet::forward_with_hook`], or up to the classifier's input,
+//!   [`MobileNet::forward_features`]); [`MobileNet::folded_weights`] gives the fast engine its
+//!   weights;
+//! - [`names`], [`Values`]: the weight files' tensor names (for reading and writing) and the
+//!   forms their values are kept in (uint8 stays quantized until a network is built);
 //! - [`depthwise_conv`], [`pointwise_conv`]: the two halves of a separable layer, exposed for
 //!   benchmarks and tests.
 
@@ -25,11 +29,11 @@ mod random;
 mod weights;
 
 pub use depthwise::{Padding, depthwise_conv, depthwise_conv_taps};
-pub use layers::{BATCH_NORM_EPS, SqueezeExciteWeights, pointwise_conv, squeeze_excite_shapes, weight_shape};
+pub use layers::{BATCH_NORM_EPS, pointwise_conv, squeeze_excite_shapes, weight_shape};
 pub use model_id::{IMAGENET_CLASSES, ModelId, SHIPPED, Shipped, UnknownModel};
 pub use network::{MAX_WEIGHTS_BYTES, MobileNet};
 pub(crate) use random::SplitMix64;
-pub use weights::{DEFAULT_RESOLUTION, WeightOverrides, WeightsError};
+pub use weights::{DEFAULT_RESOLUTION, Values, WeightOverrides, WeightsError, dequantize, names};
 
 /// Helpers shared by the unit tests of this module.
 #[cfg(test)]
