@@ -7,7 +7,7 @@ use candle_core::{DType, Device, Result, Tensor, bail};
 use super::layers::{LayerOp, RawLayer, build_op};
 use super::model_id::ModelId;
 use super::random::random_layers;
-use super::weights::{ParsedWeights, WeightOverrides, WeightsError, alpha_text, parse};
+use super::weights::{ActivationQuantization, ParsedWeights, WeightOverrides, WeightsError, alpha_text, parse};
 use crate::arch::{Config, ConfigError, Layer, instantiate};
 use crate::engine::LayerWeights;
 
@@ -28,6 +28,8 @@ pub struct MobileNet {
     device: Device,
     /// Indices of the layers whose input a later layer's `residual_from` adds back.
     residual_sources: Vec<usize>,
+    /// The file's activation quantization (what `--precision int8` needs), when it has one.
+    activations: Option<ActivationQuantization>,
 }
 
 impl MobileNet {
@@ -103,14 +105,16 @@ impl MobileNet {
             trained_resolution,
             layers: raw,
             batch_norm,
+            activations,
         } = parsed;
         let layers = instantiate(&config);
-        Self::assemble(name, config, trained_resolution, layers, raw, batch_norm, device).map_err(|source| {
-            WeightsError::Candle {
+        let net = Self::assemble(name, config, trained_resolution, layers, raw, batch_norm, device).map_err(
+            |source| WeightsError::Candle {
                 file: file.to_string(),
                 source,
-            }
-        })
+            },
+        )?;
+        Ok(MobileNet { activations, ..net })
     }
 
     fn assemble(
@@ -142,6 +146,7 @@ impl MobileNet {
             batch_norm,
             device: device.clone(),
             residual_sources,
+            activations: None,
         })
     }
 
@@ -195,6 +200,12 @@ impl MobileNet {
     /// scales and zero points are not parameters and are excluded.
     pub fn parameter_count(&self) -> u64 {
         self.parameter_count
+    }
+
+    /// The activation quantization of the weights file (`nn::names`), when it has one: what
+    /// `--precision int8` needs besides uint8 weights. It does not depend on the resolution.
+    pub fn activation_quantization(&self) -> Option<&ActivationQuantization> {
+        self.activations.as_ref()
     }
 
     /// Whether any layer carries explicit BatchNorm tensors (else biases are folded).
