@@ -11,17 +11,14 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
-use candle_core::Device;
 
 use super::bench::{environment, time_runner};
 use super::emit::{render, write};
-use super::network::RANDOM_SEED;
-use super::plan::{SweepPlan, Target};
+use super::network::load;
+use super::plan::{ModelChoice, ModelSource, RunPlan, SweepPlan, Target};
 use super::{exit, interrupt, progress_bar};
 use crate::bench::{MockTimer, Summary, measure, throughput};
 use crate::cost::analyze;
-use crate::infer::Runner;
-use crate::nn::MobileNet;
 use crate::output::path_text;
 use crate::published::Store;
 use crate::report;
@@ -57,7 +54,8 @@ fn write_report(plan: &SweepPlan, report: &SweepReport) -> Result<()> {
     write(&plan.output.target, render(&plan.output, report)?.as_bytes())
 }
 
-/// One row: analytic columns, accuracy and (unless --no-timing) the measured latency.
+/// One row: analytic columns, accuracy and (unless --no-timing) the measured latency, at
+/// `accuracy`'s precision (random weights; at int8 with synthetic quantization).
 fn measure_row(
     plan: &SweepPlan,
     point: &super::plan::SweepPoint,
@@ -77,8 +75,15 @@ fn measure_row(
             &mut || Ok(()),
         )?
     } else {
-        let net = MobileNet::random(config, RANDOM_SEED, &Device::Cpu)?;
-        let mut runner = Runner::new(net, plan.run.engine, plan.run.threads)?;
+        let run = RunPlan {
+            precision: accuracy.precision,
+            ..plan.run
+        };
+        let choice = ModelChoice {
+            source: ModelSource::Random(config),
+            resolution: None,
+        };
+        let mut runner = load(&choice, &run, plan.batch, 0)?.runner(&run)?;
         time_runner(&mut runner, &plan.timing, plan.batch)?
     };
     row.latency_ms = Summary::of(&samples);
@@ -88,10 +93,12 @@ fn measure_row(
 
 pub fn run_sweep(plan: &SweepPlan) -> Result<ExitCode> {
     let store = Store::embedded();
+    // One model per member and precision: member m's at precision p is m * precisions + p.
     let accuracy: Vec<AccuracyModel> = plan
         .members
         .iter()
-        .map(|&m| AccuracyModel::new(&store, plan.accuracy_source, m))
+        .flat_map(|&m| plan.precisions.iter().map(move |&p| (m, p)))
+        .map(|(m, p)| AccuracyModel::new(&store, plan.accuracy_source, m, p))
         .collect();
     let mut report = SweepReport::new(
         environment(plan.mock_timer, plan.run.threads, plan.run.engine),
@@ -101,17 +108,25 @@ pub fn run_sweep(plan: &SweepPlan) -> Result<ExitCode> {
         &accuracy,
         plan.budget,
     );
-    let bar = progress_bar(plan.points.len() as u64, plan.quiet, "sweep", "points");
+    let bar = progress_bar(
+        (plan.points.len() * plan.precisions.len()) as u64,
+        plan.quiet,
+        "sweep",
+        "rows",
+    );
     let mut checkpoints = Checkpoints {
         last: Instant::now(),
         cost: Duration::ZERO,
     };
     let mut interrupted = None;
-    for point in &plan.points {
-        bar.set_message(point.config.label());
+    let rows = plan.points.iter().flat_map(|point| {
+        (0..plan.precisions.len()).map(move |p| (point, point.member * plan.precisions.len() + p))
+    });
+    for (point, model) in rows {
+        bar.set_message(format!("{} {}", point.config.label(), accuracy[model].precision));
         let row = match interrupt::check()
             .map_err(anyhow::Error::from)
-            .and_then(|()| measure_row(plan, point, &accuracy[point.member]))
+            .and_then(|()| measure_row(plan, point, &accuracy[model]))
         {
             Ok(row) => row,
             Err(e) => match e.downcast::<interrupt::Interrupted>() {

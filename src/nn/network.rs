@@ -7,7 +7,9 @@ use candle_core::{DType, Device, Result, Tensor, bail};
 use super::layers::{LayerOp, RawLayer, build_op};
 use super::model_id::ModelId;
 use super::random::random_layers;
-use super::weights::{ActivationQuantization, ParsedWeights, WeightOverrides, WeightsError, alpha_text, parse};
+use super::weights::{
+    ActivationQuantization, ParsedWeights, WeightOverrides, WeightsError, alpha_text, parse,
+};
 use crate::arch::{Config, ConfigError, Layer, instantiate};
 use crate::engine::LayerWeights;
 

@@ -12,5 +12,6 @@ mod int8;
 mod measure;
 mod network;
 mod plan;
+mod precision;
 mod properties;
 mod schema;

@@ -93,10 +93,11 @@ impl TryFrom<&BenchArgs> for BenchPlan {
             source,
         };
         let run = RunPlan::try_from(&args.run)?;
+        model.check_int8(&run)?;
         let batch = args.timing.batch.unwrap_or(1) as usize;
         if let Some(config) = model.config() {
             run.check_memory(
-                estimate(&config, batch, run.engine, 0),
+                estimate(&config, batch, run.engine, run.precision, 0),
                 format!(
                     "--batch {batch} at {} ({r}x{r})",
                     config.label(),

@@ -92,7 +92,9 @@ fn scalar(f: &FileCtx, name: &str, present: &str, integer: bool) -> Result<f64, 
         return Err(WeightsError::MissingTensor {
             file,
             tensor: name.to_string(),
-            expected: format!("{EXPECTED}: the file has activation quantization ({present}), so every layer needs it"),
+            expected: format!(
+                "{EXPECTED}: the file has activation quantization ({present}), so every layer needs it"
+            ),
         });
     };
     if view.shape() != [1] {

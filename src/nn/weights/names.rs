@@ -65,7 +65,10 @@ pub fn is_squeeze_excite(tensor: &str) -> bool {
 /// The quantization of one uint8 tensor of `base` (`input`, `output`; an ADD's `input1`,
 /// `input2`, `output`): (`BASE.TENSOR_scale`, `BASE.TENSOR_zero_point`).
 pub fn quantization(base: &str, tensor: &str) -> (String, String) {
-    (format!("{base}.{tensor}_scale"), format!("{base}.{tensor}_zero_point"))
+    (
+        format!("{base}.{tensor}_scale"),
+        format!("{base}.{tensor}_zero_point"),
+    )
 }
 
 /// The base of the residual ADD after the projection `layer` (`block_k.project`):
@@ -146,9 +149,15 @@ mod tests {
         assert!(!is_squeeze_excite("block_3.expand.weight"));
         assert_eq!(
             quantization("pw_13", "output"),
-            ("pw_13.output_scale".to_string(), "pw_13.output_zero_point".to_string())
+            (
+                "pw_13.output_scale".to_string(),
+                "pw_13.output_zero_point".to_string()
+            )
         );
         assert_eq!(residual_add("block_4.project"), "block_4.add");
-        assert_eq!(quantization("block_4.add", "input2").1, "block_4.add.input2_zero_point");
+        assert_eq!(
+            quantization("block_4.add", "input2").1,
+            "block_4.add.input2_zero_point"
+        );
     }
 }
