@@ -44,8 +44,9 @@ pub fn per_layer(
             } else {
                 0.0
             },
+            // A layer without multiply-accumulates (the pool) has no share of a MAC peak.
             peak_pct: peak
-                .filter(|_| medians[i] > 0.0)
+                .filter(|_| medians[i] > 0.0 && costs[i] > 0)
                 .map(|p| p.share(costs[i], batch, medians[i])),
         })
         .collect()
@@ -80,5 +81,8 @@ mod tests {
         let shares = per_layer(&layers, &samples, 2, Some(&Peak::mock()));
         let expected = 2.0 * shares[0].mult_adds as f64 / 2e-3 / 1e9;
         assert!((shares[0].peak_pct.unwrap() - expected).abs() < 1e-9);
+        // The pool does no multiply-accumulates: no share, rather than 0%.
+        let pool = shares.iter().find(|r| r.mult_adds == 0).unwrap();
+        assert_eq!(pool.peak_pct, None);
     }
 }

@@ -1,11 +1,13 @@
 //! The peak an int8 layer's speed is put against in `bench --per-layer --precision int8`: the
-//! multiply-accumulates per second of one thread issuing nothing but `vpdpbusd` (AVX-512 VNNI:
-//! 64 u8 x s8 products per instruction) on registers, measured once per run, the way the f32
-//! engine's documentation measures its FMA peak (`benches/engine.rs`: independent chains, no
-//! memory traffic, the best of five timings). No layer can beat it; the share says how far
-//! each layer is from it. For comparison, `shared/int8/README.md` states ~480 GMAC/s for one
-//! core of the Intel Xeon it was measured on; AMD Zen 4 executes 512-bit `vpdpbusd` as two
-//! 256-bit halves, so its peak per cycle is lower.
+//! multiply-accumulates per second of one thread issuing nothing but `vpdpbusd` (AVX-512 VNNI,
+//! Intel SDM vol. 2 VPDPBUSD: 64 u8 x s8 products per 512-bit instruction) on registers,
+//! measured once per run the way `benches/engine.rs` measures the FMA peak (independent chains,
+//! no memory traffic, the best of five timings). No layer can beat it; the share says how far
+//! each layer is from it. It is measured rather than derived from a clock and a datasheet
+//! throughput because neither is reliable on a shared VM (turbo, double-pumped 512-bit units):
+//! for comparison, the project's shared int8 notes state ~480 GMAC/s for one core of the Intel
+//! Xeon they were measured on, and this measurement gave 550 GMAC/s on the 2-core AMD EPYC the
+//! README's figures come from.
 
 use serde::Serialize;
 
