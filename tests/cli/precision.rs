@@ -12,7 +12,7 @@ use crate::common::{cli, fixture, json_of, photo};
 use mobilenet_cli::arch::Family;
 use mobilenet_cli::infer::{INT8_KERNELS, kernels_name};
 use mobilenet_cli::nn::{MobileNet, ModelId, names};
-use mobilenet_cli::quant::{Kernels, LayerParams, NetworkParams};
+use mobilenet_cli::quant::{Kernels, LayerParams, NetworkParams, Output, QuantizedNetwork};
 
 const IMAGES: [&str; 3] = ["grace_hopper", "chelsea", "bike"];
 
@@ -683,4 +683,44 @@ fn a_size_budget_counts_each_row_at_its_precision() {
         .map(|l| l.split(',').nth(at).unwrap())
         .collect();
     assert_eq!(column, ["f32", "int8"]);
+}
+
+#[test]
+fn crop_1_hands_an_image_at_the_resolution_to_the_network_byte_for_byte() {
+    // Random pixels: any change on the way (a crop, a resize to another size, a channel swap,
+    // a rescaling) would change them, and with them the outputs. The binary's q/256 for the PNG
+    // must equal the int8 network run on the very bytes.
+    let id = ModelId::V1_025_128;
+    let network =
+        QuantizedNetwork::new(NetworkParams::from_safetensors(&id.config(), id.bytes(), id.bytes()).unwrap())
+            .unwrap();
+    let pixels = network.random_input(1, 7);
+    let r = id.resolution();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("noise.png");
+    image::RgbImage::from_raw(r, r, pixels.clone())
+        .unwrap()
+        .save(&path)
+        .unwrap();
+    let expected = network.run(&pixels, 1, Output::Probabilities).unwrap();
+    let classify = |crop: &str| {
+        let v = json_of(&[
+            "classify",
+            path.to_str().unwrap(),
+            "--model",
+            id.name(),
+            "--precision",
+            "int8",
+            "--crop",
+            crop,
+            "--top",
+            "1001",
+            "--format",
+            "json",
+        ]);
+        quantized_probabilities(&v[0])
+    };
+    assert_eq!(classify("1"), expected);
+    // TF-slim's crop resamples the central 87.5%: a different input.
+    assert_ne!(classify("0.875"), expected);
 }
