@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use divan::Bencher;
 use mobilenet_cli::arch::{Config, Family, Layer, LayerKind, instantiate};
 use mobilenet_cli::cost::{analyze, layer_cost};
-use mobilenet_cli::engine::{Engine, FoldedLayerWeights, Isa};
+use mobilenet_cli::engine::{Dense, Engine, Isa, LayerWeights};
 
 /// The project's nominal fp32 FMA peak of one core (one 512-bit FMA per cycle at ~3.7 GHz =
 /// 16 lanes x 2 flops x 3.7e9). Cores with two 512-bit FMA pipes (Zen 5) reach twice that,
@@ -27,7 +27,7 @@ fn main() {
 /// Weights with the right sizes, scaled like a trained network's (uniform with variance
 /// 1 / fan-in) so that activations stay O(1): weights that shrink the signal layer after
 /// layer produce subnormal floats, which are many times slower and would time the wrong thing.
-fn weights(layers: &[Layer]) -> Vec<FoldedLayerWeights> {
+fn weights(layers: &[Layer]) -> Vec<LayerWeights> {
     let mut state = 0x1234_5678_u32;
     let mut next = move || {
         state = state.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
@@ -37,25 +37,24 @@ fn weights(layers: &[Layer]) -> Vec<FoldedLayerWeights> {
         let scale = 2.0 * (3.0 / fan_in as f32).sqrt();
         let weight: Vec<f32> = (0..fan_in * cout).map(|_| next() * scale).collect();
         let bias: Vec<f32> = (0..cout).map(|_| next() * 0.1).collect();
-        (weight, bias)
+        Dense { weight, bias }
     };
     layers
         .iter()
         .map(|l| {
             let (cin, cout, k) = (l.input.c as usize, l.output.c as usize, l.kernel as usize);
-            let (weight, bias) = match l.kind {
+            LayerWeights::Dense(match l.kind {
                 LayerKind::Conv => dense(cin * k * k, cout),
                 LayerKind::Depthwise => dense(k * k, cout),
                 LayerKind::Pointwise | LayerKind::Fc => dense(cin, cout),
                 LayerKind::SqueezeExcite => {
                     let se = l.se_channels.expect("an SE layer has its squeezed width") as usize;
-                    let (reduce, reduce_bias) = dense(cin, se);
-                    let (expand, expand_bias) = dense(se, cin);
-                    return FoldedLayerWeights::squeeze_excite(&reduce, &reduce_bias, &expand, &expand_bias);
+                    let reduce = dense(cin, se);
+                    let expand = dense(se, cin);
+                    return LayerWeights::SqueezeExcite { reduce, expand };
                 }
-                LayerKind::AvgPool => return FoldedLayerWeights::default(),
-            };
-            FoldedLayerWeights { weight, bias }
+                LayerKind::AvgPool => return LayerWeights::None,
+            })
         })
         .collect()
 }

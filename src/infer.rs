@@ -1,13 +1,19 @@
 //! The inference engines behind `classify`, `evaluate`, `bench` and `sweep`: one [`Runner`] over
 //! a loaded [`MobileNet`], either the project's own kernels (`fast`, the default: see
 //! `crate::engine`) or the plain candle-ops network (`reference`, kept to check the fast one).
+//!
+//! Inputs and outputs are flat `f32` slices (NCHW images in, one row per image out), so the
+//! fast engine reads the caller's batch where it lies; only the reference engine wraps it in a
+//! candle tensor. Besides logits and probabilities a runner returns each image's features,
+//! the input of the final FC layer, for work on the backbone's embedding (a new classifier
+//! head, issue 12).
 
 use std::time::{Duration, Instant};
 
 use candle_core::{Result, Tensor, bail};
 use serde::Serialize;
 
-use crate::engine::{Engine, FoldedLayerWeights};
+use crate::engine::Engine;
 use crate::nn::MobileNet;
 
 /// Which inference implementation runs the network.
@@ -49,7 +55,7 @@ impl Runner {
         let fast = match kind {
             EngineKind::Reference => None,
             EngineKind::Fast => {
-                let weights = engine_weights(&net)?;
+                let weights = net.folded_weights()?;
                 // The fast engine decides what it supports; a network it refuses is an error
                 // telling the user how to run it, never a silent switch to the reference.
                 match Engine::new(net.layers(), &weights, threads.max(1)) {
@@ -76,82 +82,112 @@ impl Runner {
         }
     }
 
-    /// The instruction set the fast engine's kernels use ("avx512", "avx2", "portable"), if fast.
+    /// The instruction set the fast engine's kernels run on (`Isa::name`: "avx512f",
+    /// "avx2+fma", "portable"), as `bench` records it; None for the reference engine.
     pub fn isa(&self) -> Option<&'static str> {
         self.fast.as_ref().map(|e| e.isa().name())
     }
 
-    /// Logits [N, classes] for `input` [N, 3, R, R].
-    pub fn forward(&mut self, input: &Tensor) -> Result<Tensor> {
-        self.forward_layers(input, &mut |_, _| {})
+    /// Floats of input per image: `[3, R, R]` at the network's resolution, NCHW.
+    pub fn input_len(&self) -> usize {
+        let r = self.net.config().resolution as usize;
+        3 * r * r
     }
 
-    /// Softmax probabilities [N, classes].
-    pub fn probabilities(&mut self, input: &Tensor) -> Result<Tensor> {
-        candle_nn::ops::softmax_last_dim(&self.forward(input)?)
+    /// Values per image [`Runner::features`] returns.
+    pub fn feature_len(&self) -> usize {
+        self.net.feature_len()
+    }
+
+    /// Logits `[batch, classes]`, row-major, for `input` `[batch, 3, R, R]` (NCHW, flat).
+    pub fn forward(&mut self, input: &[f32], batch: usize) -> Result<Vec<f32>> {
+        self.forward_layers(input, batch, &mut |_, _| {})
+    }
+
+    /// Softmax probabilities `[batch, classes]`, row-major.
+    pub fn probabilities(&mut self, input: &[f32], batch: usize) -> Result<Vec<f32>> {
+        let logits = self.forward(input, batch)?;
+        if batch == 0 {
+            return Ok(logits);
+        }
+        let classes = logits.len() / batch;
+        // candle's softmax for both engines, so that they differ only where their logits do.
+        let logits = Tensor::from_vec(logits, (batch, classes), self.net.device())?;
+        candle_nn::ops::softmax_last_dim(&logits)?
+            .flatten_all()?
+            .to_vec1()
     }
 
     /// Logits, reporting each layer's wall time (index into `net().layers()`) as it finishes.
     pub fn forward_layers(
         &mut self,
-        input: &Tensor,
+        input: &[f32],
+        batch: usize,
         on_layer: &mut dyn FnMut(usize, Duration),
-    ) -> Result<Tensor> {
+    ) -> Result<Vec<f32>> {
+        self.check_input(input, batch)?;
+        if batch == 0 {
+            return Ok(Vec::new());
+        }
         let Some(engine) = self.fast.as_mut() else {
             let mut mark = Instant::now();
-            return self.net.forward_with_hook(input, |index, _| {
+            let input = self.tensor(input, batch)?;
+            let logits = self.net.forward_with_hook(&input, |index, _| {
                 let now = Instant::now();
                 on_layer(index, now - mark);
                 mark = now;
-            });
+            })?;
+            return logits.flatten_all()?.to_vec1();
         };
+        Ok(engine.forward_timed(input, batch, on_layer).to_vec())
+    }
+
+    /// The features `[batch, feature_len]`, row-major: the input of the network's final FC
+    /// layer, computed without it ([`MobileNet::forward_features`]; on the fast engine
+    /// `Engine::forward_features`, batched and threaded like a full pass).
+    pub fn features(&mut self, input: &[f32], batch: usize) -> Result<Vec<f32>> {
+        self.check_input(input, batch)?;
+        if batch == 0 {
+            return Ok(Vec::new());
+        }
+        match self.fast.as_mut() {
+            Some(engine) => Ok(engine.forward_features(input, batch).to_vec()),
+            None => {
+                let input = self.tensor(input, batch)?;
+                self.net.forward_features(&input)?.flatten_all()?.to_vec1()
+            }
+        }
+    }
+
+    fn check_input(&self, input: &[f32], batch: usize) -> Result<()> {
+        let r = self.net.config().resolution;
+        if input.len() != batch * self.input_len() {
+            bail!(
+                "input has {} values for {batch} images, expected [N, 3, {r}, {r}] with N = {batch}",
+                input.len()
+            );
+        }
+        Ok(())
+    }
+
+    /// `input` as the `[batch, 3, R, R]` tensor the reference engine runs on.
+    fn tensor(&self, input: &[f32], batch: usize) -> Result<Tensor> {
         let r = self.net.config().resolution as usize;
-        let n = match input.dims4() {
-            Ok((n, 3, h, w)) if h == r && w == r && n > 0 => n,
-            _ => bail!("input has shape {:?}, expected [N, 3, {r}, {r}]", input.dims()),
-        };
-        let data = input
-            .to_dtype(candle_core::DType::F32)?
-            .flatten_all()?
-            .to_vec1::<f32>()?;
-        let logits = engine.forward_timed(&data, n, on_layer).to_vec();
-        let classes = logits.len() / n;
-        Tensor::from_vec(logits, (n, classes), self.net.device())
+        Tensor::from_slice(input, (batch, 3, r, r), self.net.device())
     }
 }
 
-/// The fast engine's weights for `net`: BatchNorm folded, one entry per layer, the
-/// squeeze-and-excite layers' two convs concatenated.
-pub fn engine_weights(net: &MobileNet) -> candle_core::Result<Vec<FoldedLayerWeights>> {
-    let se = net.squeeze_excite_weights()?;
-    Ok(net
-        .folded_weights()?
-        .into_iter()
-        .zip(se)
-        .map(|((weight, bias), se)| match se {
-            Some(se) => FoldedLayerWeights::squeeze_excite(
-                &se.reduce_weight,
-                &se.reduce_bias,
-                &se.expand_weight,
-                &se.expand_bias,
-            ),
-            None => FoldedLayerWeights { weight, bias },
-        })
-        .collect())
-}
-
-/// A deterministic pseudo-random input in [-1, 1] of shape [batch, 3, res, res] (a 64-bit LCG:
+/// A deterministic pseudo-random input in [-1, 1], `[batch, 3, res, res]` flat (a 64-bit LCG:
 /// benchmarks need the same input every run, not good randomness).
-pub fn synthetic_input(batch: usize, resolution: u32, device: &candle_core::Device) -> Result<Tensor> {
+pub fn synthetic_input(batch: usize, resolution: u32) -> Vec<f32> {
     let r = resolution as usize;
     let mut state: u64 = 0x9E37_79B9_7F4A_7C15;
-    let data: Vec<f32> = (0..batch * 3 * r * r)
+    (0..batch * 3 * r * r)
         .map(|_| {
             state = state
                 .wrapping_mul(6_364_136_223_846_793_005)
                 .wrapping_add(1_442_695_040_888_963_407);
             ((state >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
         })
-        .collect();
-    Tensor::from_vec(data, (batch, 3, r, r), device)
+        .collect()
 }

@@ -28,24 +28,24 @@ pub(super) fn environment(mock: bool, threads: usize, engine: EngineKind) -> Env
 
 /// Times `runner` per `plan` on a synthetic input of `batch` images; stops at an interruption.
 pub(super) fn time_runner(runner: &mut Runner, plan: &TimingPlan, batch: usize) -> Result<Vec<f64>> {
-    let input = synthetic_input(batch, runner.net().config().resolution, runner.net().device())?;
+    let input = synthetic_input(batch, runner.net().config().resolution);
     measure(plan, &mut WallClock, &mut || {
         interrupt::check()?;
-        Ok(runner.forward(&input).map(drop)?)
+        Ok(runner.forward(&input, batch).map(drop)?)
     })
 }
 
 /// Each layer's timed runs in milliseconds (after the plan's warm-up).
 fn time_layers(runner: &mut Runner, plan: &TimingPlan, batch: usize) -> Result<Vec<Vec<f64>>> {
     let mut samples: Vec<Vec<f64>> = vec![Vec::new(); runner.net().layers().len()];
-    let input = synthetic_input(batch, runner.net().config().resolution, runner.net().device())?;
+    let input = synthetic_input(batch, runner.net().config().resolution);
     for _ in 0..plan.warmup {
         interrupt::check()?;
-        runner.forward(&input)?;
+        runner.forward(&input, batch)?;
     }
     for _ in 0..plan.runs.max(1) {
         interrupt::check()?;
-        runner.forward_layers(&input, &mut |i, d| samples[i].push(d.as_secs_f64() * 1e3))?;
+        runner.forward_layers(&input, batch, &mut |i, d| samples[i].push(d.as_secs_f64() * 1e3))?;
     }
     Ok(samples)
 }

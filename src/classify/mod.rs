@@ -14,7 +14,7 @@ use serde::{Serialize, Serializer};
 use crate::infer::Runner;
 use crate::text::{one_line, path_text};
 use crate::vision::{
-    ClassLayout, ImageError, ImageErrorKind, batch_tensor, decode_bytes, eval_preprocess, load_input,
+    ClassLayout, ImageError, ImageErrorKind, batch_input, decode_bytes, eval_preprocess, load_input,
 };
 
 pub use evaluate::{ClassReport, Confusion, EvalError, EvalReport, FailedImage, evaluate};
@@ -123,8 +123,12 @@ pub fn probabilities(model: &mut Runner, inputs: &[Vec<f32>]) -> candle_core::Re
     if inputs.is_empty() {
         return Ok(Vec::new());
     }
-    let batch = batch_tensor(inputs, model.net().config().resolution, model.net().device())?;
-    model.probabilities(&batch)?.to_vec2::<f32>()
+    let batch = batch_input(inputs, model.net().config().resolution)?;
+    let probs = model.probabilities(&batch, inputs.len())?;
+    Ok(probs
+        .chunks_exact(probs.len() / inputs.len())
+        .map(<[f32]>::to_vec)
+        .collect())
 }
 
 /// An image to classify: a file, or one already read into memory (standard input, `-`).

@@ -14,12 +14,13 @@
 //! AVX2 and the portable path some taps live in L1 and become memory operands of the FMAs.
 //! Any other kernel size or a depth multiplier > 1 takes a correct scalar path.
 
-use super::gemm::{Act, with_act};
+use super::LayerWeights;
+use super::act::{Act, with_act};
 use super::pack::DepthwiseTaps;
 use super::parallel::Work;
-#[cfg(target_arch = "x86_64")]
-use super::simd::{Avx2, Avx512};
-use super::simd::{F32Vec, Isa, Portable};
+use super::plan::Dims;
+use super::simd::{self, F32Vec, Isa, Kernel};
+use crate::arch::Layer;
 
 /// A planned depthwise layer. Channel counts are padded ([`super::pack::padded`]).
 #[derive(Debug)]
@@ -51,9 +52,29 @@ struct Row<const K: usize> {
     out_w: usize,
     stride: usize,
     pad_left: usize,
+    act: Act,
 }
 
 impl DepthwiseOp {
+    /// Checks and packs a depthwise layer's taps (`[c * dm, 1, k, k]`) and bias.
+    pub(crate) fn plan(layer: &Layer, weights: &LayerWeights) -> Result<DepthwiseOp, String> {
+        let d = Dims::of(layer);
+        let w = weights.dense()?;
+        w.expect("", d.cout * d.kernel * d.kernel, d.cout)?;
+        Ok(DepthwiseOp {
+            kernel: d.kernel,
+            stride: d.stride,
+            multiplier: d.cout / d.cin,
+            in_hw: d.in_hw,
+            out_hw: d.out_hw,
+            in_c: (d.cin, d.cin_pad),
+            out_c: (d.cout, d.cout_pad),
+            pad: d.pad,
+            taps: DepthwiseTaps::new(&w.weight, &w.bias, d.kernel, d.cout),
+            act: layer.activation.into(),
+        })
+    }
+
     /// Floats of zeros the op needs for rows outside the image.
     pub(crate) fn zero_row_len(&self) -> usize {
         self.in_hw.1 * self.in_c.1
@@ -93,8 +114,8 @@ impl DepthwiseOp {
                 // row; `isa` is available (caller).
                 unsafe {
                     match (self.kernel, self.multiplier) {
-                        (3, 1) => row_entry(isa, &self.row::<3>(&input_row, out), self.act),
-                        (5, 1) => row_entry(isa, &self.row::<5>(&input_row, out), self.act),
+                        (3, 1) => simd::dispatch(isa, &self.row::<3>(&input_row, out)),
+                        (5, 1) => simd::dispatch(isa, &self.row::<5>(&input_row, out)),
                         _ => self.generic_row(&input_row, out),
                     }
                 }
@@ -114,6 +135,7 @@ impl DepthwiseOp {
             out_w: self.out_hw.1,
             stride: self.stride,
             pad_left: self.pad.1,
+            act: self.act,
         }
     }
 
@@ -152,37 +174,18 @@ impl DepthwiseOp {
     }
 }
 
-/// Runs one row on `isa` with the activation known at compile time.
-///
-/// # Safety
-/// `isa` must be available; the row's pointers as [`row`] requires.
-unsafe fn row_entry<const K: usize>(isa: Isa, r: &Row<K>, act: Act) {
-    // SAFETY: forwarded from the caller; each arm runs only when its ISA was detected.
-    unsafe {
-        match isa {
-            #[cfg(target_arch = "x86_64")]
-            Isa::Avx512 => row_avx512(r, act),
-            #[cfg(target_arch = "x86_64")]
-            Isa::Avx2 => row_avx2(r, act),
-            #[cfg(not(target_arch = "x86_64"))]
-            Isa::Avx512 | Isa::Avx2 => unreachable!("x86 ISA on another architecture"),
-            Isa::Portable => with_act!(act, act => row::<Portable, K>(r, act)),
-        }
+impl<const K: usize> Kernel for &Row<K> {
+    type Output = ();
+
+    /// Runs the row with the activation known at compile time.
+    ///
+    /// # Safety
+    /// `V`'s ISA must be enabled; the row's pointers as [`row`] requires.
+    #[inline(always)]
+    unsafe fn run<V: F32Vec>(self) {
+        // SAFETY: forwarded from the caller.
+        unsafe { with_act!(self.act, act => row::<V, K>(self, act)) }
     }
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
-unsafe fn row_avx512<const K: usize>(r: &Row<K>, act: Act) {
-    // SAFETY: forwarded; avx512f is enabled here.
-    unsafe { with_act!(act, act => row::<Avx512, K>(r, act)) }
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-unsafe fn row_avx2<const K: usize>(r: &Row<K>, act: Act) {
-    // SAFETY: forwarded; avx2 and fma are enabled here.
-    unsafe { with_act!(act, act => row::<Avx2, K>(r, act)) }
 }
 
 /// # Safety

@@ -11,12 +11,14 @@
 //! planner finds nothing else reads the depthwise output, source and destination are the same
 //! buffer and the scaling is in place.
 
-use super::gemm::{Act, Gemm};
-use super::pack::PackedB;
+use super::LayerWeights;
+use super::act::Act;
+use super::gemm::Gemm;
+use super::pack::{PackedB, padded};
 use super::parallel::Work;
-#[cfg(target_arch = "x86_64")]
-use super::simd::{Avx2, Avx512};
-use super::simd::{F32Vec, Isa, Portable};
+use super::plan::Dims;
+use super::simd::{self, F32Vec, Isa, Kernel};
+use crate::arch::{Activation, Layer};
 
 /// Images a thread squeezes and excites together: the two GEMMs then read their weights once
 /// per chunk of images instead of once per image (v3-large's SE weights are ~2.6 M floats, half
@@ -40,6 +42,31 @@ pub(crate) struct SqueezeExciteOp {
 }
 
 impl SqueezeExciteOp {
+    /// Checks and packs the reduce (`[se, C, 1, 1]`, bias `[se]`) and expand (`[C, se, 1, 1]`,
+    /// bias `[C]`) convs. The layer's shape was checked: it has `se_channels`.
+    pub(crate) fn plan(layer: &Layer, weights: &LayerWeights) -> Result<SqueezeExciteOp, String> {
+        let d = Dims::of(layer);
+        let (c, se) = (d.cin, layer.se_channels.unwrap_or_default() as usize);
+        let (reduce, expand) = weights.squeeze_excite()?;
+        reduce.expect("reduce ", se * c, se)?;
+        expand.expect("expand ", c * se, c)?;
+        if layer.activation != Activation::Linear {
+            return Err(format!(
+                "is squeeze-and-excite with a {} after the channel scaling, which no MobileNet has",
+                layer.activation.name()
+            ));
+        }
+        let se_pad = padded(se);
+        Ok(SqueezeExciteOp {
+            pixels: d.in_hw.0 * d.in_hw.1,
+            c_pad: d.cin_pad,
+            se_pad,
+            reduce: PackedB::transposed(&reduce.weight, &reduce.bias, (c, d.cin_pad), (se, se_pad)),
+            // Padded output channels get the gate hard_sigmoid(0) = 1/2; they scale zeros.
+            expand: PackedB::transposed(&expand.weight, &expand.bias, (se, se_pad), (c, d.cin_pad)),
+        })
+    }
+
     /// Floats of per-thread scratch: a chunk's pooled vectors (overwritten by the gates, which
     /// are computed once the pooled values have been read) and its squeezed vectors.
     pub(crate) fn scratch_len(&self) -> usize {
@@ -73,7 +100,7 @@ impl SqueezeExciteOp {
                     for i in 0..count {
                         let x = src.add((first + i) * image);
                         let mean = pooled.add(i * self.c_pad);
-                        kernel(isa, Kernel::Pool, self, x, mean, std::ptr::null_mut());
+                        simd::dispatch(isa, self.pass(Pass::Pool, x, mean, std::ptr::null_mut()));
                     }
                     self.fc(isa, &self.reduce, pooled, squeezed, Act::Relu, count);
                     // The gates overwrite the pooled values, all read by now.
@@ -81,18 +108,27 @@ impl SqueezeExciteOp {
                     self.fc(isa, &self.expand, squeezed, gates, Act::HardSigmoid, count);
                     for i in 0..count {
                         let offset = (first + i) * image;
-                        kernel(
+                        let gate = gates.add(i * self.c_pad);
+                        simd::dispatch(
                             isa,
-                            Kernel::Scale,
-                            self,
-                            src.add(offset),
-                            gates.add(i * self.c_pad),
-                            dst.add(offset),
+                            self.pass(Pass::Scale, src.add(offset), gate, dst.add(offset)),
                         );
                     }
                 }
             }
         });
+    }
+
+    /// One image's pool or scale pass.
+    fn pass(&self, which: Pass, image: *const f32, vector: *mut f32, out: *mut f32) -> ImageKernel {
+        ImageKernel {
+            which,
+            pixels: self.pixels,
+            c_pad: self.c_pad,
+            image,
+            vector,
+            out,
+        }
     }
 
     /// `c = act(a * b + bias)` for `rows` rows, `a` and `c` dense with `b.k` and `b.n` columns.
@@ -117,98 +153,61 @@ impl SqueezeExciteOp {
 }
 
 #[derive(Clone, Copy)]
-enum Kernel {
+enum Pass {
     /// `vector[c] = mean over pixels of image[p, c]`; `out` is unused.
     Pool,
     /// `out[p, c] = image[p, c] * vector[c]`.
     Scale,
 }
 
-/// Runs `which` on one image on `isa`.
-///
-/// # Safety
-/// `isa` must be available; `image` must hold `pixels * c_pad` floats, `vector` `c_pad`, and
-/// for [`Kernel::Scale`] `out` must be writable for `pixels * c_pad` floats (it may be `image`).
-unsafe fn kernel(
-    isa: Isa,
-    which: Kernel,
-    op: &SqueezeExciteOp,
+/// One of the two per-image passes on `pixels * c_pad` floats at `image`.
+struct ImageKernel {
+    which: Pass,
+    pixels: usize,
+    c_pad: usize,
     image: *const f32,
     vector: *mut f32,
     out: *mut f32,
-) {
-    let shape = (op.pixels, op.c_pad);
-    // SAFETY: forwarded from the caller; each arm runs only when its ISA was detected.
-    unsafe {
-        match isa {
-            #[cfg(target_arch = "x86_64")]
-            Isa::Avx512 => kernel_avx512(which, shape, image, vector, out),
-            #[cfg(target_arch = "x86_64")]
-            Isa::Avx2 => kernel_avx2(which, shape, image, vector, out),
-            #[cfg(not(target_arch = "x86_64"))]
-            Isa::Avx512 | Isa::Avx2 => unreachable!("x86 ISA on another architecture"),
-            Isa::Portable => kernel_body::<Portable>(which, shape, image, vector, out),
-        }
-    }
 }
 
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
-unsafe fn kernel_avx512(
-    which: Kernel,
-    shape: (usize, usize),
-    image: *const f32,
-    vector: *mut f32,
-    out: *mut f32,
-) {
-    // SAFETY: forwarded; avx512f is enabled here.
-    unsafe { kernel_body::<Avx512>(which, shape, image, vector, out) }
-}
+impl Kernel for ImageKernel {
+    type Output = ();
 
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-unsafe fn kernel_avx2(
-    which: Kernel,
-    shape: (usize, usize),
-    image: *const f32,
-    vector: *mut f32,
-    out: *mut f32,
-) {
-    // SAFETY: forwarded; avx2 and fma are enabled here.
-    unsafe { kernel_body::<Avx2>(which, shape, image, vector, out) }
-}
-
-/// # Safety
-/// `V`'s ISA must be enabled; pointers as for [`kernel`], with `shape = (pixels, c_pad)` and
-/// `c_pad` a multiple of `V::LANES`.
-#[inline(always)]
-unsafe fn kernel_body<V: F32Vec>(
-    which: Kernel,
-    (pixels, c_pad): (usize, usize),
-    image: *const f32,
-    vector: *mut f32,
-    out: *mut f32,
-) {
-    // SAFETY: every offset is `p * c_pad + c` with `p < pixels`, `c < c_pad`, or `c < c_pad`.
-    unsafe {
-        match which {
-            Kernel::Pool => {
-                let block = POOL_VECTORS * V::LANES;
-                let mut c0 = 0;
-                while c0 + block <= c_pad {
-                    pool_block::<V, POOL_VECTORS>(pixels, c_pad, image.add(c0), vector.add(c0));
-                    c0 += block;
+    /// # Safety
+    /// `V`'s ISA must be enabled; `image` must hold `pixels * c_pad` floats and `vector`
+    /// `c_pad`, with `c_pad` a multiple of `V::LANES`; for [`Pass::Scale`] `out` must be
+    /// writable for `pixels * c_pad` floats (it may be `image`).
+    #[inline(always)]
+    unsafe fn run<V: F32Vec>(self) {
+        let ImageKernel {
+            which,
+            pixels,
+            c_pad,
+            image,
+            vector,
+            out,
+        } = self;
+        // SAFETY: every offset is `p * c_pad + c` with `p < pixels`, `c < c_pad`, or `c < c_pad`.
+        unsafe {
+            match which {
+                Pass::Pool => {
+                    let block = POOL_VECTORS * V::LANES;
+                    let mut c0 = 0;
+                    while c0 + block <= c_pad {
+                        pool_block::<V, POOL_VECTORS>(pixels, c_pad, image.add(c0), vector.add(c0));
+                        c0 += block;
+                    }
+                    while c0 < c_pad {
+                        pool_block::<V, 1>(pixels, c_pad, image.add(c0), vector.add(c0));
+                        c0 += V::LANES;
+                    }
                 }
-                while c0 < c_pad {
-                    pool_block::<V, 1>(pixels, c_pad, image.add(c0), vector.add(c0));
-                    c0 += V::LANES;
-                }
-            }
-            Kernel::Scale => {
-                for p in 0..pixels {
-                    let (x, y) = (image.add(p * c_pad), out.add(p * c_pad));
-                    for c in (0..c_pad).step_by(V::LANES) {
-                        V::load(x.add(c)).mul(V::load(vector.add(c))).store(y.add(c));
+                Pass::Scale => {
+                    for p in 0..pixels {
+                        let (x, y) = (image.add(p * c_pad), out.add(p * c_pad));
+                        for c in (0..c_pad).step_by(V::LANES) {
+                            V::load(x.add(c)).mul(V::load(vector.add(c))).store(y.add(c));
+                        }
                     }
                 }
             }

@@ -20,85 +20,10 @@
 
 use std::ops::Range;
 
+use super::act::{Act, with_act};
 use super::pack::{PANEL, PackedB};
-#[cfg(target_arch = "x86_64")]
-use super::simd::{Avx2, Avx512};
-use super::simd::{F32Vec, Isa, Portable, prefetch};
-
-/// The activation applied in the epilogue, while the values are still in registers.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Act {
-    Relu6,
-    Relu,
-    /// x * relu6(x + 3) / 6: MobileNetV3's cheap swish (Howard et al. 2019 eq. 2).
-    HardSwish,
-    /// relu6(x + 3) / 6: the squeeze-and-excite gate (Section 5.3), never a layer's own
-    /// activation.
-    HardSigmoid,
-    Linear,
-}
-
-impl Act {
-    /// # Safety
-    /// `V`'s ISA must be enabled.
-    #[inline(always)]
-    pub(crate) unsafe fn apply<V: F32Vec>(self, x: V) -> V {
-        // SAFETY: forwarded from the caller.
-        unsafe {
-            match self {
-                Act::Relu6 => x.relu6(),
-                Act::Relu => x.max(V::splat(0.0)),
-                Act::HardSwish => x.hard_swish(),
-                Act::HardSigmoid => x.hard_sigmoid(),
-                Act::Linear => x,
-            }
-        }
-    }
-
-    /// The same function on one value, for the scalar fallbacks.
-    pub(crate) fn scalar(self, x: f32) -> f32 {
-        let gate = |x: f32| (x * (1.0 / 6.0) + 0.5).clamp(0.0, 1.0);
-        match self {
-            Act::Relu6 => x.clamp(0.0, 6.0),
-            Act::Relu => x.max(0.0),
-            Act::HardSwish => x * gate(x),
-            Act::HardSigmoid => gate(x),
-            Act::Linear => x,
-        }
-    }
-}
-
-/// Evaluates `$body` with `$act` bound to `$value` as a constant in each arm, so that a kernel
-/// inlined into the body specialises its epilogue instead of branching on the activation for
-/// every vector it stores. A macro, not a closure taking the activation, because closures do
-/// not inherit the `#[target_feature]`s of the function they are written in.
-macro_rules! with_act {
-    ($value:expr, $act:ident => $body:expr) => {
-        match $value {
-            $crate::engine::gemm::Act::Relu6 => {
-                let $act = $crate::engine::gemm::Act::Relu6;
-                $body
-            }
-            $crate::engine::gemm::Act::Relu => {
-                let $act = $crate::engine::gemm::Act::Relu;
-                $body
-            }
-            $crate::engine::gemm::Act::HardSwish => {
-                let $act = $crate::engine::gemm::Act::HardSwish;
-                $body
-            }
-            $crate::engine::gemm::Act::HardSigmoid => {
-                let $act = $crate::engine::gemm::Act::HardSigmoid;
-                $body
-            }
-            $crate::engine::gemm::Act::Linear => {
-                let $act = $crate::engine::gemm::Act::Linear;
-                $body
-            }
-        }
-    };
-}
-pub(crate) use with_act;
+use super::parallel::Work;
+use super::simd::{self, F32Vec, Isa, Kernel, prefetch};
 
 /// Rows of `A` kept in an L2-sized chunk while all panels stream past it.
 const CHUNK_FLOATS: usize = 64 * 1024;
@@ -107,7 +32,7 @@ const CHUNK_FLOATS: usize = 64 * 1024;
 const SMALL_B_FLOATS: usize = 16 * 1024;
 
 /// Tile shape per ISA: (rows, columns per tile, lanes per vector).
-fn tile_shape(isa: Isa) -> (usize, usize, usize) {
+const fn tile_shape(isa: Isa) -> (usize, usize, usize) {
     match isa {
         Isa::Avx512 => (14, 32, 16),
         Isa::Avx2 => (6, 16, 8),
@@ -119,7 +44,7 @@ fn tile_shape(isa: Isa) -> (usize, usize, usize) {
 }
 
 /// The largest tile height for `isa`: row shares are split on multiples of it.
-pub(crate) fn tile_rows(isa: Isa) -> usize {
+fn tile_rows(isa: Isa) -> usize {
     tile_shape(isa).0
 }
 
@@ -248,7 +173,15 @@ impl Gemm<'_> {
                     },
                     prefetch: prefetch.filter(|_| g0 == 0),
                 };
-                dispatch(isa, height, cols.div_ceil(lanes), &tile);
+                let nv = cols.div_ceil(lanes);
+                simd::dispatch(
+                    isa,
+                    TileKernel {
+                        mr: height,
+                        nv,
+                        tile: &tile,
+                    },
+                );
             }
         }
     }
@@ -265,20 +198,23 @@ fn tiles(rows: Range<usize>, mr: usize) -> impl Iterator<Item = (usize, usize)> 
     })
 }
 
+/// Runs an `m`-row GEMM on all threads: each claims rows or weight panels, whichever operand
+/// is larger (`A` is `m x k`, `B` is `k x n`), so that each thread streams part of it, unless
+/// there are too few rows for every thread to get two tiles. Pointwise layers (early ones
+/// split rows, late ones panels) and the FC layer schedule their GEMMs here.
+///
 /// # Safety
-/// `isa` must be available and `tile` valid for an `mr x nv` tile.
-unsafe fn dispatch(isa: Isa, mr: usize, nv: usize, tile: &Tile) {
-    // SAFETY: forwarded from the caller; each arm runs only when its ISA was detected.
-    unsafe {
-        match isa {
-            #[cfg(target_arch = "x86_64")]
-            Isa::Avx512 => tile_avx512(mr, nv, tile),
-            #[cfg(target_arch = "x86_64")]
-            Isa::Avx2 => tile_avx2(mr, nv, tile),
-            #[cfg(not(target_arch = "x86_64"))]
-            Isa::Avx512 | Isa::Avx2 => unreachable!("x86 ISA on another architecture"),
-            Isa::Portable => tile_portable(mr, nv, tile),
-        }
+/// As for [`Gemm::run`] over all `m` rows and panels; all threads must call this together.
+pub(crate) unsafe fn run_shared(gemm: &Gemm<'_>, work: &Work<'_>, isa: Isa, m: usize) {
+    let panels = gemm.b.panels();
+    let mr = tile_rows(isa);
+    let by_panels = panels >= work.threads && (gemm.b.n > m || m < 2 * mr * work.threads);
+    if by_panels {
+        // SAFETY: forwarded; claimed panels are disjoint column ranges of C.
+        work.for_each(panels, 1, |panels| unsafe { gemm.run(isa, 0..m, panels) });
+    } else {
+        // SAFETY: forwarded; claimed rows are disjoint row ranges of C.
+        work.for_each(m, mr, |rows| unsafe { gemm.run(isa, rows, 0..panels) });
     }
 }
 
@@ -291,43 +227,66 @@ const TABLE: u8 = 1;
 const TABLE_LDA1: u8 = 2;
 const TABLE_LDA2: u8 = 3;
 
-/// Instantiates the microkernel for every tile height up to the ISA's maximum, inside one
-/// function compiled with the ISA's features.
-macro_rules! tile_entry {
-    ($(#[$attr:meta])* $name:ident, $vec:ty, $($mr:literal)+) => {
-        $(#[$attr])*
-        unsafe fn $name(mr: usize, nv: usize, tile: &Tile) {
-            let mode = match (tile.offsets.is_null(), tile.lda) {
-                (true, _) => CONTIGUOUS,
-                (false, 1) => TABLE_LDA1,
-                (false, 2) => TABLE_LDA2,
-                (false, _) => TABLE,
-            };
-            // SAFETY: the caller checked the ISA and the tile's bounds.
-            unsafe {
-                match (mr, nv, mode) {
-                    $(
-                        ($mr, 1, CONTIGUOUS) => microkernel::<$vec, $mr, 1, CONTIGUOUS>(tile),
-                        ($mr, 2, CONTIGUOUS) => microkernel::<$vec, $mr, 2, CONTIGUOUS>(tile),
-                        ($mr, 1, TABLE) => microkernel::<$vec, $mr, 1, TABLE>(tile),
-                        ($mr, 2, TABLE) => microkernel::<$vec, $mr, 2, TABLE>(tile),
-                        ($mr, 1, TABLE_LDA1) => microkernel::<$vec, $mr, 1, TABLE_LDA1>(tile),
-                        ($mr, 2, TABLE_LDA1) => microkernel::<$vec, $mr, 2, TABLE_LDA1>(tile),
-                        ($mr, 1, TABLE_LDA2) => microkernel::<$vec, $mr, 1, TABLE_LDA2>(tile),
-                        ($mr, 2, TABLE_LDA2) => microkernel::<$vec, $mr, 2, TABLE_LDA2>(tile),
-                    )+
-                    _ => unreachable!("no {mr}x{nv} tile"),
-                }
-            }
-        }
-    };
+/// One microkernel call on an `mr x nv`-vector tile (`mr` at most the ISA's tile rows).
+struct TileKernel<'a> {
+    mr: usize,
+    nv: usize,
+    tile: &'a Tile,
 }
 
-#[cfg(target_arch = "x86_64")]
-tile_entry!(#[target_feature(enable = "avx512f")] tile_avx512, Avx512, 1 2 3 4 5 6 7 8 9 10 11 12 13 14);
-#[cfg(target_arch = "x86_64")]
-tile_entry!(#[target_feature(enable = "avx2,fma")] tile_avx2, Avx2, 1 2 3 4 5 6);
-tile_entry!(tile_portable, Portable, 1 2 3 4);
+impl Kernel for TileKernel<'_> {
+    type Output = ();
+
+    /// Instantiates the microkernel for every tile height up to the ISA's maximum, inside the
+    /// one function [`simd::dispatch`] compiles with the ISA's features.
+    ///
+    /// # Safety
+    /// `V`'s ISA must be enabled; the tile must be valid for `mr x nv` vectors of `V`.
+    #[inline(always)]
+    unsafe fn run<V: F32Vec>(self) {
+        let Self { mr, nv, tile } = self;
+        // Heights above `V`'s tile rows are never asked for, and the guard is a constant for
+        // each `V`, so those arms are not compiled at all (AVX2 gets 6 heights, not 14).
+        macro_rules! heights {
+            ($($h:literal)+) => {
+                match mr {
+                    // SAFETY: forwarded from the caller.
+                    $($h if $h <= const { tile_shape(V::ISA).0 } => unsafe { by_width::<V, $h>(nv, tile) },)+
+                    _ => unreachable!("no {mr}-row tile"),
+                }
+            };
+        }
+        heights!(1 2 3 4 5 6 7 8 9 10 11 12 13 14)
+    }
+}
+
+/// The microkernel for `MR` rows, `nv` vectors and the tile's way of addressing `A`.
+///
+/// # Safety
+/// As for [`microkernel`], with `NV = nv`.
+#[inline(always)]
+unsafe fn by_width<V: F32Vec, const MR: usize>(nv: usize, tile: &Tile) {
+    let mode = match (tile.offsets.is_null(), tile.lda) {
+        (true, _) => CONTIGUOUS,
+        (false, 1) => TABLE_LDA1,
+        (false, 2) => TABLE_LDA2,
+        (false, _) => TABLE,
+    };
+    // SAFETY: forwarded from the caller.
+    unsafe {
+        match (nv, mode) {
+            (1, CONTIGUOUS) => microkernel::<V, MR, 1, CONTIGUOUS>(tile),
+            (2, CONTIGUOUS) => microkernel::<V, MR, 2, CONTIGUOUS>(tile),
+            (1, TABLE) => microkernel::<V, MR, 1, TABLE>(tile),
+            (2, TABLE) => microkernel::<V, MR, 2, TABLE>(tile),
+            (1, TABLE_LDA1) => microkernel::<V, MR, 1, TABLE_LDA1>(tile),
+            (2, TABLE_LDA1) => microkernel::<V, MR, 2, TABLE_LDA1>(tile),
+            (1, TABLE_LDA2) => microkernel::<V, MR, 1, TABLE_LDA2>(tile),
+            (2, TABLE_LDA2) => microkernel::<V, MR, 2, TABLE_LDA2>(tile),
+            _ => unreachable!("no {MR}x{nv} tile"),
+        }
+    }
+}
 
 /// `C[0..MR, tile columns] = act(bias + A[0..MR, 0..k] * B[0..k, tile columns] [+ residual])`,
 /// `A` addressed as `MODE` says.

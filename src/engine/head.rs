@@ -5,11 +5,14 @@
 //! `[batch, C_pad]` buffer, and the FC layer takes that buffer as its `A` operand and writes
 //! the logits unpadded, `[batch, classes]`, straight into the engine's output.
 
-use super::gemm::{Act, Gemm};
+use super::LayerWeights;
+use super::act::Act;
+use super::gemm::{Gemm, run_shared};
 use super::pack::{CHANNEL_ALIGN, PackedB};
 use super::parallel::Work;
-use super::pointwise;
+use super::plan::Dims;
 use super::simd::Isa;
+use crate::arch::{Activation, Layer};
 
 #[derive(Debug)]
 pub(crate) struct PoolOp {
@@ -18,6 +21,22 @@ pub(crate) struct PoolOp {
 }
 
 impl PoolOp {
+    /// A global average pool, which has no weights and no activation.
+    pub(crate) fn plan(layer: &Layer, weights: &LayerWeights) -> Result<PoolOp, String> {
+        let d = Dims::of(layer);
+        weights.none()?;
+        if layer.activation != Activation::Linear {
+            return Err(format!(
+                "is a pool with {}: the fast engine pools without an activation",
+                layer.activation.name()
+            ));
+        }
+        Ok(PoolOp {
+            pixels: d.in_hw.0 * d.in_hw.1,
+            c_pad: d.cin_pad,
+        })
+    }
+
     /// Averages the channel vectors this thread claims, for every image.
     ///
     /// # Safety
@@ -73,6 +92,21 @@ pub(crate) struct FcOp {
 }
 
 impl FcOp {
+    /// Checks and packs the `[classes, in]` weight into `[in_c_pad, classes]` panels: the
+    /// logits are written unpadded.
+    pub(crate) fn plan(layer: &Layer, weights: &LayerWeights) -> Result<FcOp, String> {
+        let d = Dims::of(layer);
+        let (cin, cout) = (d.cin, d.cout);
+        let w = weights.dense()?;
+        w.expect("", cout * cin, cout)?;
+        Ok(FcOp {
+            in_c_pad: d.cin_pad,
+            classes: cout,
+            weights: PackedB::transposed(&w.weight, &w.bias, (cin, d.cin_pad), (cout, cout)),
+            act: layer.activation.into(),
+        })
+    }
+
     /// # Safety
     /// `isa` must be available; `src` must hold `batch * in_c_pad` floats and `dst` room for
     /// `batch * classes`. All threads must call this together.
@@ -88,6 +122,6 @@ impl FcOp {
             residual: std::ptr::null(),
         };
         // SAFETY: buffer sizes from the caller; `run_shared` gives threads disjoint parts.
-        unsafe { pointwise::run_shared(&gemm, work, isa, batch) };
+        unsafe { run_shared(&gemm, work, isa, batch) };
     }
 }

@@ -4,7 +4,7 @@
 //! (`out = acc + bias + block input`). MobileNetV3 (Howard et al. 2019, arXiv:1905.02244) adds
 //! three things, all handled here:
 //! - hard-swish, `h-swish(x) = x * relu6(x + 3) / 6` (Section 5.2, eq. 2), and plain ReLU,
-//!   fused into every kernel's epilogue like ReLU6 (`gemm::Act`);
+//!   fused into every kernel's epilogue like ReLU6 (`act.rs`);
 //! - 5x5 depthwise kernels (Tables 1-2), on the same register-resident fast path as 3x3
 //!   (`depthwise.rs`);
 //! - squeeze-and-excite after the depthwise activation (Section 5.3, Figure 4): average pool,
@@ -40,21 +40,31 @@
 //! Kernels exist for AVX-512F (14 x 32 GEMM tiles), AVX2 + FMA (6 x 16) and a portable path
 //! (plain Rust the compiler vectorises for the baseline: SSE2 on x86-64, NEON on aarch64),
 //! chosen at run time ([`Isa`]), so the binary needs no `-C target-cpu`. AVX-512 intrinsics
-//! need Rust 1.89.
+//! need Rust 1.89. Each kernel is written once over a vector type and run through one
+//! dispatch point (`simd.rs`), which compiles it once per instruction set. The integer
+//! dot-product tiers an int8 engine would use are detected too ([`IntIsa`]).
 //!
 //! # Execution
-//! [`Engine::new`] validates the layers and weights, packs the weights into the kernels'
-//! layouts (`pack.rs`), picks the instruction set once ([`Isa::detect`]) and
+//! [`Engine::new`] validates the layers (`plan.rs`) and has each op check and pack its
+//! weights, given as one [`LayerWeights`] per layer, into its kernel's layout (each op's
+//! `plan`, beside its kernel; `pack.rs`), picks the instruction set once ([`Isa::detect`]) and
 //! allocates every buffer (activation buffers sized for the largest layer: two ping-pong ones
 //! for v1, a third for v2 and v3, whose block input stays alive until the projection adds it;
-//! the logits, a zero row for the depthwise padding, per-thread scratch for the few padded
+//! the output, a zero row for the depthwise padding, per-thread scratch for the few padded
 //! stem pixels' im2col and the squeeze-and-excite vectors). A forward pass allocates nothing
 //! unless the batch grows. With `threads > 1` each forward pass is one dispatch to the engine's
 //! own rayon pool; every thread runs the layer loop, takes its own share of each layer (rows,
 //! channel blocks, weight panels or, for squeeze-and-excite, images), steals what a slower
 //! thread has not started, and waits for the layer to complete before the next
 //! (`parallel.rs`).
+//!
+//! # Features
+//! [`Engine::forward_features`] stops before the final FC layer and returns its input, the
+//! backbone's pooled features (candle's `*_no_final_layer` models are the shape), at the cost
+//! of the full pass less the classifier's; an engine can also be built without its FC layer.
+//! Either way the vector is read out of its padded buffer in place.
 
+mod act;
 mod buffer;
 mod depthwise;
 mod excite;
@@ -66,6 +76,7 @@ mod plan;
 mod pointwise;
 mod simd;
 mod stem;
+mod weights;
 
 #[cfg(test)]
 mod tests;
@@ -75,37 +86,11 @@ use std::time::{Duration, Instant};
 
 use buffer::AlignedBuf;
 use parallel::{SyncPtr, Team};
-use plan::{Io, Op, Plan};
-pub use simd::Isa;
+use plan::{Io, Op, Plan, Readout};
+pub use simd::{IntIsa, Isa};
+pub use weights::{Dense, LayerWeights};
 
 use crate::arch::Layer;
-
-/// One layer's weights with BatchNorm already folded in, in PyTorch/candle (OIHW) order:
-/// conv `[out, in, k, k]`, depthwise `[c * dm, 1, k, k]`, pointwise `[out, in, 1, 1]`,
-/// fc `[classes, in]`. Both vectors are empty for the average pool. A squeeze-and-excite layer
-/// has two 1x1 convs, stored one after the other ([`FoldedLayerWeights::squeeze_excite`]).
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct FoldedLayerWeights {
-    pub weight: Vec<f32>,
-    pub bias: Vec<f32>,
-}
-
-impl FoldedLayerWeights {
-    /// A squeeze-and-excite layer's weights: the reduce conv `[se, C, 1, 1]` with its bias
-    /// `[se]`, then the expand conv `[C, se, 1, 1]` with its bias `[C]`, concatenated in that
-    /// order (`weight` = reduce then expand, `bias` likewise).
-    pub fn squeeze_excite(
-        reduce_weight: &[f32],
-        reduce_bias: &[f32],
-        expand_weight: &[f32],
-        expand_bias: &[f32],
-    ) -> Self {
-        FoldedLayerWeights {
-            weight: [reduce_weight, expand_weight].concat(),
-            bias: [reduce_bias, expand_bias].concat(),
-        }
-    }
-}
 
 /// Why an engine could not be built.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -141,25 +126,26 @@ pub struct Engine {
     /// `threads` im2col scratch areas of `plan.scratch_len` floats.
     scratch: AlignedBuf,
     zero_row: AlignedBuf,
-    logits: AlignedBuf,
+    /// The last layer's output: the logits, or the features of a network without its FC layer.
+    output: AlignedBuf,
 }
 
 impl Engine {
     /// Builds an engine for `layers` (from [`crate::arch::instantiate`]) with one
-    /// [`FoldedLayerWeights`] per layer, running on `threads` threads (the caller's thread
+    /// [`LayerWeights`] per layer, running on `threads` threads (the caller's thread
     /// counts as one) with the fastest instruction set this CPU has.
-    pub fn new(
-        layers: &[Layer],
-        weights: &[FoldedLayerWeights],
-        threads: usize,
-    ) -> Result<Engine, EngineError> {
+    ///
+    /// The layers end in one vector per image: the FC layer's logits, or, for a backbone
+    /// without its classifier (`&layers[..layers.len() - 1]`), the features the FC layer would
+    /// read (see [`Engine::forward_features`]).
+    pub fn new(layers: &[Layer], weights: &[LayerWeights], threads: usize) -> Result<Engine, EngineError> {
         Engine::with_isa(layers, weights, threads, Isa::detect())
     }
 
     /// As [`Engine::new`] with a chosen instruction set (to test or time the slower paths).
     pub fn with_isa(
         layers: &[Layer],
-        weights: &[FoldedLayerWeights],
+        weights: &[LayerWeights],
         threads: usize,
         isa: Isa,
     ) -> Result<Engine, EngineError> {
@@ -179,7 +165,7 @@ impl Engine {
             act: Vec::new(),
             scratch,
             zero_row,
-            logits: AlignedBuf::zeroed(0),
+            output: AlignedBuf::zeroed(0),
         };
         engine.reserve(1);
         Ok(engine)
@@ -194,9 +180,15 @@ impl Engine {
         self.team.threads()
     }
 
-    /// Logits per image.
-    pub fn classes(&self) -> usize {
-        self.plan.classes
+    /// Values per image [`Engine::forward`] returns: the classes, or the features' length for
+    /// a network without its FC layer.
+    pub fn output_len(&self) -> usize {
+        self.plan.output.len
+    }
+
+    /// Values per image [`Engine::forward_features`] returns.
+    pub fn feature_len(&self) -> usize {
+        self.plan.features.len
     }
 
     /// Floats of NCHW input per image (`3 * R * R`).
@@ -206,18 +198,7 @@ impl Engine {
 
     /// Bytes of packed weights.
     pub fn weight_bytes(&self) -> usize {
-        self.plan
-            .ops
-            .iter()
-            .map(|op| match op {
-                Op::Conv(op) => op.weights.bytes(),
-                Op::Depthwise(op) => 4 * (op.taps.taps.len() + op.taps.bias.len()),
-                Op::Pointwise(op) => op.weights.bytes(),
-                Op::SqueezeExcite(op) => op.reduce.bytes() + op.expand.bytes(),
-                Op::Pool(_) => 0,
-                Op::Fc(op) => op.weights.bytes(),
-            })
-            .sum()
+        self.plan.ops.iter().map(Op::weight_bytes).sum()
     }
 
     /// Sizes the buffers for batches up to `batch` now, so that the first forward pass at that
@@ -230,12 +211,13 @@ impl Engine {
         self.act = (0..plan.buffers)
             .map(|_| AlignedBuf::zeroed(batch * plan.act_len))
             .collect();
-        self.logits = AlignedBuf::zeroed(batch * plan.classes);
+        self.output = AlignedBuf::zeroed(batch * plan.output.stride);
         self.capacity = batch;
     }
 
     /// Runs the network on `batch` images, `input_nchw` being `[batch, 3, R, R]`, and returns
-    /// the logits `[batch, classes]` (softmax is the caller's).
+    /// the last layer's output `[batch, output_len]`: the logits (softmax is the caller's), or
+    /// the features of a network without its FC layer.
     ///
     /// # Panics
     /// If `input_nchw.len() != batch * self.input_len()`.
@@ -267,7 +249,39 @@ impl Engine {
             },
             None,
         );
-        &self.logits.as_slice()[..batch * self.plan.classes]
+        self.read(self.plan.output, batch)
+    }
+
+    /// Runs the network up to its features, the input of the final FC layer (the whole network
+    /// when it has none), on `batch` images, and returns them, `[batch, feature_len]`: the
+    /// pooled vector of v1 and v2 (v2's conv_last pooled), v3's conv_head output after
+    /// hard-swish. The FC layer is not run, so this takes the time of [`Engine::forward`]
+    /// less the classifier's.
+    ///
+    /// # Panics
+    /// If `input_nchw.len() != batch * self.input_len()`.
+    pub fn forward_features(&mut self, input_nchw: &[f32], batch: usize) -> &[f32] {
+        let features = self.plan.features;
+        self.execute(input_nchw, batch, 0..features.layer + 1, |_| {}, None);
+        self.read(features, batch)
+    }
+
+    /// The values `readout` names for `batch` images, after a pass that ran its layer. Padded
+    /// channels are dropped by moving each image's values down to `len` apart, in place: the
+    /// buffer is scratch until the next pass.
+    fn read(&mut self, readout: Readout, batch: usize) -> &[f32] {
+        let buffer = match self.plan.slots[readout.layer].dst {
+            Some(b) => &mut self.act[b],
+            None => &mut self.output,
+        };
+        let values = buffer.as_mut_slice();
+        if readout.stride != readout.len {
+            for n in 1..batch {
+                let start = n * readout.stride;
+                values.copy_within(start..start + readout.len, n * readout.len);
+            }
+        }
+        &values[..batch * readout.len]
     }
 
     /// Runs layer `index` alone, for profiling one kernel in its real context (shapes, packed
@@ -309,7 +323,7 @@ impl Engine {
             act: self.act.iter_mut().map(|b| SyncPtr(b.as_mut_ptr())).collect(),
             scratch: SyncPtr(self.scratch.as_mut_ptr()),
             zero_row: SyncPtr(self.zero_row.as_ptr().cast_mut()),
-            logits: SyncPtr(self.logits.as_mut_ptr()),
+            output: SyncPtr(self.output.as_mut_ptr()),
         };
         let (ops, slots, isa) = (&self.plan.ops, &self.plan.slots, self.isa);
         let scratch_len = self.plan.scratch_len.next_multiple_of(16);
@@ -323,7 +337,7 @@ impl Engine {
             for (index, op) in ops.iter().enumerate().take(layers.end).skip(layers.start) {
                 let slot = slots[index];
                 let src = slot.src.map_or(buffers.input.get(), |b| buffers.act[b].get());
-                let dst = slot.dst.map_or(buffers.logits.get(), |b| buffers.act[b].get());
+                let dst = slot.dst.map_or(buffers.output.get(), |b| buffers.act[b].get());
                 let residual = slot
                     .residual
                     .map_or(std::ptr::null(), |b| buffers.act[b].get().cast_const());
@@ -373,5 +387,5 @@ struct Buffers {
     scratch: SyncPtr<f32>,
     /// Read-only.
     zero_row: SyncPtr<f32>,
-    logits: SyncPtr<f32>,
+    output: SyncPtr<f32>,
 }

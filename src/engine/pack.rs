@@ -61,6 +61,24 @@ impl PackedB {
         }
     }
 
+    /// Packs a 1x1 convolution's or the FC layer's `[out, in]` weight as `B = W^T`, `[k, n]`,
+    /// with `cin <= k` input and `cout <= n` output channels: zero in the padded rows and
+    /// columns.
+    pub(crate) fn transposed(
+        weight: &[f32],
+        bias: &[f32],
+        (cin, k): (usize, usize),
+        (cout, n): (usize, usize),
+    ) -> Self {
+        PackedB::new(k, n, bias, |c, o| {
+            if c < cin && o < cout {
+                weight[o * cin + c]
+            } else {
+                0.0
+            }
+        })
+    }
+
     pub(crate) fn panels(&self) -> usize {
         self.n.div_ceil(PANEL)
     }
@@ -104,6 +122,10 @@ impl DepthwiseTaps {
             taps,
             bias: AlignedBuf::from_slice_padded(bias, c_pad),
         }
+    }
+
+    pub(crate) fn bytes(&self) -> usize {
+        4 * (self.taps.len() + self.bias.len())
     }
 }
 

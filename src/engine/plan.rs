@@ -1,16 +1,16 @@
-//! Validation of a layer list and its weights, and the per-layer operations built from them.
+//! Validation of a layer list, the buffers its operations use, and the one list of
+//! operations; each operation is planned (weights checked and packed) beside its kernel.
 
 use super::depthwise::DepthwiseOp;
 use super::excite::SqueezeExciteOp;
-use super::gemm::Act;
 use super::head::{FcOp, PoolOp};
-use super::pack::{DepthwiseTaps, PackedB, padded};
+use super::pack::padded;
 use super::parallel::Work;
 use super::pointwise::PointwiseOp;
 use super::simd::Isa;
 use super::stem::ConvOp;
-use super::{EngineError, FoldedLayerWeights};
-use crate::arch::{Activation, Layer, LayerKind};
+use super::{EngineError, LayerWeights};
+use crate::arch::{Layer, LayerKind};
 
 /// One layer, planned.
 #[derive(Debug)]
@@ -41,6 +41,18 @@ impl Op {
             Op::SqueezeExcite(op) => op.pixels * op.c_pad,
             Op::Pool(op) => op.c_pad,
             Op::Fc(op) => op.classes,
+        }
+    }
+
+    /// Bytes of packed weights (biases included).
+    pub(crate) fn weight_bytes(&self) -> usize {
+        match self {
+            Op::Conv(op) => op.weights.bytes(),
+            Op::Depthwise(op) => op.taps.bytes(),
+            Op::Pointwise(op) => op.weights.bytes(),
+            Op::SqueezeExcite(op) => op.reduce.bytes() + op.expand.bytes(),
+            Op::Pool(_) => 0,
+            Op::Fc(op) => op.weights.bytes(),
         }
     }
 
@@ -75,12 +87,21 @@ impl Op {
     }
 }
 
+/// Where a pass's result lies: layer `layer`'s output (a vector per image), `len` values per
+/// image stored `stride` floats apart (its channels padded; the FC layer's logits are not).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Readout {
+    pub(crate) layer: usize,
+    pub(crate) len: usize,
+    pub(crate) stride: usize,
+}
+
 /// The activation buffers one op uses, as indices into the engine's buffers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Slots {
     /// `None`: the caller's NCHW input (the first op).
     pub(crate) src: Option<usize>,
-    /// `None`: the logits (the last op).
+    /// `None`: the engine's output (the last op).
     pub(crate) dst: Option<usize>,
     /// The buffer holding the input of the layer `residual_from` names, if any.
     pub(crate) residual: Option<usize>,
@@ -97,7 +118,10 @@ pub(crate) struct Plan {
     pub(crate) buffers: usize,
     /// Floats of NCHW input per image.
     pub(crate) input_len: usize,
-    pub(crate) classes: usize,
+    /// The last layer's output: the logits, or the features of a network without its FC.
+    pub(crate) output: Readout,
+    /// The input of the final FC layer (the last layer's output when there is none).
+    pub(crate) features: Readout,
     /// Floats per image of the largest padded NHWC activation.
     pub(crate) act_len: usize,
     /// Floats of scratch per thread.
@@ -105,17 +129,8 @@ pub(crate) struct Plan {
     pub(crate) zero_row_len: usize,
 }
 
-fn act(activation: Activation) -> Act {
-    match activation {
-        Activation::Relu6 => Act::Relu6,
-        Activation::Relu => Act::Relu,
-        Activation::HardSwish => Act::HardSwish,
-        Activation::Linear => Act::Linear,
-    }
-}
-
 /// Validates `layers` and `weights` and packs the weights.
-pub(crate) fn build(layers: &[Layer], weights: &[FoldedLayerWeights]) -> Result<Plan, EngineError> {
+pub(crate) fn build(layers: &[Layer], weights: &[LayerWeights]) -> Result<Plan, EngineError> {
     if layers.is_empty() {
         return Err(EngineError::Empty);
     }
@@ -134,7 +149,16 @@ pub(crate) fn build(layers: &[Layer], weights: &[FoldedLayerWeights]) -> Result<
             reason,
         };
         check_shapes(layers, index).map_err(fail)?;
-        let op = plan_layer(layer, w, index == 0).map_err(fail)?;
+        let op = match layer.kind {
+            // The first layer reads the caller's NCHW input; later ones an NHWC activation.
+            LayerKind::Conv => ConvOp::plan(layer, w, index == 0).map(Op::Conv),
+            LayerKind::Depthwise => DepthwiseOp::plan(layer, w).map(Op::Depthwise),
+            LayerKind::Pointwise => PointwiseOp::plan(layer, w).map(Op::Pointwise),
+            LayerKind::SqueezeExcite => SqueezeExciteOp::plan(layer, w).map(Op::SqueezeExcite),
+            LayerKind::AvgPool => PoolOp::plan(layer, w).map(Op::Pool),
+            LayerKind::Fc => FcOp::plan(layer, w).map(Op::Fc),
+        }
+        .map_err(fail)?;
         match &op {
             Op::Conv(op) => scratch_len = scratch_len.max(op.scratch_len()),
             Op::SqueezeExcite(op) => scratch_len = scratch_len.max(op.scratch_len()),
@@ -149,12 +173,26 @@ pub(crate) fn build(layers: &[Layer], weights: &[FoldedLayerWeights]) -> Result<
     }
     let first = layers[0].input;
     let (slots, buffers) = assign_buffers(layers);
+    let readout = |layer: usize| Readout {
+        layer,
+        len: layers[layer].output.c as usize,
+        stride: ops[layer].out_len(),
+    };
+    // `check_shapes` put the FC layer last, after the first (a convolution) and on one vector.
+    let last = layers.len() - 1;
+    let features = if layers[last].kind == LayerKind::Fc {
+        last - 1
+    } else {
+        last
+    };
+    let (output, features) = (readout(last), readout(features));
     Ok(Plan {
         ops,
         slots,
         buffers,
         input_len: first.c as usize * first.h as usize * first.w as usize,
-        classes: layers[layers.len() - 1].output.c as usize,
+        output,
+        features,
         act_len,
         scratch_len,
         zero_row_len,
@@ -230,8 +268,13 @@ fn check_shapes(layers: &[Layer], index: usize) -> Result<(), String> {
     if index == 0 && layer.kind != LayerKind::Conv {
         return Err("the first layer must be a full convolution (it reads the NCHW input)".into());
     }
-    if last != (layer.kind == LayerKind::Fc) {
-        return Err("the network must end in its only fully connected layer".into());
+    if layer.kind == LayerKind::Fc && !last {
+        return Err("the fully connected layer must be the last".into());
+    }
+    if last && (output.h, output.w) != (1, 1) {
+        return Err(format!(
+            "ends the network with {output}: it must end in one vector per image (the FC layer's logits, or the pooled features without it)"
+        ));
     }
     if let Some(from) = layer.residual_from {
         if layer.kind != LayerKind::Pointwise {
@@ -273,184 +316,35 @@ fn check_shapes(layers: &[Layer], index: usize) -> Result<(), String> {
     }
 }
 
-/// Checks that a weight tensor has the expected number of values.
-fn expect(what: &str, values: &[f32], expected: usize) -> Result<(), String> {
-    if values.len() == expected {
-        Ok(())
-    } else {
-        Err(format!("{what} has {} values, expected {expected}", values.len()))
-    }
+/// A layer's sizes as the kernels count them, channels logical and padded.
+pub(crate) struct Dims {
+    pub(crate) cin: usize,
+    pub(crate) cout: usize,
+    pub(crate) cin_pad: usize,
+    pub(crate) cout_pad: usize,
+    pub(crate) kernel: usize,
+    pub(crate) stride: usize,
+    pub(crate) in_hw: (usize, usize),
+    pub(crate) out_hw: (usize, usize),
+    /// TF SAME (top, left) padding; bottom and right follow from the shapes.
+    pub(crate) pad: (usize, usize),
 }
 
-fn plan_layer(layer: &Layer, w: &FoldedLayerWeights, first: bool) -> Result<Op, String> {
-    let (input, output) = (layer.input, layer.output);
-    let (cin, cout, k, stride) = (
-        input.c as usize,
-        output.c as usize,
-        layer.kernel as usize,
-        layer.stride as usize,
-    );
-    let (in_hw, out_hw) = (
-        (input.h as usize, input.w as usize),
-        (output.h as usize, output.w as usize),
-    );
-    let (top, _, left, _) = layer.same_padding();
-    let (cin_pad, cout_pad) = (padded(cin), padded(cout));
-    let act = act(layer.activation);
-    Ok(match layer.kind {
-        LayerKind::Conv => {
-            expect("weight", &w.weight, cout * cin * k * k)?;
-            expect("bias", &w.bias, cout)?;
-            // The first layer reads the caller's NCHW input; later ones an NHWC activation.
-            let (h, w_in) = in_hw;
-            let (in_strides, in_image) = if first {
-                ((h * w_in, w_in, 1), cin * h * w_in)
-            } else {
-                ((1, w_in * cin_pad, cin_pad), h * w_in * cin_pad)
-            };
-            let (cs, rs, ps) = in_strides;
-            let mut offsets = Vec::with_capacity(k * k * cin);
-            for ky in 0..k {
-                for kx in 0..k {
-                    for c in 0..cin {
-                        let offset = u32::try_from(c * cs + ky * rs + kx * ps)
-                            .map_err(|_| "input too large for 32-bit window offsets".to_string())?;
-                        offsets.push(offset);
-                    }
-                }
-            }
-            // B row (ky, kx, c) matches the offsets' order.
-            let weights = PackedB::new(k * k * cin, cout_pad, &w.bias, |row, o| {
-                let (tap, c) = (row / cin, row % cin);
-                if o < cout {
-                    w.weight[(o * cin + c) * k * k + tap]
-                } else {
-                    0.0
-                }
-            });
-            // Output columns whose window lies inside the image horizontally.
-            let pad_left = left as usize;
-            let first_col = pad_left.div_ceil(stride).min(out_hw.1);
-            let end_col = if w_in + pad_left >= k {
-                (w_in + pad_left - k) / stride + 1
-            } else {
-                0
-            };
-            let interior = first_col..end_col.clamp(first_col, out_hw.1);
-            Op::Conv(ConvOp {
-                kernel: k,
-                stride,
-                in_hw,
-                in_c: cin,
-                in_strides,
-                in_image,
-                out_hw,
-                out_c_pad: cout_pad,
-                pad: (top as usize, pad_left),
-                offsets,
-                interior,
-                weights,
-                act,
-            })
+impl Dims {
+    pub(crate) fn of(layer: &Layer) -> Dims {
+        let (input, output) = (layer.input, layer.output);
+        let (top, _, left, _) = layer.same_padding();
+        let (cin, cout) = (input.c as usize, output.c as usize);
+        Dims {
+            cin,
+            cout,
+            cin_pad: padded(cin),
+            cout_pad: padded(cout),
+            kernel: layer.kernel as usize,
+            stride: layer.stride as usize,
+            in_hw: (input.h as usize, input.w as usize),
+            out_hw: (output.h as usize, output.w as usize),
+            pad: (top as usize, left as usize),
         }
-        LayerKind::Depthwise => {
-            expect("weight", &w.weight, cout * k * k)?;
-            expect("bias", &w.bias, cout)?;
-            Op::Depthwise(DepthwiseOp {
-                kernel: k,
-                stride,
-                multiplier: cout / cin,
-                in_hw,
-                out_hw,
-                in_c: (cin, cin_pad),
-                out_c: (cout, cout_pad),
-                pad: (top as usize, left as usize),
-                taps: DepthwiseTaps::new(&w.weight, &w.bias, k, cout),
-                act,
-            })
-        }
-        LayerKind::Pointwise => {
-            expect("weight", &w.weight, cout * cin)?;
-            expect("bias", &w.bias, cout)?;
-            let weights = PackedB::new(cin_pad, cout_pad, &w.bias, |c, o| {
-                if c < cin && o < cout {
-                    w.weight[o * cin + c]
-                } else {
-                    0.0
-                }
-            });
-            Op::Pointwise(PointwiseOp {
-                pixels: in_hw.0 * in_hw.1,
-                in_c_pad: cin_pad,
-                out_c_pad: cout_pad,
-                weights,
-                act,
-            })
-        }
-        LayerKind::AvgPool => {
-            expect("weight", &w.weight, 0)?;
-            expect("bias", &w.bias, 0)?;
-            if act != Act::Linear {
-                return Err(format!(
-                    "is a pool with {}: the fast engine pools without an activation",
-                    layer.activation.name()
-                ));
-            }
-            Op::Pool(PoolOp {
-                pixels: in_hw.0 * in_hw.1,
-                c_pad: cin_pad,
-            })
-        }
-        LayerKind::Fc => {
-            expect("weight", &w.weight, cout * cin)?;
-            expect("bias", &w.bias, cout)?;
-            let weights = PackedB::new(cin_pad, cout, &w.bias, |c, o| {
-                if c < cin { w.weight[o * cin + c] } else { 0.0 }
-            });
-            Op::Fc(FcOp {
-                in_c_pad: cin_pad,
-                classes: cout,
-                weights,
-                act,
-            })
-        }
-        LayerKind::SqueezeExcite => {
-            // `check_shapes` ensured `se_channels`.
-            let se = layer.se_channels.unwrap_or_default() as usize;
-            let c = cin;
-            expect(
-                "weight (reduce [se, C] then expand [C, se])",
-                &w.weight,
-                2 * se * c,
-            )?;
-            expect("bias (reduce [se] then expand [C])", &w.bias, se + c)?;
-            if layer.activation != Activation::Linear {
-                return Err(format!(
-                    "is squeeze-and-excite with a {} after the channel scaling, which no MobileNet has",
-                    layer.activation.name()
-                ));
-            }
-            let (reduce_w, expand_w) = w.weight.split_at(se * c);
-            let (reduce_b, expand_b) = w.bias.split_at(se);
-            let se_pad = padded(se);
-            let reduce = PackedB::new(cin_pad, se_pad, reduce_b, |i, o| {
-                if i < c && o < se { reduce_w[o * c + i] } else { 0.0 }
-            });
-            // Padded output channels get the gate hard_sigmoid(0) = 1/2; they scale zeros.
-            let expand = PackedB::new(se_pad, cin_pad, expand_b, |i, o| {
-                if i < se && o < c {
-                    expand_w[o * se + i]
-                } else {
-                    0.0
-                }
-            });
-            Op::SqueezeExcite(SqueezeExciteOp {
-                pixels: in_hw.0 * in_hw.1,
-                c_pad: cin_pad,
-                se_pad,
-                reduce,
-                expand,
-            })
-        }
-    })
+    }
 }

@@ -8,10 +8,14 @@
 //! 1024 x 1024 weights) split the 32-column weight panels, so each thread reads only its part
 //! of the weights.
 
-use super::gemm::{self, Act, Gemm};
+use super::LayerWeights;
+use super::act::Act;
+use super::gemm::{Gemm, run_shared};
 use super::pack::PackedB;
 use super::parallel::Work;
+use super::plan::Dims;
 use super::simd::Isa;
+use crate::arch::Layer;
 
 #[derive(Debug)]
 pub(crate) struct PointwiseOp {
@@ -25,6 +29,22 @@ pub(crate) struct PointwiseOp {
 }
 
 impl PointwiseOp {
+    /// Checks and packs a 1x1 convolution's `[out, in, 1, 1]` weight into `[in_c_pad,
+    /// out_c_pad]` panels, zero in the padded rows and columns.
+    pub(crate) fn plan(layer: &Layer, weights: &LayerWeights) -> Result<PointwiseOp, String> {
+        let d = Dims::of(layer);
+        let (cin, cout) = (d.cin, d.cout);
+        let w = weights.dense()?;
+        w.expect("", cout * cin, cout)?;
+        Ok(PointwiseOp {
+            pixels: d.in_hw.0 * d.in_hw.1,
+            in_c_pad: d.cin_pad,
+            out_c_pad: d.cout_pad,
+            weights: PackedB::transposed(&w.weight, &w.bias, (cin, d.cin_pad), (cout, d.cout_pad)),
+            act: layer.activation.into(),
+        })
+    }
+
     /// Runs the rows or panels this thread claims.
     ///
     /// # Safety
@@ -54,24 +74,5 @@ impl PointwiseOp {
         // SAFETY: the caller's buffer sizes cover every row; `run_shared` gives threads
         // disjoint parts.
         unsafe { run_shared(&gemm, work, isa, batch * self.pixels) };
-    }
-}
-
-/// Runs an `m`-row GEMM on all threads: each claims rows or weight panels, whichever operand
-/// is larger (`A` is `m x k`, `B` is `k x n`), so that each thread streams part of it, unless
-/// there are too few rows for every thread to get two tiles.
-///
-/// # Safety
-/// As for [`Gemm::run`] over all `m` rows and panels; all threads must call this together.
-pub(crate) unsafe fn run_shared(gemm: &Gemm<'_>, work: &Work<'_>, isa: Isa, m: usize) {
-    let panels = gemm.b.panels();
-    let mr = gemm::tile_rows(isa);
-    let by_panels = panels >= work.threads && (gemm.b.n > m || m < 2 * mr * work.threads);
-    if by_panels {
-        // SAFETY: forwarded; claimed panels are disjoint column ranges of C.
-        work.for_each(panels, 1, |panels| unsafe { gemm.run(isa, 0..m, panels) });
-    } else {
-        // SAFETY: forwarded; claimed rows are disjoint row ranges of C.
-        work.for_each(m, mr, |rows| unsafe { gemm.run(isa, rows, 0..panels) });
     }
 }

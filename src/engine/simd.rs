@@ -1,16 +1,22 @@
-//! Instruction-set selection and the vector abstraction the kernels are written against.
+//! Instruction-set selection, the vector abstraction the kernels are written against, and the
+//! one place that runs a kernel on the chosen instruction set.
 //!
 //! The binary is built for the baseline target (no `-C target-cpu=native`), so the hot loops
 //! are compiled three times: once inside `#[target_feature(enable = "avx512f")]` functions,
-//! once inside `avx2,fma` ones and once for the baseline. Each kernel body is a generic
-//! `#[inline(always)]` function over [`F32Vec`]; the per-ISA entry points are thin
-//! `#[target_feature]` wrappers, so the generic body (and the intrinsics inside it) are
-//! inlined into a function where the feature is enabled and compile to straight-line SIMD.
-//! The choice is made once, in `Engine::new`, with `is_x86_feature_detected!`.
+//! once inside `avx2,fma` ones and once for the baseline. Each kernel body is written once, as
+//! a [`Kernel`] generic over [`F32Vec`] whose `run` is `#[inline(always)]`; [`dispatch`] calls
+//! it through one wrapper per ISA, and only those wrappers carry `#[target_feature]`, so the
+//! generic body (and the intrinsics inside it) are inlined into a function where the feature
+//! is enabled and compile to straight-line SIMD. The choice is made once, in `Engine::new`,
+//! with `is_x86_feature_detected!`.
+//!
+//! The f32 kernels run on the f32 tiers ([`Isa`]). The integer dot-product tiers an int8
+//! engine needs (u8 x i8 -> i32, as in tract's `(I8, I8, I32)` kernels) are detected beside
+//! them ([`IntIsa`]) and reported, but no f32 kernel uses them.
 
 use std::fmt;
 
-/// The instruction set the engine's kernels run on.
+/// The instruction set the engine's f32 kernels run on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Isa {
     /// 16 f32 lanes, 32 vector registers: 14x32 GEMM tiles.
@@ -67,11 +73,116 @@ impl fmt::Display for Isa {
     }
 }
 
+/// An integer dot-product tier: unsigned 8-bit activations times signed 8-bit weights summed
+/// into 32-bit lanes, the inner step of an int8 GEMM over quantized tensors (Jacob et al.
+/// 2018, arXiv:1712.05877). Detected for the int8 engine (issue 13); the f32 kernels never use
+/// these.
+///
+/// AMX-INT8 is not a tier: on stable Rust neither its detection (`is_x86_feature_detected!
+/// ("amx-int8")`) nor its intrinsics are available (feature `x86_amx_intrinsics`,
+/// rust-lang/rust#126622). When they are, it goes first, and its kernel must also ask Linux
+/// for the tile state (`arch_prctl(ARCH_REQ_XCOMP_PERM, XFEATURE_XTILEDATA)`) before the
+/// first tile instruction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum IntIsa {
+    /// AVX-512 VNNI: `VPDPBUSD` on 16 i32 lanes, with AVX-512BW's byte and word operations
+    /// (Intel Cascade Lake and later, AMD Zen 4 and later).
+    Avx512Vnni,
+    /// AVX-VNNI: the same dot product VEX-encoded on 8 i32 lanes, for CPUs with VNNI but no
+    /// AVX-512 (Intel Alder Lake and later, AMD Zen 5).
+    AvxVnni,
+}
+
+impl IntIsa {
+    /// Every integer tier, fastest first.
+    pub const ALL: [IntIsa; 2] = [IntIsa::Avx512Vnni, IntIsa::AvxVnni];
+
+    /// The fastest integer tier this CPU supports, if any.
+    pub fn detect() -> Option<IntIsa> {
+        IntIsa::ALL.into_iter().find(|isa| isa.is_available())
+    }
+
+    /// Whether this CPU supports `self`.
+    pub fn is_available(self) -> bool {
+        match self {
+            #[cfg(target_arch = "x86_64")]
+            IntIsa::Avx512Vnni => {
+                is_x86_feature_detected!("avx512vnni") && is_x86_feature_detected!("avx512bw")
+            }
+            #[cfg(target_arch = "x86_64")]
+            IntIsa::AvxVnni => is_x86_feature_detected!("avxvnni") && is_x86_feature_detected!("avx2"),
+            #[cfg(not(target_arch = "x86_64"))]
+            IntIsa::Avx512Vnni | IntIsa::AvxVnni => false,
+        }
+    }
+
+    /// The integer tiers this CPU supports, fastest first.
+    pub fn available() -> Vec<IntIsa> {
+        IntIsa::ALL.into_iter().filter(|isa| isa.is_available()).collect()
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            IntIsa::Avx512Vnni => "avx512vnni",
+            IntIsa::AvxVnni => "avxvnni",
+        }
+    }
+}
+
+impl fmt::Display for IntIsa {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// A kernel body written once over the vector type, run on the chosen ISA by [`dispatch`].
+/// `run` must be `#[inline(always)]`, so that it compiles inside the ISA's wrapper, with the
+/// wrapper's features, rather than as a baseline function the wrapper calls.
+pub(crate) trait Kernel {
+    type Output;
+
+    /// # Safety
+    /// `V`'s ISA must be enabled in the calling function; the implementor states the rest.
+    unsafe fn run<V: F32Vec>(self) -> Self::Output;
+}
+
+/// Runs `kernel` with `isa`'s vector type, inside a function compiled with `isa`'s features.
+///
+/// # Safety
+/// `isa` must be available ([`Isa::is_available`]) and `kernel`'s own contract must hold.
+#[inline]
+pub(crate) unsafe fn dispatch<K: Kernel>(isa: Isa, kernel: K) -> K::Output {
+    // SAFETY: each arm runs only for its ISA, which the caller checked is available.
+    unsafe {
+        match isa {
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx512 => x86::on_avx512(kernel),
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx2 => x86::on_avx2(kernel),
+            #[cfg(not(target_arch = "x86_64"))]
+            Isa::Avx512 | Isa::Avx2 => unreachable!("x86 ISA on another architecture"),
+            Isa::Portable => on_portable(kernel),
+        }
+    }
+}
+
+/// The portable arm of [`dispatch`]: an ordinary function, like the other arms' wrappers, so
+/// that a kernel is compiled once per ISA rather than inlined into every caller.
+///
+/// # Safety
+/// `kernel`'s contract must hold.
+unsafe fn on_portable<K: Kernel>(kernel: K) -> K::Output {
+    // SAFETY: the portable vector needs no ISA; the rest is the caller's.
+    unsafe { kernel.run::<Portable>() }
+}
+
 /// A vector of f32 lanes. Every method is `unsafe` because it executes instructions of the
 /// implementing type's ISA: callers must only use a type whose [`Isa`] is available, from a
 /// function compiled with that feature enabled. Pointer arguments must be valid for
 /// `LANES` reads or writes (no alignment requirement).
 pub(crate) trait F32Vec: Copy {
+    /// The instruction set whose registers this type is.
+    const ISA: Isa;
     const LANES: usize;
     unsafe fn splat(x: f32) -> Self;
     unsafe fn load(p: *const f32) -> Self;
@@ -127,13 +238,30 @@ pub(crate) fn prefetch(p: *const f32) {
 }
 
 #[cfg(target_arch = "x86_64")]
-pub(crate) use x86::{Avx2, Avx512};
-
-#[cfg(target_arch = "x86_64")]
 mod x86 {
     use std::arch::x86_64::*;
 
-    use super::F32Vec;
+    use super::{F32Vec, Isa, Kernel};
+
+    /// The AVX-512 arm of [`super::dispatch`].
+    ///
+    /// # Safety
+    /// avx512f must be available; `kernel`'s contract must hold.
+    #[target_feature(enable = "avx512f")]
+    pub(super) unsafe fn on_avx512<K: Kernel>(kernel: K) -> K::Output {
+        // SAFETY: avx512f is enabled here; the rest is the caller's.
+        unsafe { kernel.run::<Avx512>() }
+    }
+
+    /// The AVX2 arm of [`super::dispatch`].
+    ///
+    /// # Safety
+    /// avx2 and fma must be available; `kernel`'s contract must hold.
+    #[target_feature(enable = "avx2,fma")]
+    pub(super) unsafe fn on_avx2<K: Kernel>(kernel: K) -> K::Output {
+        // SAFETY: avx2 and fma are enabled here; the rest is the caller's.
+        unsafe { kernel.run::<Avx2>() }
+    }
 
     #[derive(Clone, Copy)]
     pub(crate) struct Avx512(__m512);
@@ -142,6 +270,7 @@ mod x86 {
     // caller guarantee; loads and stores are unaligned and touch exactly the lanes the trait
     // documents.
     impl F32Vec for Avx512 {
+        const ISA: Isa = Isa::Avx512;
         const LANES: usize = 16;
         #[inline(always)]
         unsafe fn splat(x: f32) -> Self {
@@ -198,6 +327,7 @@ mod x86 {
     // contract makes the caller guarantee; loads and stores are unaligned and touch exactly the
     // lanes the trait documents.
     impl F32Vec for Avx2 {
+        const ISA: Isa = Isa::Avx2;
         const LANES: usize = 8;
         #[inline(always)]
         unsafe fn splat(x: f32) -> Self {
@@ -264,6 +394,7 @@ impl Portable {
 
 // SAFETY (whole impl): no ISA requirement; the pointer contracts are the trait's.
 impl F32Vec for Portable {
+    const ISA: Isa = Isa::Portable;
     const LANES: usize = 8;
     #[inline(always)]
     unsafe fn splat(x: f32) -> Self {

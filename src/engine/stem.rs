@@ -15,10 +15,14 @@
 
 use std::ops::Range;
 
-use super::gemm::{Act, Gemm};
+use super::LayerWeights;
+use super::act::Act;
+use super::gemm::Gemm;
 use super::pack::PackedB;
 use super::parallel::Work;
+use super::plan::Dims;
 use super::simd::{Isa, prefetch};
+use crate::arch::Layer;
 
 /// How many output rows ahead the input is prefetched (each row is about a microsecond of
 /// work, several memory latencies).
@@ -49,6 +53,73 @@ pub(crate) struct ConvOp {
 }
 
 impl ConvOp {
+    /// Checks and packs a `k x k` convolution's weights. With `nchw_input` it reads the
+    /// caller's NCHW image (the stem), else an NHWC activation with padded channels.
+    pub(crate) fn plan(layer: &Layer, weights: &LayerWeights, nchw_input: bool) -> Result<ConvOp, String> {
+        let Dims {
+            cin,
+            cout,
+            cin_pad,
+            cout_pad,
+            kernel: k,
+            stride,
+            in_hw,
+            out_hw,
+            pad,
+        } = Dims::of(layer);
+        let w = weights.dense()?;
+        w.expect("", cout * cin * k * k, cout)?;
+        let (h, w_in) = in_hw;
+        let (in_strides, in_image) = if nchw_input {
+            ((h * w_in, w_in, 1), cin * h * w_in)
+        } else {
+            ((1, w_in * cin_pad, cin_pad), h * w_in * cin_pad)
+        };
+        let (cs, rs, ps) = in_strides;
+        let mut offsets = Vec::with_capacity(k * k * cin);
+        for ky in 0..k {
+            for kx in 0..k {
+                for c in 0..cin {
+                    let offset = u32::try_from(c * cs + ky * rs + kx * ps)
+                        .map_err(|_| "input too large for 32-bit window offsets".to_string())?;
+                    offsets.push(offset);
+                }
+            }
+        }
+        // B row (ky, kx, c) matches the offsets' order.
+        let packed = PackedB::new(k * k * cin, cout_pad, &w.bias, |row, o| {
+            let (tap, c) = (row / cin, row % cin);
+            if o < cout {
+                w.weight[(o * cin + c) * k * k + tap]
+            } else {
+                0.0
+            }
+        });
+        // Output columns whose window lies inside the image horizontally.
+        let pad_left = pad.1;
+        let first_col = pad_left.div_ceil(stride).min(out_hw.1);
+        let end_col = if w_in + pad_left >= k {
+            (w_in + pad_left - k) / stride + 1
+        } else {
+            0
+        };
+        Ok(ConvOp {
+            kernel: k,
+            stride,
+            in_hw,
+            in_c: cin,
+            in_strides,
+            in_image,
+            out_hw,
+            out_c_pad: cout_pad,
+            pad,
+            offsets,
+            interior: first_col..end_col.clamp(first_col, out_hw.1),
+            weights: packed,
+            act: layer.activation.into(),
+        })
+    }
+
     /// Floats of per-thread im2col scratch: one output row of border pixels.
     pub(crate) fn scratch_len(&self) -> usize {
         self.out_hw.1 * self.offsets.len()

@@ -25,7 +25,7 @@ impl Rng {
 
 /// Random weights that keep activations O(1), so ReLU6 neither zeroes nor saturates most of
 /// them and the comparison sees real arithmetic.
-fn random_weights(layers: &[Layer], seed: u64) -> Vec<FoldedLayerWeights> {
+fn random_weights(layers: &[Layer], seed: u64) -> Vec<LayerWeights> {
     let mut rng = Rng(seed);
     layers
         .iter()
@@ -35,16 +35,20 @@ fn random_weights(layers: &[Layer], seed: u64) -> Vec<FoldedLayerWeights> {
                 LayerKind::Conv => cin * k * k,
                 LayerKind::Depthwise => k * k,
                 LayerKind::Pointwise | LayerKind::Fc => cin,
-                LayerKind::AvgPool => return FoldedLayerWeights::default(),
+                LayerKind::AvgPool => return LayerWeights::None,
                 LayerKind::SqueezeExcite => {
                     let se = l.se_channels.unwrap() as usize;
                     let (reduce, expand) = ((3.0 / cin as f32).sqrt(), (3.0 / se as f32).sqrt());
-                    return FoldedLayerWeights::squeeze_excite(
-                        &rng.vec(se * cin, reduce * 1.5),
-                        &rng.vec(se, 0.5),
-                        &rng.vec(cin * se, expand * 1.5),
-                        &rng.vec(cin, 0.5),
-                    );
+                    return LayerWeights::SqueezeExcite {
+                        reduce: Dense {
+                            weight: rng.vec(se * cin, reduce * 1.5),
+                            bias: rng.vec(se, 0.5),
+                        },
+                        expand: Dense {
+                            weight: rng.vec(cin * se, expand * 1.5),
+                            bias: rng.vec(cin, 0.5),
+                        },
+                    };
                 }
             };
             let len = match l.kind {
@@ -52,26 +56,31 @@ fn random_weights(layers: &[Layer], seed: u64) -> Vec<FoldedLayerWeights> {
                 _ => cout * fan_in,
             };
             let scale = (3.0 / fan_in as f32).sqrt() * 1.5;
-            FoldedLayerWeights {
+            LayerWeights::Dense(Dense {
                 weight: rng.vec(len, scale),
                 bias: rng.vec(cout, 0.5),
-            }
+            })
         })
         .collect()
 }
 
 /// The reference forward pass of one image: each layer's output, NCHW.
-fn reference(layers: &[Layer], weights: &[FoldedLayerWeights], image: &[f32]) -> Vec<Vec<f64>> {
+fn reference(layers: &[Layer], weights: &[LayerWeights], image: &[f32]) -> Vec<Vec<f64>> {
     let mut x: Vec<f64> = image.iter().map(|&v| f64::from(v)).collect();
     let mut outputs = Vec::new();
-    for (layer, w) in layers.iter().zip(weights) {
+    for (layer, weights) in layers.iter().zip(weights) {
         let (i, o) = (layer.input, layer.output);
         let (ih, iw, cin) = (i.h as usize, i.w as usize, i.c as usize);
         let (oh, ow, cout) = (o.h as usize, o.w as usize, o.c as usize);
         let (k, s) = (layer.kernel as usize, layer.stride as usize);
         let (top, _, left, _) = layer.same_padding();
         let (top, left) = (top as isize, left as isize);
-        let weight = |idx: usize| f64::from(w.weight[idx]);
+        let dense = || match weights {
+            LayerWeights::Dense(dense) => dense,
+            _ => panic!("{}: not a dense layer", layer.name),
+        };
+        let weight = |idx: usize| f64::from(dense().weight[idx]);
+        let bias = |idx: usize| f64::from(dense().bias[idx]);
         let mut y = vec![0.0f64; oh * ow * cout];
         match layer.kind {
             LayerKind::Conv | LayerKind::Depthwise => {
@@ -79,7 +88,7 @@ fn reference(layers: &[Layer], weights: &[FoldedLayerWeights], image: &[f32]) ->
                 for oc in 0..cout {
                     for oy in 0..oh {
                         for ox in 0..ow {
-                            let mut acc = f64::from(w.bias[oc]);
+                            let mut acc = bias(oc);
                             let channels = if depthwise {
                                 oc * cin / cout..oc * cin / cout + 1
                             } else {
@@ -112,11 +121,15 @@ fn reference(layers: &[Layer], weights: &[FoldedLayerWeights], image: &[f32]) ->
                         let dot: f64 = (0..cin)
                             .map(|ic| weight(oc * cin + ic) * x[ic * pixels + p])
                             .sum();
-                        y[oc * pixels + p] = f64::from(w.bias[oc]) + dot;
+                        y[oc * pixels + p] = bias(oc) + dot;
                     }
                 }
             }
             LayerKind::SqueezeExcite => {
+                let LayerWeights::SqueezeExcite { reduce, expand } = weights else {
+                    panic!("{}: not squeeze-and-excite weights", layer.name);
+                };
+                let value = |values: &[f32], idx: usize| f64::from(values[idx]);
                 let (pixels, se) = (ih * iw, layer.se_channels.unwrap() as usize);
                 let pooled: Vec<f64> = x
                     .chunks_exact(pixels)
@@ -124,14 +137,17 @@ fn reference(layers: &[Layer], weights: &[FoldedLayerWeights], image: &[f32]) ->
                     .collect();
                 let squeezed: Vec<f64> = (0..se)
                     .map(|j| {
-                        let dot: f64 = (0..cin).map(|c| weight(j * cin + c) * pooled[c]).sum();
-                        (f64::from(w.bias[j]) + dot).max(0.0)
+                        let dot: f64 = (0..cin)
+                            .map(|c| value(&reduce.weight, j * cin + c) * pooled[c])
+                            .sum();
+                        (value(&reduce.bias, j) + dot).max(0.0)
                     })
                     .collect();
-                let expand = se * cin;
                 for c in 0..cin {
-                    let dot: f64 = (0..se).map(|j| weight(expand + c * se + j) * squeezed[j]).sum();
-                    let gate = (f64::from(w.bias[se + c]) + dot + 3.0).clamp(0.0, 6.0) / 6.0;
+                    let dot: f64 = (0..se)
+                        .map(|j| value(&expand.weight, c * se + j) * squeezed[j])
+                        .sum();
+                    let gate = (value(&expand.bias, c) + dot + 3.0).clamp(0.0, 6.0) / 6.0;
                     for p in 0..pixels {
                         y[c * pixels + p] = x[c * pixels + p] * gate;
                     }
@@ -190,23 +206,58 @@ fn check_network(layers: &[Layer], batch: usize, seed: u64) {
                     Some(&mut check),
                 );
                 assert_eq!(seen, layers.len());
-                let logits = engine.forward(&input[..n * image_len], n).to_vec();
+                // The results as the engine returns them: one unpadded vector per image.
+                let output = engine.forward(&input[..n * image_len], n).to_vec();
                 let last = layers.len() - 1;
-                compare(&layers[last], &logits, &expected[..n], last, &what);
+                compare_vectors(&layers[last], &output, &expected[..n], last, &what);
+                let features = engine.forward_features(&input[..n * image_len], n).to_vec();
+                let index = if layers[last].kind == LayerKind::Fc {
+                    last - 1
+                } else {
+                    last
+                };
+                assert_eq!(features.len(), n * engine.feature_len(), "{what}");
+                compare_vectors(&layers[index], &features, &expected[..n], index, &what);
             }
         }
     }
 }
 
-/// Compares the engine's NHWC (channel-padded) output of `layer` with the NCHW reference.
+/// Compares one vector per image (a network's output or features, unpadded) with the
+/// reference.
+fn compare_vectors(layer: &Layer, output: &[f32], expected: &[Vec<Vec<f64>>], index: usize, what: &str) {
+    assert_eq!(
+        (layer.output.h, layer.output.w),
+        (1, 1),
+        "{what}: layer {index} is not a vector"
+    );
+    compare_stored(layer, output, expected, index, what, layer.output.c as usize);
+}
+
+/// Compares the engine's NHWC output of `layer` as it stores it (channels padded, except the
+/// FC layer's) with the NCHW reference.
 fn compare(layer: &Layer, output: &[f32], expected: &[Vec<Vec<f64>>], index: usize, what: &str) {
-    let Shape { h, w, c } = layer.output;
-    let (h, w, c) = (h as usize, w as usize, c as usize);
+    let c = layer.output.c as usize;
     let c_pad = if layer.kind == LayerKind::Fc {
         c
     } else {
         pack::padded(c)
     };
+    compare_stored(layer, output, expected, index, what, c_pad);
+}
+
+/// Compares an NHWC output with `c_pad` values per pixel (the first `c` of them channels, the
+/// rest zeros) with the NCHW reference.
+fn compare_stored(
+    layer: &Layer,
+    output: &[f32],
+    expected: &[Vec<Vec<f64>>],
+    index: usize,
+    what: &str,
+    c_pad: usize,
+) {
+    let Shape { h, w, c } = layer.output;
+    let (h, w, c) = (h as usize, w as usize, c as usize);
     assert_eq!(
         output.len(),
         expected.len() * h * w * c_pad,
@@ -418,19 +469,91 @@ fn validation() {
         Engine::new(&layers, &weights, 0).unwrap_err(),
         EngineError::Threads
     );
-    weights[3].bias.pop();
+    if let LayerWeights::Dense(dense) = &mut weights[3] {
+        dense.bias.pop();
+    }
     let err = Engine::new(&layers, &weights, 1).unwrap_err();
     assert!(err.to_string().contains("bias has"), "{err}");
+    let mut weights = random_weights(&layers, 14);
+    weights[3] = LayerWeights::None;
+    let err = Engine::new(&layers, &weights, 1).unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("takes a weight and a bias, not no weights"),
+        "{err}"
+    );
     let weights = random_weights(&layers, 14);
     assert!(
         Engine::new(&layers[1..], &weights[1..], 1).is_err(),
         "must start with the stem"
     );
+    let err = Engine::new(&layers[..3], &weights[..3], 1).unwrap_err();
     assert!(
-        Engine::new(&layers[..3], &weights[..3], 1).is_err(),
-        "must end with the FC layer"
+        err.to_string().contains("must end in one vector per image"),
+        "{err}"
+    );
+    let mut fc_first = layers.clone();
+    let pool = fc_first.len() - 2;
+    fc_first.swap(pool, pool + 1);
+    assert!(
+        Engine::new(&fc_first, &weights, 1).is_err(),
+        "the FC layer must be the last"
     );
     assert!(Engine::new(&[], &[], 1).is_err());
+}
+
+/// A backbone engine (the network less its FC layer) returns what the whole network's
+/// `forward_features` does, bit for bit: the same ops on the same values. 24 and 40 channels
+/// are padded to 32 and 48, so the read-out drops padding between images.
+#[test]
+fn features_without_the_classifier() {
+    let body = [(Pw, 1, 1, 24)];
+    for (layers, head) in [
+        (network((9, 10), (2, 40), &body, 10), None),
+        // v3's head: the pooled vector through a 1x1 conv with hard-swish, then the FC layer.
+        (network((7, 7), (2, 16), &body, 5), Some(40)),
+    ] {
+        let mut layers = layers;
+        if let Some(width) = head {
+            let fc = layers.pop().unwrap();
+            let pooled = fc.input;
+            let mut conv_head = layer(Pw, 1, 1, pooled, width);
+            conv_head.activation = Activation::HardSwish;
+            layers.push(conv_head);
+            layers.push(layer(LayerKind::Fc, 1, 1, Shape::new(1, 1, width), fc.output.c));
+        }
+        let weights = random_weights(&layers, 19);
+        let backbone = &layers[..layers.len() - 1];
+        check_network(backbone, 3, 19);
+        let image_len = (3 * layers[0].input.h * layers[0].input.w) as usize;
+        let input = Rng(20).vec(3 * image_len, 1.0);
+        for threads in [1, 2] {
+            let mut full = Engine::new(&layers, &weights, threads).unwrap();
+            let mut features = Engine::new(backbone, &weights[..backbone.len()], threads).unwrap();
+            let width = backbone.last().unwrap().output.c as usize;
+            assert_eq!((full.feature_len(), features.output_len()), (width, width));
+            assert_eq!(features.feature_len(), width);
+            for n in [1, 3] {
+                let want = features.forward(&input[..n * image_len], n).to_vec();
+                assert_eq!(want.len(), n * width);
+                assert_eq!(full.forward_features(&input[..n * image_len], n), want);
+                // A full pass after the features-only one is unaffected.
+                assert_eq!(
+                    full.forward(&input[..n * image_len], n).len(),
+                    n * full.output_len()
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn weight_bytes_count_the_packed_panels() {
+    // The stem packs [3 x 3 x 3 = 27 rows, 16 columns] into one 32-column panel (+ its bias),
+    // the FC [16 rows, 10 classes] likewise; the pool has no weights.
+    let layers = network((8, 8), (2, 16), &[], 10);
+    let engine = Engine::new(&layers, &random_weights(&layers, 18), 1).unwrap();
+    assert_eq!(engine.weight_bytes(), 4 * ((27 * 32 + 32) + (16 * 32 + 32)));
 }
 
 #[test]
@@ -489,6 +612,15 @@ fn an_engine_can_move_between_threads() {
 fn every_isa_is_reported() {
     assert!(Isa::available().contains(&Isa::Portable));
     assert!(Isa::detect().is_available());
+    // The integer tiers agree with the features `bench` records for the machine.
+    let simd = crate::bench::simd_features();
+    let has = |feature: &str| simd.iter().any(|f| f == feature);
+    assert_eq!(
+        IntIsa::available().contains(&IntIsa::Avx512Vnni),
+        has("avx512vnni") && has("avx512bw")
+    );
+    assert_eq!(IntIsa::detect(), IntIsa::available().first().copied());
+    assert!(IntIsa::available().iter().all(|isa| isa.is_available()));
 }
 
 #[test]
@@ -606,7 +738,7 @@ fn squeeze_excite_the_engine_cannot_run_is_refused() {
     let layers = instantiate(&Config::family(Family::V3Small, 0.75, 32).unwrap());
     let weights = random_weights(&layers, 28);
     let se = layers.iter().position(|l| l.kind == Se).unwrap();
-    let refusal = |bad: &[Layer], weights: &[FoldedLayerWeights]| {
+    let refusal = |bad: &[Layer], weights: &[LayerWeights]| {
         let err = Engine::new(bad, weights, 1).unwrap_err();
         assert!(
             matches!(err, EngineError::Layer { index, .. } if index == se),
@@ -624,8 +756,13 @@ fn squeeze_excite_the_engine_cannot_run_is_refused() {
     bad[se].residual_from = Some(se);
     assert!(refusal(&bad, &weights).contains("pointwise layers only"));
     let mut short = weights.clone();
-    short[se].bias.pop();
-    assert!(refusal(&layers, &short).contains("bias (reduce [se] then expand [C])"));
+    if let LayerWeights::SqueezeExcite { expand, .. } = &mut short[se] {
+        expand.bias.pop();
+    }
+    assert!(refusal(&layers, &short).contains("expand bias has"));
+    let mut dense = weights.clone();
+    dense[se] = LayerWeights::Dense(Dense::default());
+    assert!(refusal(&layers, &dense).contains("takes squeeze-and-excite weights"));
 }
 
 /// The fast engine against the candle network (the `--engine reference` engine) on whole
@@ -646,7 +783,7 @@ fn mobilenet_v3s_agree_with_the_candle_network() {
         for res in [224, 97] {
             let config = Config::build(family, 1.0, res, 1, 1000, Variant::Standard, minimalistic).unwrap();
             let net = MobileNet::random(config, 31, &Device::Cpu).unwrap();
-            let weights = crate::infer::engine_weights(&net).unwrap();
+            let weights = net.folded_weights().unwrap();
             let r = res as usize;
             let image_len = 3 * r * r;
             let input = Rng(32).vec(batch * image_len, 1.0);

@@ -9,7 +9,9 @@
 use candle_core::{CpuStorage, DType, InplaceOp1, Layout, Result, Tensor, bail};
 
 use super::depthwise::depthwise_conv;
+use super::weights::Values;
 use crate::arch::{Activation, Layer, LayerKind};
+use crate::engine::{Dense, LayerWeights};
 
 /// BatchNorm epsilon of the TF-slim and Keras MobileNet v1 (`batch_norm_epsilon=0.001`).
 pub const BATCH_NORM_EPS: f32 = 1e-3;
@@ -212,16 +214,17 @@ impl LayerOp {
         }
     }
 
-    /// The layer's weights with BatchNorm folded in, on the host: (weight, bias). Weights keep
-    /// the files' layout (OIHW for convolutions, [classes, in] for the FC layer); each output
-    /// channel's filter is multiplied by the BatchNorm scale, and the bias is the shift.
-    /// Empty for the pool.
-    pub(crate) fn folded(&self) -> Result<(Vec<f32>, Vec<f32>)> {
-        match self {
+    /// The layer's weights with BatchNorm folded in, on the host, typed by form (what the
+    /// fast engine packs). Weights keep the files' layout (OIHW for convolutions, [classes, in]
+    /// for the FC layer); each output channel's filter is multiplied by the BatchNorm scale,
+    /// and the bias is the shift. Squeeze-and-excite's two convs have plain biases.
+    pub(crate) fn folded(&self) -> Result<LayerWeights> {
+        let flat = |t: &Tensor| t.flatten_all()?.to_vec1::<f32>();
+        Ok(match self {
             LayerOp::Conv { weight, affine }
             | LayerOp::Depthwise { weight, affine }
             | LayerOp::Pointwise { weight, affine } => {
-                let mut w = weight.flatten_all()?.to_vec1::<f32>()?;
+                let mut w = flat(weight)?;
                 let channels = affine.host_shift.len();
                 if let Some(scale) = &affine.host_scale {
                     let per_channel = w.len() / channels.max(1);
@@ -229,37 +232,32 @@ impl LayerOp {
                         filter.iter_mut().for_each(|v| *v *= s);
                     }
                 }
-                Ok((w, affine.host_shift.clone()))
+                LayerWeights::Dense(Dense {
+                    weight: w,
+                    bias: affine.host_shift.clone(),
+                })
             }
-            // Two convolutions: see `LayerOp::squeeze_excite_weights`.
-            LayerOp::SqueezeExcite { .. } | LayerOp::Pool => Ok((Vec::new(), Vec::new())),
-            LayerOp::Fc { weight_t, bias } => Ok((
-                weight_t.t()?.contiguous()?.flatten_all()?.to_vec1::<f32>()?,
-                bias.to_vec1::<f32>()?,
-            )),
-        }
-    }
-
-    /// A squeeze-and-excite layer's tensors on the host, OIHW like `folded`: (reduce weight
-    /// [se, C, 1, 1], reduce bias [se], expand weight [C, se, 1, 1], expand bias [C]). None for
-    /// every other layer.
-    pub(crate) fn squeeze_excite_weights(&self) -> Result<Option<SqueezeExciteWeights>> {
-        let LayerOp::SqueezeExcite {
-            reduce,
-            reduce_bias,
-            expand,
-            expand_bias,
-        } = self
-        else {
-            return Ok(None);
-        };
-        let flat = |t: &Tensor| t.flatten_all()?.to_vec1::<f32>();
-        Ok(Some(SqueezeExciteWeights {
-            reduce_weight: flat(reduce)?,
-            reduce_bias: flat(reduce_bias)?,
-            expand_weight: flat(expand)?,
-            expand_bias: flat(expand_bias)?,
-        }))
+            LayerOp::SqueezeExcite {
+                reduce,
+                reduce_bias,
+                expand,
+                expand_bias,
+            } => LayerWeights::SqueezeExcite {
+                reduce: Dense {
+                    weight: flat(reduce)?,
+                    bias: flat(reduce_bias)?,
+                },
+                expand: Dense {
+                    weight: flat(expand)?,
+                    bias: flat(expand_bias)?,
+                },
+            },
+            LayerOp::Pool => LayerWeights::None,
+            LayerOp::Fc { weight_t, bias } => LayerWeights::Dense(Dense {
+                weight: flat(&weight_t.t()?.contiguous()?)?,
+                bias: bias.to_vec1::<f32>()?,
+            }),
+        })
     }
 
     /// The kind of layer this op implements, to check it against the spec.
@@ -273,20 +271,6 @@ impl LayerOp {
             LayerOp::Fc { .. } => LayerKind::Fc,
         }
     }
-}
-
-/// A squeeze-and-excite layer's weights (reduce, then expand), OIHW, as
-/// `MobileNet::squeeze_excite_weights` returns them.
-#[derive(Debug, Clone, PartialEq)]
-pub struct SqueezeExciteWeights {
-    /// [se, C, 1, 1].
-    pub reduce_weight: Vec<f32>,
-    /// [se].
-    pub reduce_bias: Vec<f32>,
-    /// [C, se, 1, 1].
-    pub expand_weight: Vec<f32>,
-    /// [C].
-    pub expand_bias: Vec<f32>,
 }
 
 /// The two weight shapes of a squeeze-and-excite layer, (reduce [se, C, 1, 1], expand
@@ -318,14 +302,21 @@ pub fn weight_shape(layer: &Layer) -> Option<Vec<usize>> {
     }
 }
 
-/// One layer's values in f32, already validated against [`weight_shape`].
+/// One layer's stored values, already validated against [`weight_shape`] or
+/// [`squeeze_excite_shapes`]; the pool has none.
 #[derive(Debug, Clone)]
-pub(crate) struct RawLayer {
-    pub weight: Vec<f32>,
+pub(crate) enum RawLayer {
+    /// A convolution or the FC layer.
+    Dense(RawDense),
+    /// Squeeze-and-excite's reduce and expand convs, each with a bias.
+    SqueezeExcite { reduce: RawDense, expand: RawDense },
+}
+
+/// One weight tensor, as stored, and the values after it.
+#[derive(Debug, Clone)]
+pub(crate) struct RawDense {
+    pub weight: Values,
     pub affine: RawAffine,
-    /// Squeeze-and-excite only: the expand conv (weight and bias); `weight`/`affine` above are
-    /// then the reduce conv's.
-    pub second: Option<Box<RawLayer>>,
 }
 
 /// The values after a layer's weights.
@@ -345,6 +336,15 @@ pub(crate) enum RawAffine {
 impl RawLayer {
     /// Values stored for this layer (the parameter count's unit).
     pub(crate) fn elements(&self) -> u64 {
+        match self {
+            RawLayer::Dense(dense) => dense.elements(),
+            RawLayer::SqueezeExcite { reduce, expand } => reduce.elements() + expand.elements(),
+        }
+    }
+}
+
+impl RawDense {
+    fn elements(&self) -> u64 {
         let affine = match &self.affine {
             RawAffine::Bias(b) => b.len(),
             RawAffine::BatchNorm {
@@ -354,22 +354,30 @@ impl RawLayer {
                 var,
             } => gamma.len() + beta.len() + mean.len() + var.len(),
         };
-        (self.weight.len() + affine) as u64 + self.second.as_ref().map_or(0, |s| s.elements())
+        (self.weight.len() + affine) as u64
     }
 }
 
-/// Builds the op for `layer` from its raw values (None for the pool). Shapes must have been
-/// validated; a mismatch here is reported as a candle error, not a panic.
+/// Builds the op for `layer` from its raw values (None for the pool), dequantizing U8
+/// weights. Shapes must have been validated; a mismatch here is reported as a candle error,
+/// not a panic.
 pub(crate) fn build_op(
     layer: &Layer,
     raw: Option<RawLayer>,
     device: &candle_core::Device,
 ) -> Result<LayerOp> {
     if let Some((reduce_shape, _)) = squeeze_excite_shapes(layer) {
-        let Some(RawLayer {
-            weight,
-            affine: RawAffine::Bias(reduce_bias),
-            second: Some(second),
+        let Some(RawLayer::SqueezeExcite {
+            reduce:
+                RawDense {
+                    weight: reduce,
+                    affine: RawAffine::Bias(reduce_bias),
+                },
+            expand:
+                RawDense {
+                    weight: expand,
+                    affine: RawAffine::Bias(expand_bias),
+                },
         }) = raw
         else {
             candle_core::bail!(
@@ -377,24 +385,23 @@ pub(crate) fn build_op(
                 layer.name
             );
         };
-        let RawLayer {
-            weight: expand,
-            affine: RawAffine::Bias(expand_bias),
-            ..
-        } = *second
-        else {
-            candle_core::bail!("{}: the SE expand conv takes a bias, not BatchNorm", layer.name);
-        };
         let (se, c) = (reduce_shape[0], reduce_shape[1]);
         return Ok(LayerOp::SqueezeExcite {
-            reduce: Tensor::from_vec(weight, (se, c), device)?,
+            reduce: Tensor::from_vec(reduce.into_f32(), (se, c), device)?,
             reduce_bias: Tensor::from_vec(reduce_bias, (1, se, 1, 1), device)?,
-            expand: Tensor::from_vec(expand, (c, se), device)?,
+            expand: Tensor::from_vec(expand.into_f32(), (c, se), device)?,
             expand_bias: Tensor::from_vec(expand_bias, (1, c, 1, 1), device)?,
         });
     }
     let (Some(shape), Some(raw)) = (weight_shape(layer), raw) else {
         return Ok(LayerOp::Pool);
+    };
+    let RawLayer::Dense(raw) = raw else {
+        candle_core::bail!(
+            "{}: squeeze-and-excite weights for a {} layer",
+            layer.name,
+            layer.kind
+        );
     };
     let affine = match &raw.affine {
         RawAffine::Bias(bias) => ChannelAffine::bias(bias, device)?,
@@ -405,7 +412,7 @@ pub(crate) fn build_op(
             var,
         } => ChannelAffine::batch_norm(gamma, beta, mean, var, device)?,
     };
-    let weight = Tensor::from_vec(raw.weight, shape.as_slice(), device)?;
+    let weight = Tensor::from_vec(raw.weight.into_f32(), shape.as_slice(), device)?;
     Ok(match layer.kind {
         LayerKind::Conv => LayerOp::Conv { weight, affine },
         LayerKind::Depthwise => LayerOp::Depthwise { weight, affine },

@@ -25,11 +25,11 @@ mod random;
 mod weights;
 
 pub use depthwise::{Padding, depthwise_conv, depthwise_conv_taps};
-pub use layers::{BATCH_NORM_EPS, SqueezeExciteWeights, pointwise_conv, squeeze_excite_shapes, weight_shape};
+pub use layers::{BATCH_NORM_EPS, pointwise_conv, squeeze_excite_shapes, weight_shape};
 pub use model_id::{IMAGENET_CLASSES, ModelId, SHIPPED, Shipped, UnknownModel};
 pub use network::{MAX_WEIGHTS_BYTES, MobileNet};
 pub(crate) use random::SplitMix64;
-pub use weights::{DEFAULT_RESOLUTION, WeightOverrides, WeightsError};
+pub use weights::{DEFAULT_RESOLUTION, Values, WeightOverrides, WeightsError, dequantize, names};
 
 /// Helpers shared by the unit tests of this module.
 #[cfg(test)]

@@ -4,11 +4,12 @@ use std::path::Path;
 
 use candle_core::{DType, Device, Result, Tensor, bail};
 
-use super::layers::{LayerOp, RawLayer, SqueezeExciteWeights, build_op};
+use super::layers::{LayerOp, RawLayer, build_op};
 use super::model_id::ModelId;
 use super::random::random_layers;
 use super::weights::{ParsedWeights, WeightOverrides, WeightsError, alpha_text, parse};
 use crate::arch::{Config, ConfigError, Layer, instantiate};
+use crate::engine::LayerWeights;
 
 /// Largest weight file [`MobileNet::from_file`] reads.
 pub const MAX_WEIGHTS_BYTES: u64 = 1 << 30;
@@ -201,17 +202,11 @@ impl MobileNet {
         self.batch_norm
     }
 
-    /// Every layer's weights with BatchNorm folded in, as (weight, bias) on the host, index-aligned
-    /// with [`MobileNet::layers`]: what the fast engine packs. See `LayerOp::folded`.
-    pub fn folded_weights(&self) -> Result<Vec<(Vec<f32>, Vec<f32>)>> {
+    /// Every layer's weights with BatchNorm folded in, on the host, index-aligned with
+    /// [`MobileNet::layers`]: what the fast engine packs, and what a weights file in the folded
+    /// (bias) form stores. See `LayerOp::folded`.
+    pub fn folded_weights(&self) -> Result<Vec<LayerWeights>> {
         self.ops.iter().map(LayerOp::folded).collect()
-    }
-
-    /// The squeeze-and-excite layers' tensors, index-aligned with [`MobileNet::layers`]: Some
-    /// for each `LayerKind::SqueezeExcite` layer (whose entry in [`MobileNet::folded_weights`]
-    /// is empty), None for every other layer. See [`SqueezeExciteWeights`].
-    pub fn squeeze_excite_weights(&self) -> Result<Vec<Option<SqueezeExciteWeights>>> {
-        self.ops.iter().map(LayerOp::squeeze_excite_weights).collect()
     }
 
     /// Logits [N, classes] for `input` [N, 3, R, R].
@@ -224,11 +219,30 @@ impl MobileNet {
         candle_nn::ops::softmax_last_dim(&self.forward(input)?)
     }
 
+    /// The features [N, feature_len] for `input` [N, 3, R, R]: the input of the final FC layer
+    /// (`logits`), which is not run. v1's and v2's pooled vector (v2's conv_last, 1280 wide),
+    /// v3's conv_head output after hard-swish (1280 for Large, 1024 for Small): the backbone's
+    /// embedding, as candle's `*_no_final_layer` models return it.
+    pub fn forward_features(&self, input: &Tensor) -> Result<Tensor> {
+        self.run(input, self.layers.len() - 1, |_, _| {})?.flatten_from(1)
+    }
+
+    /// Values per image [`MobileNet::forward_features`] returns: the FC layer's input width.
+    pub fn feature_len(&self) -> usize {
+        self.layers.last().map_or(0, |fc| fc.input.c as usize)
+    }
+
     /// Runs the network, calling `hook(index, output)` after each layer, where `index` indexes
     /// `layers()` (= `arch::instantiate`). Outputs are NCHW, the pool's [N, C, 1, 1], the
     /// logits [N, classes]. For per-layer timing the hook sees each output once it is computed
     /// (candle's CPU ops are synchronous).
-    pub fn forward_with_hook(&self, input: &Tensor, mut hook: impl FnMut(usize, &Tensor)) -> Result<Tensor> {
+    pub fn forward_with_hook(&self, input: &Tensor, hook: impl FnMut(usize, &Tensor)) -> Result<Tensor> {
+        self.run(input, self.layers.len(), hook)
+    }
+
+    /// Runs the first `count` layers, calling `hook` after each, and returns the last one's
+    /// output.
+    fn run(&self, input: &Tensor, count: usize, mut hook: impl FnMut(usize, &Tensor)) -> Result<Tensor> {
         let r = self.config.resolution as usize;
         match input.dims4() {
             Ok((n, 3, h, w)) if n > 0 && h == r && w == r => {}
@@ -242,7 +256,7 @@ impl MobileNet {
         // Inputs of the layers a residual connection starts at (v2/v3 inverted residual blocks:
         // the block input is added to the projection's output, after its BatchNorm).
         let mut saved: Vec<(usize, Tensor)> = Vec::new();
-        for (index, (layer, op)) in self.layers.iter().zip(&self.ops).enumerate() {
+        for (index, (layer, op)) in self.layers.iter().zip(&self.ops).enumerate().take(count) {
             debug_assert_eq!(op.kind(), layer.kind);
             if self.residual_sources.contains(&index) {
                 saved.push((index, x.clone()));

@@ -7,7 +7,8 @@
 //! generator is SplitMix64 with Box-Muller, written out so a seed means the same network on every
 //! platform and candle version.
 
-use super::layers::{RawAffine, RawLayer, squeeze_excite_shapes, weight_shape};
+use super::layers::{RawAffine, RawDense, RawLayer, squeeze_excite_shapes, weight_shape};
+use super::weights::Values;
 use crate::arch::{Layer, LayerKind};
 
 /// SplitMix64 (Steele, Lea and Flood 2014): tiny, fast and good enough for initialisation.
@@ -46,27 +47,26 @@ pub(crate) fn random_layers(layers: &[Layer], seed: u64) -> Vec<Option<RawLayer>
         .map(|layer| {
             if let Some((reduce, expand)) = squeeze_excite_shapes(layer) {
                 // Squeeze-and-excite: two He-normal 1x1 convs with small biases.
-                let mut first = conv(&mut rng, &reduce, 2.0);
-                first.second = Some(Box::new(conv(&mut rng, &expand, 2.0)));
-                return Some(first);
+                let reduce = conv(&mut rng, &reduce, 2.0);
+                let expand = conv(&mut rng, &expand, 2.0);
+                return Some(RawLayer::SqueezeExcite { reduce, expand });
             }
             let shape = weight_shape(layer)?;
             let gain = if layer.kind == LayerKind::Fc { 1.0 } else { 2.0 };
-            Some(conv(&mut rng, &shape, gain))
+            Some(RawLayer::Dense(conv(&mut rng, &shape, gain)))
         })
         .collect()
 }
 
 /// He-normal weights of `shape` (std sqrt(gain / fan_in)) and a small normal bias per output.
-fn conv(rng: &mut SplitMix64, shape: &[usize], gain: f64) -> RawLayer {
+fn conv(rng: &mut SplitMix64, shape: &[usize], gain: f64) -> RawDense {
     let count: usize = shape.iter().product();
     let fan_in = (count / shape[0]).max(1) as f64;
     let weight = rng.normals(count, (gain / fan_in).sqrt());
     let bias = rng.normals(shape[0], 0.01);
-    RawLayer {
-        weight,
+    RawDense {
+        weight: Values::F32(weight),
         affine: RawAffine::Bias(bias),
-        second: None,
     }
 }
 

@@ -11,6 +11,4 @@ pub mod preprocess;
 
 pub use decode::{ImageError, ImageErrorKind, MAX_ALLOC_BYTES, MAX_DIMENSION, decode_bytes, load_rgb};
 pub use labels::{ClassLayout, LabelMatch, label_for, labels, match_label, wordnet_id};
-pub use preprocess::{
-    CROP_FRACTION, batch_tensor, central_crop, eval_preprocess, load_input, resize, to_chw,
-};
+pub use preprocess::{CROP_FRACTION, batch_input, central_crop, eval_preprocess, load_input, resize, to_chw};

@@ -11,7 +11,7 @@
 
 use std::path::Path;
 
-use candle_core::{Device, Result, Tensor, bail};
+use candle_core::{Result, bail};
 use image::RgbImage;
 use image::imageops::{self, FilterType};
 
@@ -69,8 +69,8 @@ pub fn load_input(path: &Path, resolution: u32) -> std::result::Result<Vec<f32>,
     Ok(eval_preprocess(&load_rgb(path)?, resolution))
 }
 
-/// Stacks preprocessed images into the [N, 3, R, R] batch `MobileNet::forward` takes.
-pub fn batch_tensor(inputs: &[Vec<f32>], resolution: u32, device: &Device) -> Result<Tensor> {
+/// Stacks preprocessed images into the flat [N, 3, R, R] batch `Runner::forward` takes.
+pub fn batch_input(inputs: &[Vec<f32>], resolution: u32) -> Result<Vec<f32>> {
     let r = resolution as usize;
     let per_image = 3 * r * r;
     if let Some(bad) = inputs.iter().find(|v| v.len() != per_image) {
@@ -79,8 +79,7 @@ pub fn batch_tensor(inputs: &[Vec<f32>], resolution: u32, device: &Device) -> Re
             bad.len()
         );
     }
-    let flat: Vec<f32> = inputs.iter().flatten().copied().collect();
-    Tensor::from_vec(flat, (inputs.len(), 3, r, r), device)
+    Ok(inputs.concat())
 }
 
 #[cfg(test)]
@@ -126,8 +125,9 @@ mod tests {
 
     #[test]
     fn batches_check_their_inputs() {
-        let ok = vec![vec![0f32; 3 * 4 * 4]; 2];
-        assert_eq!(batch_tensor(&ok, 4, &Device::Cpu).unwrap().dims(), [2, 3, 4, 4]);
-        assert!(batch_tensor(&[vec![0f32; 5]], 4, &Device::Cpu).is_err());
+        let ok = vec![vec![0f32; 3 * 4 * 4], vec![1f32; 3 * 4 * 4]];
+        let batch = batch_input(&ok, 4).unwrap();
+        assert_eq!((batch.len(), batch[48]), (2 * 48, 1.0));
+        assert!(batch_input(&[vec![0f32; 5]], 4).is_err());
     }
 }

@@ -7,7 +7,7 @@ use std::path::Path;
 
 use candle_core::{Device, Tensor};
 use mobilenet_cli::arch::{Config, Family, Variant};
-use mobilenet_cli::nn::{MobileNet, ModelId, squeeze_excite_shapes, weight_shape};
+use mobilenet_cli::nn::{MobileNet, ModelId, names};
 use predicates::prelude::*;
 use serde_json::Value;
 
@@ -832,26 +832,10 @@ fn random_v3_weights(path: &Path, family: Family, minimalistic: bool) {
     let config = Config::build(family, 1.0, 224, 1, 10, Variant::Standard, minimalistic).unwrap();
     let net = MobileNet::random(config, 9, &dev).unwrap();
     let folded = net.folded_weights().unwrap();
-    let se = net.squeeze_excite_weights().unwrap();
-    let mut tensors: HashMap<String, Tensor> = HashMap::new();
-    let mut put = |name: String, values: Vec<f32>, shape: &[usize]| {
-        tensors.insert(name, Tensor::from_vec(values, shape, &dev).unwrap());
-    };
-    for (i, layer) in net.layers().iter().enumerate() {
-        let name = &layer.name;
-        if let Some((reduce, expand)) = squeeze_excite_shapes(layer) {
-            let w = se[i].clone().unwrap();
-            put(format!("{name}.reduce.weight"), w.reduce_weight, &reduce);
-            put(format!("{name}.reduce.bias"), w.reduce_bias, &[reduce[0]]);
-            put(format!("{name}.expand.weight"), w.expand_weight, &expand);
-            put(format!("{name}.expand.bias"), w.expand_bias, &[expand[0]]);
-        } else if let Some(shape) = weight_shape(layer) {
-            let (weight, bias) = folded[i].clone();
-            let n = bias.len();
-            put(format!("{name}.weight"), weight, &shape);
-            put(format!("{name}.bias"), bias, &[n]);
-        }
-    }
+    let tensors: HashMap<String, Tensor> = names::folded_tensors(net.layers(), &folded)
+        .into_iter()
+        .map(|(name, shape, values)| (name, Tensor::from_vec(values, shape, &dev).unwrap()))
+        .collect();
     candle_core::safetensors::save(&tensors, path).unwrap();
 }
 

@@ -45,15 +45,20 @@ pub fn max_abs_diff(a: &Tensor, b: &Tensor) -> f32 {
 /// (at least 1).
 pub fn max_abs_diff_scaled(a: &Tensor, b: &Tensor) -> (f32, f32) {
     assert_eq!(a.dims(), b.dims());
-    let a = a.flatten_all().unwrap().to_vec1::<f32>().unwrap();
-    let b = b.flatten_all().unwrap().to_vec1::<f32>().unwrap();
-    let diff = a
-        .iter()
-        .zip(&b)
-        .map(|(x, y)| (x - y).abs())
-        .fold(0.0f32, f32::max);
+    max_diff(&values(a), &values(b))
+}
+
+/// As [`max_abs_diff_scaled`], for flat values (what `Runner` returns).
+pub fn max_diff(a: &[f32], b: &[f32]) -> (f32, f32) {
+    assert_eq!(a.len(), b.len());
+    let diff = a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0f32, f32::max);
     let scale = b.iter().map(|y| y.abs()).fold(1.0f32, f32::max);
     (diff, scale)
+}
+
+/// A tensor's values, flat.
+pub fn values(t: &Tensor) -> Vec<f32> {
+    t.flatten_all().unwrap().to_vec1::<f32>().unwrap()
 }
 
 /// Compares `actual` with tests/snapshots/NAME; `UPDATE_SNAPSHOTS=1` rewrites the file.

@@ -4,11 +4,15 @@
 use candle_core::Device;
 use mobilenet_cli::arch::{Config, Family, Layer, LayerKind, Variant, instantiate};
 use mobilenet_cli::cost::analyze;
-use mobilenet_cli::engine::{Engine, FoldedLayerWeights};
+use mobilenet_cli::engine::{Dense, Engine, LayerWeights};
 use mobilenet_cli::nn::MobileNet;
 
 /// Zero weights of the sizes the fast engine expects, so that only the layer types can fail.
-fn weights(layers: &[Layer]) -> Vec<FoldedLayerWeights> {
+fn weights(layers: &[Layer]) -> Vec<LayerWeights> {
+    let zeros = |weight: usize, bias: usize| Dense {
+        weight: vec![0.0; weight],
+        bias: vec![0.0; bias],
+    };
     layers
         .iter()
         .map(|l| {
@@ -19,19 +23,14 @@ fn weights(layers: &[Layer]) -> Vec<FoldedLayerWeights> {
                 LayerKind::Pointwise | LayerKind::Fc => cout * cin,
                 LayerKind::SqueezeExcite => {
                     let se = l.se_channels.unwrap() as usize;
-                    return FoldedLayerWeights::squeeze_excite(
-                        &vec![0.0; se * cin],
-                        &vec![0.0; se],
-                        &vec![0.0; cin * se],
-                        &vec![0.0; cin],
-                    );
+                    return LayerWeights::SqueezeExcite {
+                        reduce: zeros(se * cin, se),
+                        expand: zeros(cin * se, cin),
+                    };
                 }
-                LayerKind::AvgPool => return FoldedLayerWeights::default(),
+                LayerKind::AvgPool => return LayerWeights::None,
             };
-            FoldedLayerWeights {
-                weight: vec![0.0; weight],
-                bias: vec![0.0; cout],
-            }
+            LayerWeights::Dense(zeros(weight, cout))
         })
         .collect()
 }

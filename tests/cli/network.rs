@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use candle_core::{DType, Device, Tensor};
 use mobilenet_cli::arch::{Config, Family, Variant, instantiate};
 use mobilenet_cli::cost::analyze;
+use mobilenet_cli::engine::LayerWeights;
 use mobilenet_cli::nn::{MobileNet, ModelId, WeightOverrides, WeightsError};
 
 #[test]
@@ -179,19 +180,18 @@ fn v3_small_gate_is_relu6_over_6() {
     let plain = with_gate_factor(1.0);
     let slim = with_gate_factor(6.0 * 0.16667);
     let ours = MobileNet::from_embedded(id, &dev).unwrap();
-    let top1 = |p: &Tensor| argmax(&p.flatten_all().unwrap().to_vec1::<f32>().unwrap());
     for engine in [EngineKind::Reference, EngineKind::Fast] {
         let mut ours = Runner::new(ours.clone(), engine, 2).unwrap();
         let mut plain = Runner::new(plain.clone(), engine, 2).unwrap();
         let mut slim = Runner::new(slim.clone(), engine, 2).unwrap();
         let mut slim_diff = 0f32;
         for image in ["bike", "chelsea", "grace_hopper"] {
-            let input = &reference[&format!("{image}.input")];
-            let expected = &reference[&format!("{image}.probs")];
-            let ours_diff = max_abs_diff(&ours.probabilities(input).unwrap(), expected);
-            let plain_diff = max_abs_diff(&plain.probabilities(input).unwrap(), expected);
-            let p_slim = slim.probabilities(input).unwrap();
-            let diff = max_abs_diff(&p_slim, expected);
+            let input = values(&reference[&format!("{image}.input")]);
+            let expected = values(&reference[&format!("{image}.probs")]);
+            let ours_diff = max_diff(&ours.probabilities(&input, 1).unwrap(), &expected).0;
+            let plain_diff = max_diff(&plain.probabilities(&input, 1).unwrap(), &expected).0;
+            let p_slim = slim.probabilities(&input, 1).unwrap();
+            let diff = max_diff(&p_slim, &expected).0;
             eprintln!(
                 "{engine:?} {image}: gate / 6 {ours_diff:.2e} (f32 file {plain_diff:.2e}), gate * 0.16667 {diff:.2e}"
             );
@@ -204,7 +204,7 @@ fn v3_small_gate_is_relu6_over_6() {
                 "{engine:?} {image}: f32 file off by {plain_diff}"
             );
             assert!(diff < 1e-4, "{engine:?} {image}: 0.16667 gate off by {diff}");
-            assert_eq!(top1(&p_slim), top1(expected), "{engine:?} {image}");
+            assert_eq!(argmax(&p_slim), argmax(&expected), "{engine:?} {image}");
             slim_diff = slim_diff.max(diff);
         }
         assert!(
@@ -246,14 +246,18 @@ fn random_v2_and_v3_networks_run() {
             .forward(&input)
             .unwrap();
         assert_eq!(max_abs_diff(&logits, &again), 0.0);
-        let se = model.squeeze_excite_weights().unwrap();
-        assert_eq!(se.len(), model.layers().len());
+        let folded = model.folded_weights().unwrap();
+        assert_eq!(folded.len(), model.layers().len());
         let se_layers = model
             .layers()
             .iter()
             .filter(|l| l.kind == mobilenet_cli::arch::LayerKind::SqueezeExcite)
             .count();
-        assert_eq!(se.iter().flatten().count(), se_layers);
+        let se_weights = folded
+            .iter()
+            .filter(|w| matches!(w, LayerWeights::SqueezeExcite { .. }))
+            .count();
+        assert_eq!(se_weights, se_layers);
         assert_eq!(
             se_layers > 0,
             family.is_v3() && !minimalistic,
@@ -268,7 +272,7 @@ fn random_v2_and_v3_networks_run() {
 /// reproduces the network whose tensors were written.
 #[test]
 fn v3_files_in_the_documented_naming_load() {
-    use mobilenet_cli::nn::{squeeze_excite_shapes, weight_shape};
+    use mobilenet_cli::nn::{names, squeeze_excite_shapes, weight_shape};
     let dev = Device::Cpu;
     for (family, minimalistic) in [
         (Family::V3Small, false),
@@ -278,30 +282,35 @@ fn v3_files_in_the_documented_naming_load() {
         let config = Config::build(family, 1.0, 64, 1, 1001, Variant::Standard, minimalistic).unwrap();
         let random = MobileNet::random(config, 11, &dev).unwrap();
         let folded = random.folded_weights().unwrap();
-        let se = random.squeeze_excite_weights().unwrap();
         let mut tensors: HashMap<String, Tensor> = HashMap::new();
-        for (i, layer) in random.layers().iter().enumerate() {
-            if let Some((reduce, expand)) = squeeze_excite_shapes(layer) {
-                let w = se[i].clone().unwrap();
-                let name = &layer.name;
-                let t = |v: Vec<f32>, s: &[usize]| Tensor::from_vec(v, s, &dev).unwrap();
-                tensors.insert(format!("{name}.reduce.weight"), t(w.reduce_weight, &reduce));
-                tensors.insert(format!("{name}.reduce.bias"), t(w.reduce_bias, &[reduce[0]]));
-                tensors.insert(format!("{name}.expand.weight"), t(w.expand_weight, &expand));
-                tensors.insert(format!("{name}.expand.bias"), t(w.expand_bias, &[expand[0]]));
-            } else if let Some(shape) = weight_shape(layer) {
-                let (w, b) = folded[i].clone();
-                let n = b.len();
-                tensors.insert(
-                    format!("{}.weight", layer.name),
-                    Tensor::from_vec(w, shape, &dev).unwrap(),
-                );
-                tensors.insert(
-                    format!("{}.bias", layer.name),
-                    Tensor::from_vec(b, n, &dev).unwrap(),
-                );
+        let t = |v: &[f32], s: &[usize]| Tensor::from_slice(v, s, &dev).unwrap();
+        for (layer, weights) in random.layers().iter().zip(&folded) {
+            let name = &layer.name;
+            match weights {
+                LayerWeights::SqueezeExcite { reduce, expand } => {
+                    let (rs, es) = squeeze_excite_shapes(layer).unwrap();
+                    tensors.insert(format!("{name}.reduce.weight"), t(&reduce.weight, &rs));
+                    tensors.insert(format!("{name}.reduce.bias"), t(&reduce.bias, &[rs[0]]));
+                    tensors.insert(format!("{name}.expand.weight"), t(&expand.weight, &es));
+                    tensors.insert(format!("{name}.expand.bias"), t(&expand.bias, &[es[0]]));
+                }
+                LayerWeights::Dense(dense) => {
+                    let shape = weight_shape(layer).unwrap();
+                    tensors.insert(format!("{name}.weight"), t(&dense.weight, &shape));
+                    tensors.insert(format!("{name}.bias"), t(&dense.bias, &[shape[0]]));
+                }
+                LayerWeights::None => {}
             }
         }
+        // The writer's side of `nn::names` produces exactly these documented names.
+        let mut written: Vec<String> = names::folded_tensors(random.layers(), &folded)
+            .into_iter()
+            .map(|(name, _, _)| name)
+            .collect();
+        let mut documented: Vec<String> = tensors.keys().cloned().collect();
+        written.sort();
+        documented.sort();
+        assert_eq!(written, documented);
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("v3.safetensors");
         candle_core::safetensors::save(&tensors, &path).unwrap();
@@ -866,12 +875,8 @@ mod pipeline {
                 let labels = |i: usize| -> Vec<&str> {
                     let result = &results[i];
                     assert_eq!(result.model, id.name());
-                    result
-                        .predictions()
-                        .unwrap()
-                        .iter()
-                        .map(|p| p.label.as_str())
-                        .collect()
+                    let predictions = result.predictions().expect("classified");
+                    predictions.iter().map(|p| p.label.as_str()).collect()
                 };
                 assert_eq!(labels(0), grace_hopper, "{id} {engine:?}");
                 assert_eq!(labels(1)[0], "Egyptian cat", "{id} {engine:?}");
