@@ -12,8 +12,8 @@ use std::path::PathBuf;
 use serde::{Serialize, Serializer};
 
 use crate::infer::Runner;
-use crate::text::{one_line, path_text};
 use crate::nn::MobileNet;
+use crate::text::{one_line, path_text};
 use crate::vision::{
     ClassLayout, ClassNames, ImageError, ImageErrorKind, batch_input, decode_bytes, eval_preprocess,
     load_input,

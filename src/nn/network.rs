@@ -108,11 +108,12 @@ impl MobileNet {
             batch_norm,
         } = parsed;
         let layers = instantiate(&config);
-        let net = Self::assemble(name, config, trained_resolution, layers, raw, batch_norm, device)
-            .map_err(|source| WeightsError::Candle {
+        let net = Self::assemble(name, config, trained_resolution, layers, raw, batch_norm, device).map_err(
+            |source| WeightsError::Candle {
                 file: file.to_string(),
                 source,
-            })?;
+            },
+        )?;
         Ok(MobileNet { labels, ..net })
     }
 

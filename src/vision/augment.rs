@@ -67,7 +67,13 @@ mod tests {
 
     /// A 4x2 image whose left half is black and right half white.
     fn halves() -> RgbImage {
-        RgbImage::from_fn(4, 2, |x, _| if x < 2 { Rgb([0, 0, 0]) } else { Rgb([255, 255, 255]) })
+        RgbImage::from_fn(4, 2, |x, _| {
+            if x < 2 {
+                Rgb([0, 0, 0])
+            } else {
+                Rgb([255, 255, 255])
+            }
+        })
     }
 
     #[test]
@@ -103,9 +109,15 @@ mod tests {
             x: 0.0,
             y: 0.0,
         };
-        assert!(left.apply(&halves(), 2).iter().all(|&v| v == -1.0), "the black half");
+        assert!(
+            left.apply(&halves(), 2).iter().all(|&v| v == -1.0),
+            "the black half"
+        );
         let right = Augmentation { x: 1.0, ..left };
-        assert!(right.apply(&halves(), 2).iter().all(|&v| v == 1.0), "the white half");
+        assert!(
+            right.apply(&halves(), 2).iter().all(|&v| v == 1.0),
+            "the white half"
+        );
         assert_eq!(left.span(1, 0.0), (0, 1), "at least one pixel");
     }
 }

@@ -226,14 +226,24 @@ mod tests {
         let labels = vec!["hotdog".to_string(), "not_hotdog".to_string()];
         let names = ClassNames::new(2, Some(&labels));
         assert_eq!(names.layout(), ClassLayout::Custom);
-        assert_eq!((names.label(1).as_str(), names.imagenet_index(1)), ("not_hotdog", None));
+        assert_eq!(
+            (names.label(1).as_str(), names.imagenet_index(1)),
+            ("not_hotdog", None)
+        );
         assert_eq!(serde_json::to_string(&names.layout()).unwrap(), "\"custom\"");
         assert_eq!(ClassNames::new(1001, None), ClassNames::Imagenet1001);
         assert_eq!(ClassNames::new(1001, None).label(286), "Egyptian cat");
         let many: Vec<String> = (0..1001).map(|i| format!("mine {i}")).collect();
-        assert_eq!(ClassNames::new(1001, Some(&many)).label(286), "mine 286", "own labels win");
+        assert_eq!(
+            ClassNames::new(1001, Some(&many)).label(286),
+            "mine 286",
+            "own labels win"
+        );
         assert_eq!(ClassNames::new(3, None).label(2), "class 2");
-        assert_eq!(ClassNames::new(3, Some(&labels)), ClassNames::Unnamed { classes: 3 });
+        assert_eq!(
+            ClassNames::new(3, Some(&labels)),
+            ClassNames::Unnamed { classes: 3 }
+        );
     }
 
     #[test]

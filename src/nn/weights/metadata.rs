@@ -50,8 +50,8 @@ pub(super) fn resolve_labels(
         value: crate::text::one_line(value),
         expected,
     };
-    let labels: Vec<String> = serde_json::from_str(value)
-        .map_err(|_| bad("a JSON array of class names".into()))?;
+    let labels: Vec<String> =
+        serde_json::from_str(value).map_err(|_| bad("a JSON array of class names".into()))?;
     if labels.len() != classes as usize {
         return Err(bad(format!(
             "a list of {classes} names, one per class ({} given)",

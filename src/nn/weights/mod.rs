@@ -26,8 +26,8 @@ use safetensors::SafeTensors;
 use super::layers::RawLayer;
 use crate::arch::{Config, ConfigError, Variant, instantiate};
 pub(crate) use metadata::alpha_text;
-use metadata::{resolve_config, resolve_labels};
 pub use metadata::{DEFAULT_RESOLUTION, LABELS_KEY, WeightOverrides};
+use metadata::{resolve_config, resolve_labels};
 use tensors::{LayerPlan, plan_layer};
 pub use tensors::{Values, dequantize};
 
