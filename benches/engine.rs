@@ -1,6 +1,6 @@
-//! Engine benchmarks: the whole 1.0-MobileNet-224, 0.25-MobileNet-128, 1.0-MobileNetV2-224 and
-//! the 1.0 MobileNetV3-Large and -Small at 224, at 1 and 2 threads, and the largest pointwise and
-//! depthwise layers of the 1.0-MobileNet-224 in place.
+//! Engine benchmarks: the whole 1.0-MobileNet-224 (and its features pass), 0.25-MobileNet-128,
+//! 1.0-MobileNetV2-224 and the 1.0 MobileNetV3-Large and -Small at 224, at 1 and 2 threads, and
+//! the largest pointwise and depthwise layers of the 1.0-MobileNet-224 in place.
 //!
 //! Run with `cargo bench --bench engine`. Before divan's table a summary prints median
 //! latencies with GFLOP/s (2 x the paper's mult-adds / time) as a share of two FMA peaks per
@@ -282,6 +282,14 @@ fn mobilenet_v3_1_0_224(bencher: Bencher, (family, threads): (Family, usize)) {
     let config = Config::family(family, 1.0, 224).unwrap();
     let mut s = setup_config(config, threads, Isa::detect());
     bencher.bench_local(|| s.engine.forward(&s.input, 1)[0]);
+}
+
+/// The 1.0-MobileNet-224 up to its features (`Engine::forward_features`, issue 12): the same
+/// pass less the FC layer.
+#[divan::bench(args = [1, 2], max_time = 3)]
+fn mobilenet_1_0_224_features(bencher: Bencher, threads: usize) {
+    let mut s = setup(1.0, 224, threads, Isa::detect());
+    bencher.bench_local(|| s.engine.forward_features(&s.input, 1)[0]);
 }
 
 #[divan::bench(args = [1, 2], max_time = 3)]

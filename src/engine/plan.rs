@@ -205,6 +205,9 @@ pub(crate) fn build(layers: &[Layer], weights: &[LayerWeights]) -> Result<Plan, 
 /// input has no other reader, as in every v3 block (the residual is the block's input, not the
 /// depthwise output): one pass over the activation fewer and no extra buffer. Expects the
 /// layers `check_shapes` accepted. Returns the slots and the number of buffers.
+///
+/// The forward pass's soundness rests on this assignment: see the SAFETY comment on the op
+/// loop in `Engine::execute`.
 fn assign_buffers(layers: &[Layer]) -> (Vec<Slots>, usize) {
     let n = layers.len();
     let mut last_use: Vec<usize> = (0..n).map(|i| i + 1).collect();

@@ -273,9 +273,10 @@ impl LayerOp {
     }
 }
 
-/// The two weight shapes of a squeeze-and-excite layer, (reduce [se, C, 1, 1], expand
-/// [C, se, 1, 1]), stored as `NAME.reduce.weight` and `NAME.expand.weight` with biases
-/// `NAME.reduce.bias` [se] and `NAME.expand.bias` [C]. None for other layers.
+/// The two weight shapes of a squeeze-and-excite layer, (reduce `[se, C, 1, 1]`, expand
+/// `[C, se, 1, 1]`), stored as `NAME.reduce.weight` and `NAME.expand.weight` with biases
+/// `NAME.reduce.bias` `[se]` and `NAME.expand.bias` `[C]` (see [`crate::nn::names`]). None for
+/// other layers.
 pub fn squeeze_excite_shapes(layer: &Layer) -> Option<(Vec<usize>, Vec<usize>)> {
     let se = layer.se_channels? as usize;
     (layer.kind == LayerKind::SqueezeExcite).then(|| {

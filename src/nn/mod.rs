@@ -13,7 +13,11 @@
 //!   binary);
 //! - [`MobileNet`]: load ([`MobileNet::from_embedded`], [`MobileNet::from_file`]), or create
 //!   ([`MobileNet::random`]), then run ([`MobileNet::forward`], [`MobileNet::probabilities`],
-//!   [`MobileNet::forward_with_hook`]);
+//!   [`MobileNet::forward_with_hook`], or up to the classifier's input,
+//!   [`MobileNet::forward_features`]); [`MobileNet::folded_weights`] gives the fast engine its
+//!   weights;
+//! - [`names`], [`Values`]: the weight files' tensor names (for reading and writing) and the
+//!   forms their values are kept in (uint8 stays quantized until a network is built);
 //! - [`depthwise_conv`], [`pointwise_conv`]: the two halves of a separable layer, exposed for
 //!   benchmarks and tests.
 
