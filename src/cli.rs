@@ -26,7 +26,8 @@ pub const EXIT_CODES: &str = "\
 Exit codes: 0 success; 1 runtime failure (unreadable file, bad weights, failed write);
 2 usage error (bad flag value or combination, output path not writable, memory limit);
 3 some inputs failed (each reported, the others have results); 130/143 interrupted by
-SIGINT/SIGTERM (classify, evaluate and sweep write what they finished; bench writes nothing).";
+SIGINT/SIGTERM (classify, evaluate and sweep write what they finished; bench writes nothing;
+retrain writes no network but keeps the features it cached).";
 
 #[derive(Debug, Parser)]
 #[command(name = "mobilenet-cli", version, about = ABOUT, propagate_version = true, after_help = EXIT_CODES)]
