@@ -118,6 +118,7 @@ Examples:
   mobilenet-cli retrain photos/ --output mine.safetensors
   mobilenet-cli retrain train/ --test val/ --model v2_1.0_224 --output mine.safetensors --format json
   mobilenet-cli retrain photos/ --output mine.safetensors --augment --seed 3
+  mobilenet-cli retrain photos/ --output mine.safetensors --features-out features.safetensors
   mobilenet-cli classify new.jpg --weights mine.safetensors
   mobilenet-cli evaluate val/ --weights mine.safetensors";
 
@@ -625,6 +626,12 @@ pub struct RetrainArgs {
     /// Write the report to FILE instead of standard output (checked before any work; atomic).
     #[arg(long, value_name = "FILE")]
     pub report: Option<PathBuf>,
+    /// Also write every image's feature vector, class and split to FILE (safetensors: `features`
+    /// float32 [N, C], `labels` int64, `split` uint8 0 train / 1 validation / 2 test; the paths
+    /// and class names in its metadata), to probe the same data with other tools. Checked
+    /// before any work; atomic.
+    #[arg(long, value_name = "FILE")]
+    pub features_out: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

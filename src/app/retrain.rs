@@ -23,8 +23,8 @@ use crate::output::path_text;
 use crate::report;
 use crate::transfer::report::{BaseModelInfo, ClassInfo, DataInfo, TrainingInfo};
 use crate::transfer::{
-    CacheKey, Epoch, ExportInfo, FeatureCache, Observer, Options, RetrainReport, TransferError, network_file,
-    retrain, sha256, split_folder,
+    CacheKey, Epoch, ExportInfo, FeatureCache, FeaturesInfo, Observer, Options, RetrainReport, TransferError,
+    features_file, network_file, retrain, sha256, split_folder,
 };
 use crate::vision::{CROP_FRACTION, MAX_ALLOC_BYTES};
 
@@ -214,6 +214,21 @@ pub fn run_retrain(plan: &RetrainPlan) -> Result<ExitCode> {
     plan.output
         .write(&file)
         .with_context(|| format!("--output {}: write failed", path_text(plan.output.shown())))?;
+    if let Some(out) = &plan.features_out {
+        let bytes = features_file(
+            &data.examples,
+            &retrained.features,
+            &FeaturesInfo {
+                classes: &data.classes,
+                base_model: &name,
+                base_weights: &base_sha,
+                resolution: config.resolution,
+                feature: &retrained.feature,
+            },
+        )?;
+        out.write(&bytes)
+            .with_context(|| format!("--features-out {}: write failed", path_text(out.shown())))?;
+    }
 
     let report = RetrainReport {
         schema_version: 1,
@@ -230,6 +245,7 @@ pub fn run_retrain(plan: &RetrainPlan) -> Result<ExitCode> {
         },
         feature: retrained.feature.clone(),
         output: path_text(plan.output.shown()),
+        features_out: plan.features_out.as_ref().map(|f| path_text(f.shown())),
         engine: plan.run.engine,
         threads: plan.run.threads,
         batch: plan.batch,

@@ -21,6 +21,9 @@ pub fn retrain_document(report: &RetrainReport, format: Format) -> Document {
         report.model.name, report.data.dir, report.output
     ));
     let mut summary = vec![feature_line(report), split_line(report)];
+    if let Some(path) = &report.features_out {
+        summary.push(format!("features of every image, with class and split: {path}"));
+    }
     summary.push(match &report.test {
         Some(t) => format!("test accuracy: {}", score_text(t)),
         None => "test accuracy: no test images".into(),

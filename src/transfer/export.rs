@@ -25,9 +25,11 @@ use serde_json::{Value, json};
 use super::cache::{Sha, hex};
 use super::features::FeatureVector;
 use super::head::Head;
+use super::split::{Example, Split};
 use crate::arch::Config;
 use crate::arch::config::format_alpha;
 use crate::nn::{LABELS_KEY, names};
+use crate::text::path_text;
 use crate::vision::CROP_FRACTION;
 
 /// What the written file says about itself besides its tensors.
@@ -116,11 +118,16 @@ pub fn network_file<T: Serialize>(
         shape: vec![head.classes],
         data: f32_bytes(&head.bias).into(),
     });
-    // safetensors' order: larger dtypes first (so float32 data stays 4-byte aligned), then name.
-    entries.sort_by(|a, b| b.dtype.cmp(&a.dtype).then_with(|| a.name.cmp(&b.name)));
 
     let license = header.metadata().as_ref().and_then(|m| m.get("license").cloned());
-    let metadata = metadata(info, head, license)?;
+    assemble(metadata(info, head, license)?, entries)
+}
+
+/// The bytes of a safetensors file of `entries` with `metadata`: tensors in safetensors' order
+/// (larger dtypes first, so float32 data stays 4-byte aligned, then by name), the header's keys
+/// sorted.
+fn assemble(metadata: BTreeMap<String, String>, mut entries: Vec<Entry>) -> Result<Vec<u8>, ExportError> {
+    entries.sort_by(|a, b| b.dtype.cmp(&a.dtype).then_with(|| a.name.cmp(&b.name)));
     let mut top = serde_json::Map::new();
     top.insert("__metadata__".into(), serde_json::to_value(metadata)?);
     let mut offset = 0;
@@ -145,6 +152,104 @@ pub fn network_file<T: Serialize>(
         file.extend_from_slice(&e.data);
     }
     Ok(file)
+}
+
+/// What a features file says about where its vectors came from.
+pub struct FeaturesInfo<'a> {
+    /// The class names, in label order.
+    pub classes: &'a [String],
+    pub base_model: &'a str,
+    pub base_weights: &'a Sha,
+    pub resolution: u32,
+    pub feature: &'a FeatureVector,
+}
+
+/// The features file of `--features-out`: every usable image's feature vector, its class and its
+/// split, for probing the same data with other tools (`scripts/probe-baseline.py`). Tensors:
+/// `features` float32 `[N, C]`, `labels` int64 `[N]` (an index into the metadata's `classes`),
+/// `split` uint8 `[N]` (0 training, 1 validation, 2 test), in `examples`' order with the images
+/// that have no vector (unreadable) left out; the metadata names each row's image (`paths`, a
+/// JSON array), the classes, the split codes, the base model and the feature vector.
+pub fn features_file(
+    examples: &[Example],
+    features: &[Option<Vec<f32>>],
+    info: &FeaturesInfo,
+) -> Result<Vec<u8>, ExportError> {
+    let width = info.feature.width;
+    let rows: Vec<(&Example, &[f32])> = examples
+        .iter()
+        .zip(features)
+        .filter_map(|(e, v)| v.as_deref().map(|v| (e, v)))
+        .collect();
+    if let Some((_, v)) = rows.iter().find(|(_, v)| v.len() != width) {
+        return Err(ExportError::Shape {
+            head: info.classes.len(),
+            width: v.len(),
+            labels: info.classes.len(),
+            feature: width,
+        });
+    }
+    let values: Vec<u8> = rows
+        .iter()
+        .flat_map(|(_, v)| v.iter())
+        .flat_map(|x| x.to_le_bytes())
+        .collect();
+    let labels: Vec<u8> = rows
+        .iter()
+        .flat_map(|(e, _)| (e.class as i64).to_le_bytes())
+        .collect();
+    let splits: Vec<u8> = rows.iter().map(|(e, _)| split_code(e.split)).collect();
+    let n = rows.len();
+    let entries = vec![
+        Entry {
+            name: "features".into(),
+            dtype: Dtype::F32,
+            shape: vec![n, width],
+            data: values.into(),
+        },
+        Entry {
+            name: "labels".into(),
+            dtype: Dtype::I64,
+            shape: vec![n],
+            data: labels.into(),
+        },
+        Entry {
+            name: "split".into(),
+            dtype: Dtype::U8,
+            shape: vec![n],
+            data: splits.into(),
+        },
+    ];
+    let paths: Vec<String> = rows.iter().map(|(e, _)| path_text(&e.path)).collect();
+    let mut m = BTreeMap::new();
+    m.insert("classes".to_string(), serde_json::to_string(info.classes)?);
+    m.insert("paths".to_string(), serde_json::to_string(&paths)?);
+    m.insert(
+        "split_codes".to_string(),
+        r#"{"0":"train","1":"validation","2":"test"}"#.to_string(),
+    );
+    m.insert("base_model".to_string(), info.base_model.to_string());
+    m.insert("base_weights_sha256".to_string(), hex(info.base_weights));
+    m.insert("resolution".to_string(), info.resolution.to_string());
+    m.insert("crop_fraction".to_string(), CROP_FRACTION.to_string());
+    m.insert("feature".to_string(), serde_json::to_string(info.feature)?);
+    m.insert(
+        "tool".to_string(),
+        format!(
+            "mobilenet-cli {} retrain --features-out",
+            env!("CARGO_PKG_VERSION")
+        ),
+    );
+    assemble(m, entries)
+}
+
+/// A split's code in a features file.
+fn split_code(split: Split) -> u8 {
+    match split {
+        Split::Train => 0,
+        Split::Validation => 1,
+        Split::Test => 2,
+    }
 }
 
 /// The metadata of the written file, by key.

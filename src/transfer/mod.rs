@@ -27,7 +27,7 @@ pub mod report;
 pub mod split;
 
 pub use cache::{CacheKey, FeatureCache, Sha, default_root, sha256};
-pub use export::{ExportError, ExportInfo, network_file};
+pub use export::{ExportError, ExportInfo, FeaturesInfo, features_file, network_file};
 pub use features::{ExtractionStats, FeatureSource, FeatureVector, feature_vector};
 pub use head::{Epoch, Head, HeadSettings, Samples, Training};
 pub use metrics::{Interval, Score, wilson};

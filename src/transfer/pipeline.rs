@@ -68,6 +68,9 @@ pub struct Retrained {
     pub extraction: ExtractionStats,
     /// The augmented training views (never cached), when asked for.
     pub augmentation: Option<ExtractionStats>,
+    /// Each image's feature vector (None: unreadable), in the dataset's `examples` order: what
+    /// `--features-out` writes and a sweep could reuse.
+    pub features: Vec<Option<Vec<f32>>>,
 }
 
 /// Why a retraining did not finish.
@@ -227,5 +230,6 @@ pub fn retrain(
         failed,
         extraction: extracted.stats,
         augmentation,
+        features: extracted.features,
     })
 }

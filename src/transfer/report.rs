@@ -22,6 +22,8 @@ pub struct RetrainReport {
     pub feature: FeatureVector,
     /// The network file written.
     pub output: String,
+    /// The features file written with `--features-out` (null: none).
+    pub features_out: Option<String>,
     pub engine: EngineKind,
     pub threads: usize,
     /// Images per forward pass.

@@ -493,3 +493,58 @@ fn paths_and_settings_are_checked_before_any_work() {
     let e = failure(&args, 2);
     assert!(e.contains("--test-percent"), "{e}");
 }
+
+#[test]
+fn features_out_holds_every_images_vector_class_and_split() {
+    let task = Task::new();
+    let feats = task.path("feats.safetensors");
+    let report = task.run("m.safetensors", &["--features-out", feats.to_str().unwrap()]);
+    assert_eq!(report["features_out"], feats.to_str().unwrap());
+    let bytes = std::fs::read(&feats).unwrap();
+    let tensors = SafeTensors::deserialize(&bytes).unwrap();
+    let n = 3 * (8 + 3 + 3);
+    let features = tensors.tensor("features").unwrap();
+    assert_eq!(
+        (features.dtype(), features.shape()),
+        (safetensors::Dtype::F32, &[n, 256][..])
+    );
+    let labels: Vec<i64> = tensors
+        .tensor("labels")
+        .unwrap()
+        .data()
+        .chunks(8)
+        .map(|b| i64::from_le_bytes(b.try_into().unwrap()))
+        .collect();
+    let split = tensors.tensor("split").unwrap().data().to_vec();
+    // Rows follow the dataset: DIR's images (all training here), then validation, then test.
+    let meta = metadata(&feats);
+    let paths: Vec<String> = serde_json::from_str(&meta["paths"]).unwrap();
+    assert_eq!(meta["classes"], r#"["blue","green","red"]"#);
+    assert_eq!(meta["base_model"], "0.25_128");
+    for (i, path) in paths.iter().enumerate() {
+        let (expected_split, within) = if path.contains("/train/") {
+            (0, "/train/")
+        } else if path.contains("/val/") {
+            (1, "/val/")
+        } else {
+            (2, "/test/")
+        };
+        assert_eq!(split[i], expected_split, "{path}");
+        let class = path.split(within).nth(1).unwrap().split('/').next().unwrap();
+        assert_eq!(COLOURS[labels[i] as usize].0, class, "{path}");
+    }
+    assert_eq!(paths.len(), n);
+    assert_eq!(split.iter().filter(|&&s| s == 2).count(), 9);
+
+    // Its path is checked before any work, like the others.
+    let bad = task.text("no/such/dir/feats.safetensors");
+    let mut args = task.args("n.safetensors", &["--features-out", &bad]);
+    args.retain(|a| a != "--quiet");
+    let e = failure(&args.iter().map(String::as_str).collect::<Vec<_>>(), 2);
+    assert!(e.starts_with("error: --features-out "), "{e}");
+    assert!(!task.path("n.safetensors").exists());
+    let same = task.text("m.safetensors");
+    let args = task.args("m.safetensors", &["--features-out", &same]);
+    let e = failure(&args.iter().map(String::as_str).collect::<Vec<_>>(), 2);
+    assert!(e.contains("each needs its own file"), "{e}");
+}

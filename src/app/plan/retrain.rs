@@ -39,6 +39,8 @@ pub struct RetrainPlan {
     pub output: OutputFile,
     /// The report: format and target.
     pub report: OutputPlan,
+    /// `--features-out`: where every image's feature vector, class and split go.
+    pub features_out: Option<OutputFile>,
     /// `--quiet` (global; set by `Plan::try_from`).
     pub quiet: bool,
 }
@@ -173,7 +175,10 @@ impl TryFrom<&RetrainArgs> for RetrainPlan {
             format: args.format,
             target: Target::new("--report", args.report.as_deref())?,
         };
+        let features_out = Target::new("--features-out", args.features_out.as_deref())?;
         distinct_outputs(("--output", &output), ("--report", &report.target))?;
+        distinct_outputs(("--output", &output), ("--features-out", &features_out))?;
+        distinct_outputs(("--report", &report.target), ("--features-out", &features_out))?;
         let head = HeadSettings {
             learning_rate: setting(
                 "--learning-rate",
@@ -196,6 +201,10 @@ impl TryFrom<&RetrainArgs> for RetrainPlan {
         let Target::File(output) = output else {
             unreachable!("--output is required and names a file")
         };
+        let features_out = match features_out {
+            Target::File(file) => Some(file),
+            Target::Stdout => None,
+        };
         Ok(RetrainPlan {
             model,
             dir,
@@ -207,6 +216,7 @@ impl TryFrom<&RetrainArgs> for RetrainPlan {
             run,
             output,
             report,
+            features_out,
             quiet: false,
         })
     }
