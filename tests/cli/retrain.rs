@@ -548,3 +548,84 @@ fn features_out_holds_every_images_vector_class_and_split() {
     let e = failure(&args.iter().map(String::as_str).collect::<Vec<_>>(), 2);
     assert!(e.contains("each needs its own file"), "{e}");
 }
+
+/// Each image's split in a features file, by path relative to `root`.
+fn splits_of(features: &Path, root: &Path) -> std::collections::BTreeMap<String, u8> {
+    let bytes = std::fs::read(features).unwrap();
+    let split = SafeTensors::deserialize(&bytes)
+        .unwrap()
+        .tensor("split")
+        .unwrap()
+        .data()
+        .to_vec();
+    let paths: Vec<String> = serde_json::from_str(&metadata(features)["paths"]).unwrap();
+    let root = root.to_str().unwrap();
+    paths
+        .into_iter()
+        .map(|p| p.strip_prefix(root).unwrap().to_string())
+        .zip(split)
+        .collect()
+}
+
+#[test]
+fn adding_images_moves_no_image_to_another_split() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    colour_task(&data, &COLOURS[..2], 20, 4);
+    let run = |features: &str| {
+        let features = dir.path().join(features);
+        json_of(&[
+            "retrain",
+            data.to_str().unwrap(),
+            "--model",
+            "0.25_128",
+            "--validation-percent",
+            "20",
+            "--test-percent",
+            "20",
+            "--epochs",
+            "2",
+            "--cache-dir",
+            dir.path().join("cache").to_str().unwrap(),
+            "-o",
+            dir.path().join("m.safetensors").to_str().unwrap(),
+            "--features-out",
+            features.to_str().unwrap(),
+            "--format",
+            "json",
+        ]);
+        splits_of(&features, &data)
+    };
+    let before = run("a.safetensors");
+    assert_eq!(before.len(), 40);
+    assert!((0..3).all(|s| before.values().any(|&v| v == s)), "{before:?}");
+    // More images in both classes (other names), and a third class.
+    colour_task(&dir.path().join("more"), &COLOURS, 15, 8);
+    for entry in walk(&dir.path().join("more")) {
+        let rel = entry.strip_prefix(dir.path().join("more")).unwrap();
+        let to = data
+            .join(rel.parent().unwrap())
+            .join(format!("new_{}", rel.file_name().unwrap().to_str().unwrap()));
+        std::fs::create_dir_all(to.parent().unwrap()).unwrap();
+        std::fs::rename(&entry, to).unwrap();
+    }
+    let after = run("b.safetensors");
+    assert_eq!(after.len(), 40 + 45);
+    for (path, split) in &before {
+        assert_eq!(after[path], *split, "{path} moved");
+    }
+}
+
+/// The files under `dir`, recursively.
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            files.extend(walk(&path));
+        } else {
+            files.push(path);
+        }
+    }
+    files
+}
