@@ -279,7 +279,7 @@ mod tests {
             record(
                 "a, b.jpg",
                 Outcome::Ok {
-                    predictions: top_k(&probs, 2),
+                    predictions: top_k(&probs, 2, &crate::vision::ClassNames::Imagenet1001),
                 },
             ),
             record(

@@ -13,4 +13,5 @@ mod measure;
 mod network;
 mod plan;
 mod properties;
+mod retrain;
 mod schema;

@@ -987,7 +987,7 @@ mod pipeline {
                 10,
                 |_, _| std::ops::ControlFlow::Continue(())
             ),
-            Err(EvalError::NotImageNet { classes: 10 })
+            Err(EvalError::Unnamed { classes: 10 })
         ));
     }
 }
