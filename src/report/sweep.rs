@@ -513,6 +513,32 @@ mod tests {
     }
 
     #[test]
+    fn a_measured_figure_shows_its_interval_and_whether_it_ran_off_its_resolution() {
+        let measured = |resolution| -> Figure {
+            Ok(Accuracy {
+                value: 82.0,
+                provenance: Provenance::Measured {
+                    data: "photos".into(),
+                    model: "0.25_128".into(),
+                    resolution,
+                    trained_resolution: 128,
+                    images: 50,
+                    correct: 41,
+                    interval: [69.2, 90.23],
+                },
+            })
+        };
+        assert_eq!(top_cell(&measured(128)), "82.0 (69-90)");
+        assert_eq!(top_cell(&measured(160)), "82.0 (69-90)~");
+        assert_eq!(provenance_id(&measured(160)), "measured");
+        assert_eq!(provenance_id(&Err(Unavailable::NotMeasured)), "not-measured");
+        assert!(
+            measured(128).unwrap().is_trusted(),
+            "a measurement may rest on the front"
+        );
+    }
+
+    #[test]
     fn the_legend_is_built_from_the_provenance() {
         let (v1, v3) = (Member::standard(Family::V1), Member::standard(Family::V3Small));
         let r = report(&[(v1, 1.2, 224), (v1, 2.0, 1024), (v3, 1.0, 160)]);

@@ -344,6 +344,41 @@ mod tests {
     }
 
     #[test]
+    fn data_sweeps_the_pretrained_backbones_at_their_resolution_and_the_asked_ones() {
+        let (_, points) = pretrained_points(None);
+        let names: Vec<(&str, u32)> = points
+            .iter()
+            .map(|p| (p.model.unwrap().name(), p.config.resolution))
+            .collect();
+        assert_eq!(
+            names,
+            [
+                ("0.25_128", 128),
+                ("0.5_160", 160),
+                ("0.75_192", 192),
+                ("0.75_224", 224),
+                ("1.0_224", 224),
+                ("v2_1.0_224", 224),
+                ("v3-small_1.0_224", 224)
+            ]
+        );
+        // The trained resolution first, then the others in order, none twice.
+        let (members, points) = pretrained_points(Some(&[224, 128]));
+        assert_eq!(members.len(), 3);
+        let of = |name: &str| -> Vec<u32> {
+            points
+                .iter()
+                .filter(|p| p.model.unwrap().name() == name)
+                .map(|p| p.config.resolution)
+                .collect()
+        };
+        assert_eq!(of("0.25_128"), [128, 224]);
+        assert_eq!(of("0.75_192"), [192, 128, 224]);
+        assert_eq!(of("v2_1.0_224"), [224, 128]);
+        assert!(points.iter().all(|p| members[p.member] == Member::of(&p.config)));
+    }
+
+    #[test]
     fn plot_and_output_must_differ() {
         let dir = tempfile::tempdir().unwrap();
         let same = dir.path().join("x.svg");
