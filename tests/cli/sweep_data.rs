@@ -69,7 +69,8 @@ impl Task {
 #[test]
 fn every_pretrained_backbone_gets_a_measured_top1() {
     let task = Task::new();
-    let v = task.json(&["--no-timing"]);
+    // --threads sets the feature extraction's threads, timed or not.
+    let v = task.json(&["--no-timing", "--threads", "1"]);
     assert_eq!(v["accuracy_source"], "measured");
     assert_eq!(v["families"], serde_json::json!(["v1", "v2", "v3-small"]));
     let data = &v["data"];

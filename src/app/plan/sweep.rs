@@ -173,18 +173,20 @@ fn budget_value(flag: &'static str, value: Option<f64>, max: f64) -> Result<Opti
     }
 }
 
-/// The flags that only matter when the sweep times the network.
+/// The flags that only matter when the sweep times the network (with --data the run flags also
+/// set how features are computed).
 fn timing_flags(args: &SweepArgs) -> Vec<&'static str> {
     let t = &args.timing;
     let r = &args.run;
+    let timing_only = args.data.is_none();
     [
         ("--warmup", t.warmup.is_some()),
         ("--runs", t.runs.is_some()),
         ("--min-time", t.min_time.is_some()),
         ("--batch", t.batch.is_some()),
-        ("--threads", r.threads.is_some()),
-        ("--engine", r.engine.is_some()),
-        ("--max-memory", r.max_memory.is_some()),
+        ("--threads", timing_only && r.threads.is_some()),
+        ("--engine", timing_only && r.engine.is_some()),
+        ("--max-memory", timing_only && r.max_memory.is_some()),
         ("--max-latency-ms", args.max_latency_ms.is_some()),
     ]
     .into_iter()
