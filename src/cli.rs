@@ -135,7 +135,9 @@ Examples:
   mobilenet-cli sweep --families all --max-latency-ms 1 # every family, best within 1 ms
   mobilenet-cli sweep --no-timing --format markdown
   mobilenet-cli sweep --max-latency-ms 5 --min-top1 60 --plot tradeoff.svg
-  mobilenet-cli sweep --alphas 0.35,0.6,1.0 --resolutions 96,176 --format json --output sweep.json";
+  mobilenet-cli sweep --alphas 0.35,0.6,1.0 --resolutions 96,176 --format json --output sweep.json
+  mobilenet-cli sweep --data photos/ --plot mine.svg       # accuracy measured on your own images
+  mobilenet-cli sweep --data train/ --test val/ --resolutions 160 --no-timing";
 
 const ANALYZE_EXAMPLES: &str = "\
 Examples:
@@ -507,22 +509,68 @@ pub struct SweepArgs {
     /// Members of the family to sweep, comma-separated: v1, v2, v3-large, v3-small,
     /// v3-large-minimalistic, v3-small-minimalistic, or all. Each gets its own grid: its
     /// published TF-slim checkpoints (v1 16 points, v2 22, v3 1.0 and 0.75 at 224).
-    #[arg(long, visible_alias = "family", default_value = "v1", value_name = "LIST", value_delimiter = ',', value_parser = named::<MemberChoice>())]
+    #[arg(long, visible_alias = "family", default_value = "v1", value_name = "LIST", value_delimiter = ',', value_parser = named::<MemberChoice>(), conflicts_with = "data")]
     pub families: Vec<MemberChoice>,
     /// Width multipliers in (0, 2], comma-separated (default: each family's published ones).
     /// Crossed with the resolutions.
-    #[arg(long, value_name = "LIST", value_delimiter = ',', value_parser = parsed::<Alpha>, allow_negative_numbers = true)]
+    #[arg(long, value_name = "LIST", value_delimiter = ',', value_parser = parsed::<Alpha>, allow_negative_numbers = true, conflicts_with = "data")]
     pub alphas: Option<Vec<Alpha>>,
     /// Resolutions 32 to 8192, comma-separated (default: each family's published ones).
-    /// Crossed with the width multipliers.
+    /// Crossed with the width multipliers. With --data: the pretrained backbones also run at
+    /// these input sizes (off their trained resolution, marked ~).
     #[arg(long, value_name = "LIST", value_delimiter = ',', value_parser = parsed::<Resolution>, allow_negative_numbers = true)]
     pub resolutions: Option<Vec<Resolution>>,
     /// Analytic columns only: no inference is run.
     #[arg(long)]
     pub no_timing: bool,
     /// Published accuracy table: slim (TF-slim float), slim-quant, paper, tflite.
-    #[arg(long, value_enum, default_value_t = AccuracySource::Slim)]
+    #[arg(long, value_enum, default_value_t = AccuracySource::Slim, conflicts_with = "data")]
     pub accuracy_source: AccuracySource,
+    /// Measure top-1 on your own labelled folder (one subfolder of images per class, as
+    /// retrain reads it): every shipped pretrained backbone (v1 0.25_128, 0.5_160, 0.75_192,
+    /// 0.75_224, 1.0_224, v2 1.0_224, v3-small 1.0_224) gets a head retrained on one split, and
+    /// its test accuracy with the 95% interval is the row's top-1. Features are cached as
+    /// retrain caches them.
+    #[arg(long, value_name = "DIR")]
+    pub data: Option<PathBuf>,
+    /// With --data: validation images from this folder instead of a share of DIR.
+    #[arg(
+        long,
+        value_name = "DIR",
+        requires = "data",
+        conflicts_with = "validation_percent"
+    )]
+    pub validation: Option<PathBuf>,
+    /// With --data: test images from this folder instead of a share of DIR.
+    #[arg(long, value_name = "DIR", requires = "data", conflicts_with = "test_percent")]
+    pub test: Option<PathBuf>,
+    /// With --data: share of DIR held out for validation, by the hash of each path, 0 to under
+    /// 100 [default: 10].
+    #[arg(
+        long,
+        value_name = "PERCENT",
+        allow_negative_numbers = true,
+        requires = "data"
+    )]
+    pub validation_percent: Option<f64>,
+    /// With --data: share of DIR held out for the test score, by the hash of each path, above 0
+    /// and under 100 [default: 10].
+    #[arg(
+        long,
+        value_name = "PERCENT",
+        allow_negative_numbers = true,
+        requires = "data"
+    )]
+    pub test_percent: Option<f64>,
+    /// With --data: the feature cache's folder [default: retrain's].
+    #[arg(long, value_name = "DIR", requires = "data", conflicts_with = "no_cache")]
+    pub cache_dir: Option<PathBuf>,
+    /// With --data: read and write no cached features.
+    #[arg(long, requires = "data")]
+    pub no_cache: bool,
+    /// With --data: the heads' seed [default: 0].
+    #[arg(long, requires = "data")]
+    pub seed: Option<u64>,
     /// Budget: median latency at most this many milliseconds (>= 0).
     #[arg(long, allow_negative_numbers = true, value_name = "MS")]
     pub max_latency_ms: Option<f64>,

@@ -30,7 +30,7 @@ use crate::vision::{CROP_FRACTION, MAX_ALLOC_BYTES};
 
 /// Images decoded at once: one per thread, as many as the memory limit leaves room for beside
 /// the run's own estimate (each decode may take [`MAX_ALLOC_BYTES`]), at least one.
-fn decoders(run: &RunPlan, config: &Config, batch: usize) -> usize {
+pub(super) fn decoders(run: &RunPlan, config: &Config, batch: usize) -> usize {
     let own = estimate(config, batch, run.engine, 0).total();
     let room = run.memory_limit.bytes.saturating_sub(own) / MAX_ALLOC_BYTES;
     usize::try_from(room)
@@ -40,7 +40,7 @@ fn decoders(run: &RunPlan, config: &Config, batch: usize) -> usize {
 
 /// The cache the plan asks for, opened; a default cache that cannot be created is a warning,
 /// not a failure (the run goes on without one).
-fn open_cache(plan: &CachePlan, key: &CacheKey, quiet: bool) -> Result<Option<FeatureCache>> {
+pub(super) fn open_cache(plan: &CachePlan, key: &CacheKey, quiet: bool) -> Result<Option<FeatureCache>> {
     match plan {
         CachePlan::Off => Ok(None),
         CachePlan::Given(root) => FeatureCache::open(root, key)
@@ -77,7 +77,7 @@ struct Bars {
     training: Option<ProgressBar>,
 }
 
-fn checkpoint() -> ControlFlow<()> {
+pub(super) fn checkpoint() -> ControlFlow<()> {
     match interrupt::check() {
         Ok(()) => ControlFlow::Continue(()),
         Err(_) => ControlFlow::Break(()),

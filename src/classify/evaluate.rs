@@ -24,13 +24,16 @@ use crate::text::{escape_controls, one_line, path_text};
 use crate::vision::{ClassNames, LabelMatch, labels, load_input, match_label};
 
 /// Top-5 accuracy, the paper's and TF-slim's second metric.
-const TOP5: usize = 5;
+pub const TOP5: usize = 5;
 
 /// The whole evaluation.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct EvalReport {
     pub model: String,
     pub dir: String,
+    /// Outputs of the model's classifier (1001 for ImageNet, a retrained one's classes): with
+    /// 5 or fewer every image is in the top 5, and reports leave top-5 out.
+    pub model_classes: usize,
     /// Images classified (failed ones excluded); at least 1.
     pub images: usize,
     pub top1_correct: usize,
@@ -305,6 +308,7 @@ pub fn evaluate(
     Ok(EvalReport {
         model: model.net().name().to_string(),
         dir: dir_text,
+        model_classes: model.net().config().classes as usize,
         images,
         top1_correct: top1,
         top5_correct: top5,

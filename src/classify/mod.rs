@@ -19,7 +19,7 @@ use crate::vision::{
     load_input,
 };
 
-pub use evaluate::{ClassReport, Confusion, EvalError, EvalReport, FailedImage, evaluate};
+pub use evaluate::{ClassReport, Confusion, EvalError, EvalReport, FailedImage, TOP5, evaluate};
 
 /// Most images decoded and run at once by [`classify_batch`].
 pub const MAX_BATCH: usize = 32;

@@ -30,7 +30,7 @@ pub fn table_width(format: Format, to_stdout: bool) -> Option<u16> {
         .then(stdout_width)
         .flatten()
 }
-pub use sweep::sweep_document;
+pub use sweep::{sweep_document, sweep_failures};
 
 use std::fmt;
 use std::str::FromStr;

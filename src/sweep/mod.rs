@@ -24,8 +24,29 @@ use crate::arch::Config;
 use crate::bench::{Environment, Summary};
 use crate::cost::Totals;
 
-/// The version of the JSON `SweepReport` serialises to (docs/schema/sweep.schema.json).
+/// The version of the JSON `SweepReport` serialises to (docs/schema/sweep.schema.json). `sweep
+/// --data` added to 3 without changing what a sweep without it writes: the `data` key (absent
+/// without it), the `measured` provenance and the `not-measured` reason.
 pub const SCHEMA_VERSION: u32 = 3;
+
+/// The labelled folder a `sweep --data` measured its accuracy on: one split for every backbone.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct MeasuredOn {
+    pub dir: String,
+    pub split: crate::transfer::SplitRule,
+    /// Class names (the heads' output order) and usable images per split.
+    pub classes: Vec<crate::transfer::report::ClassInfo>,
+    /// The head's settings, the same for every backbone.
+    pub head: crate::transfer::HeadSettings,
+    /// Images that could not be read or decoded: left out of every backbone's run.
+    pub failed: Vec<crate::classify::FailedImage>,
+    /// Seconds spent on features (all backbones) and on training heads.
+    pub feature_seconds: f64,
+    pub training_seconds: f64,
+    /// Feature vectors read from the cache and computed, over all backbones.
+    pub cache_hits: usize,
+    pub forwarded: usize,
+}
 
 /// One point of a sweep.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -69,6 +90,16 @@ impl SweepRow {
     /// `totals`, the accuracy from `accuracy`; timing and flags are filled in later.
     pub fn new(config: &Config, totals: &Totals, accuracy: &AccuracyModel) -> Self {
         debug_assert_eq!(Member::of(config), accuracy.member);
+        SweepRow::with_figures(
+            config,
+            totals,
+            accuracy.lookup(config.alpha, config.resolution, Metric::Top1),
+            accuracy.lookup(config.alpha, config.resolution, Metric::Top5),
+        )
+    }
+
+    /// A row for `config` with the given accuracy figures (measured ones, for `sweep --data`).
+    pub fn with_figures(config: &Config, totals: &Totals, top1: Figure, top5: Figure) -> Self {
         SweepRow {
             family: config.family,
             minimalistic: config.minimalistic,
@@ -83,8 +114,8 @@ impl SweepRow {
             activation_peak_bytes: totals.activation_peak_bytes,
             latency_ms: None,
             throughput: None,
-            top1: accuracy.lookup(config.alpha, config.resolution, Metric::Top1),
-            top5: accuracy.lookup(config.alpha, config.resolution, Metric::Top5),
+            top1,
+            top5,
             pareto: false,
             pareto_mult_adds: false,
             fits_budget: None,
@@ -156,6 +187,10 @@ pub struct SweepReport {
     pub no_best: Option<NoBest>,
     /// True while the sweep is still running (a partial file written after each row).
     pub complete: bool,
+    /// With `--data`: the folder every row's accuracy was measured on (absent: published or
+    /// estimated ImageNet accuracy).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub data: Option<MeasuredOn>,
     pub rows: Vec<SweepRow>,
 }
 
@@ -189,6 +224,7 @@ impl SweepReport {
             best: None,
             no_best: None,
             complete: false,
+            data: None,
             rows: Vec::new(),
         }
     }

@@ -383,6 +383,57 @@ mod tests {
     }
 
     #[test]
+    fn the_features_file_has_a_row_per_usable_image() {
+        let config = ModelId::V1_025_128.config();
+        let mut feature = feature_vector(&crate::arch::instantiate(&config));
+        feature.width = 2;
+        let example = |path: &str, class, split| Example {
+            path: path.into(),
+            class,
+            split,
+        };
+        let examples = [
+            example("d/a/1.png", 0, Split::Train),
+            example("d/a/2.png", 0, Split::Test),
+            example("d/b/3.png", 1, Split::Validation),
+        ];
+        let features = [Some(vec![1.0, 2.0]), None, Some(vec![3.0, 4.0])];
+        let classes = ["a".to_string(), "b".to_string()];
+        let info = FeaturesInfo {
+            classes: &classes,
+            base_model: "0.25_128",
+            base_weights: &sha256(b"w"),
+            resolution: 128,
+            feature: &feature,
+        };
+        let bytes = features_file(&examples, &features, &info).unwrap();
+        assert_eq!(bytes, features_file(&examples, &features, &info).unwrap());
+        let file = SafeTensors::deserialize(&bytes).unwrap();
+        let values = file.tensor("features").unwrap();
+        assert_eq!(values.shape(), [2, 2]);
+        assert_eq!(values.data(), &f32_bytes(&[1.0, 2.0, 3.0, 4.0])[..]);
+        let labels = file.tensor("labels").unwrap();
+        assert_eq!(
+            (labels.dtype(), labels.data()),
+            (
+                Dtype::I64,
+                &[0u8, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0][..]
+            )
+        );
+        assert_eq!(file.tensor("split").unwrap().data(), [0, 1]);
+        let (_, header) = SafeTensors::read_metadata(&bytes).unwrap();
+        let m = header.metadata().as_ref().unwrap();
+        assert_eq!(m["paths"], r#"["d/a/1.png","d/b/3.png"]"#);
+        assert_eq!(m["classes"], r#"["a","b"]"#);
+        // A vector of another width is refused, not written.
+        let wrong = [Some(vec![1.0]), None, None];
+        assert!(matches!(
+            features_file(&examples, &wrong, &info),
+            Err(ExportError::Shape { .. })
+        ));
+    }
+
+    #[test]
     fn a_head_that_does_not_fit_is_refused() {
         let id = ModelId::V1_025_128;
         let config = id.config();

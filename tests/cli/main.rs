@@ -15,3 +15,4 @@ mod plan;
 mod properties;
 mod retrain;
 mod schema;
+mod sweep_data;

@@ -148,6 +148,15 @@ fn a_separable_task_is_learnt_and_the_network_carries_its_labels() {
     assert_eq!(eval["images"], 9);
     assert_eq!(eval["top1_correct"], test["correct"]);
     assert_eq!(eval["classes"][2]["label"], "red");
+    assert_eq!(eval["model_classes"], 3);
+    // With 3 classes every image is in the top 5: the table says so instead of 100%.
+    let table = cli()
+        .args(["evaluate", &task.text("test"), "--weights", out_text])
+        .output()
+        .unwrap();
+    let table = String::from_utf8(table.stdout).unwrap();
+    assert!(table.contains("top-5: - (the model has 3 classes)"), "{table}");
+    assert!(!table.contains("top5"), "{table}");
 
     // bench times it.
     let bench = json_of(&[

@@ -268,3 +268,33 @@ fn retrain_json_validates() {
         assert!(validate(&s, &s, &broken, "$").unwrap_err().contains("source"));
     }
 }
+
+#[test]
+fn sweep_data_json_validates() {
+    let s = schema("sweep.schema.json");
+    let dir = tempfile::tempdir().unwrap();
+    let colours = [("blue", [30, 60, 200]), ("red", [200, 40, 30])];
+    let data = dir.path().join("data");
+    crate::common::colour_task(&data, &colours, 6, 5);
+    let v = json_of(&[
+        "sweep",
+        "--data",
+        data.to_str().unwrap(),
+        "--test-percent",
+        "30",
+        "--no-cache",
+        "--mock-timer",
+        "--min-top1",
+        "50",
+        "--format",
+        "json",
+    ]);
+    validate(&s, &s, &v, "$").unwrap();
+    assert_eq!(v["rows"][0]["top1"]["provenance"]["type"], "measured");
+    let mut broken = v.clone();
+    broken["rows"][0]["top1"]["provenance"]
+        .as_object_mut()
+        .unwrap()
+        .remove("interval");
+    assert!(validate(&s, &s, &broken, "$").is_err());
+}

@@ -46,7 +46,7 @@ pub struct RetrainPlan {
 }
 
 /// A folder flag's value: an existing directory.
-fn folder(flag: &'static str, path: &Path) -> Result<PathBuf, UsageError> {
+pub(super) fn folder(flag: &'static str, path: &Path) -> Result<PathBuf, UsageError> {
     if path.is_dir() {
         Ok(path.to_path_buf())
     } else {
@@ -90,9 +90,18 @@ fn percent(flag: &'static str, value: Option<f64>) -> Result<f64, UsageError> {
     setting(flag, value, 0.0..100.0, "must be at least 0 and below 100")
 }
 
+/// The split flags of `retrain` and `sweep --data`.
+pub(super) struct SplitFlags<'a> {
+    pub dir: &'a Path,
+    pub validation: &'a Option<PathBuf>,
+    pub test: &'a Option<PathBuf>,
+    pub validation_percent: Option<f64>,
+    pub test_percent: Option<f64>,
+}
+
 /// The split the flags describe.
-fn split_rule(args: &RetrainArgs) -> Result<SplitRule, UsageError> {
-    let dir = &args.dir;
+pub(super) fn split_rule(args: &SplitFlags) -> Result<SplitRule, UsageError> {
+    let dir = args.dir;
     let given = |flag: &'static str, path: &Option<PathBuf>| -> Result<Option<PathBuf>, UsageError> {
         let Some(path) = path else { return Ok(None) };
         let checked = folder(flag, path)?;
@@ -106,8 +115,8 @@ fn split_rule(args: &RetrainArgs) -> Result<SplitRule, UsageError> {
         }
         Ok(Some(checked))
     };
-    let validation = given("--validation", &args.validation)?;
-    let test = given("--test", &args.test)?;
+    let validation = given("--validation", args.validation)?;
+    let test = given("--test", args.test)?;
     if let (Some(v), Some(t)) = (&validation, &test)
         && same_folder(v, t)
     {
@@ -138,11 +147,11 @@ fn split_rule(args: &RetrainArgs) -> Result<SplitRule, UsageError> {
 }
 
 /// The cache folder the flags name, created and proved writable now.
-fn cache_plan(args: &RetrainArgs) -> Result<CachePlan, UsageError> {
-    if args.no_cache {
+pub(super) fn cache_plan(no_cache: bool, cache_dir: &Option<PathBuf>) -> Result<CachePlan, UsageError> {
+    if no_cache {
         return Ok(CachePlan::Off);
     }
-    let Some(dir) = &args.cache_dir else {
+    let Some(dir) = cache_dir else {
         return Ok(CachePlan::Default(crate::transfer::default_root()));
     };
     let fail = |reason: String| UsageError::Path {
@@ -169,7 +178,13 @@ impl TryFrom<&RetrainArgs> for RetrainPlan {
         let batch = args.batch as usize;
         run.check_batch(&model, batch, MAX_ALLOC_BYTES)?;
         let dir = folder("DIR", &args.dir)?;
-        let split = split_rule(args)?;
+        let split = split_rule(&SplitFlags {
+            dir: &args.dir,
+            validation: &args.validation,
+            test: &args.test,
+            validation_percent: args.validation_percent,
+            test_percent: args.test_percent,
+        })?;
         let output = Target::new("--output", Some(&args.output))?;
         let report = OutputPlan {
             format: args.format,
@@ -209,7 +224,7 @@ impl TryFrom<&RetrainArgs> for RetrainPlan {
             model,
             dir,
             split,
-            cache: cache_plan(args)?,
+            cache: cache_plan(args.no_cache, &args.cache_dir)?,
             batch,
             augment: args.augment.then_some(args.augment_copies as usize),
             head,
