@@ -28,7 +28,8 @@ pub const EXIT_CODES: &str = "\
 Exit codes: 0 success; 1 runtime failure (unreadable file, bad weights, failed write);
 2 usage error (bad flag value or combination, output path not writable, memory limit);
 3 some inputs failed (each reported, the others have results); 130/143 interrupted by
-SIGINT/SIGTERM (classify, evaluate and sweep write what they finished; bench writes nothing).";
+SIGINT/SIGTERM (classify, evaluate and sweep write what they finished; bench writes nothing;
+retrain writes no network but keeps the features it cached).";
 
 #[derive(Debug, Parser)]
 #[command(name = "mobilenet-cli", version, about = ABOUT, propagate_version = true, after_help = EXIT_CODES)]
@@ -61,6 +62,9 @@ pub enum Command {
     /// Latency / accuracy / size trade-off over an alpha x resolution grid, with Pareto front, budgets and plot.
     #[command(after_help = with_exit_codes(SWEEP_HELP))]
     Sweep(SweepArgs),
+    /// Retrain the classifier head on your own labelled folder and write the whole network (backbone as shipped, new logits, your labels).
+    #[command(after_help = with_exit_codes(RETRAIN_HELP))]
+    Retrain(RetrainArgs),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
     #[command(after_help = with_exit_codes(
         "Example:\n  mobilenet-cli completions bash > ~/.local/share/bash-completion/completions/mobilenet-cli"
@@ -98,13 +102,30 @@ Examples:
   mobilenet-cli classify crop224.png --precision int8 --crop 1 --format json   # q/256 probabilities";
 
 const EVALUATE_HELP: &str = "\
-The folder holds one subfolder per class, named by its ImageNet label (e.g. 'Egyptian cat',
-case-insensitive) or WordNet id where known.
+The folder holds one subfolder per class, named by one of the model's labels: those a weights
+file carries (a retrain output), else the ImageNet label (e.g. 'Egyptian cat',
+case-insensitive) or WordNet id.
 
 Examples:
   mobilenet-cli evaluate my_val_set/
   mobilenet-cli evaluate my_val_set/ --model 0.5_160 --format json --output eval.json
   mobilenet-cli evaluate my_val_set/ --model v2_1.0_224 --precision int8";
+
+const RETRAIN_HELP: &str = "\
+DIR holds one subfolder of images per class (any names, at least 2 classes). Unless --validation
+or --test gives a folder, each image goes to training, validation or test by a hash of its path
+relative to DIR (10% and 10% by default): the same on every run and when files are added.
+Features are the backbone's vector before its logits (v1, v2: the global average pool; v3: the
+conv_head output), cached under $XDG_CACHE_HOME/mobilenet-cli/features (or ~/.cache/...), so a
+second run over the same images runs no forward pass.
+
+Examples:
+  mobilenet-cli retrain photos/ --output mine.safetensors
+  mobilenet-cli retrain train/ --test val/ --model v2_1.0_224 --output mine.safetensors --format json
+  mobilenet-cli retrain photos/ --output mine.safetensors --augment --seed 3
+  mobilenet-cli retrain photos/ --output mine.safetensors --features-out features.safetensors
+  mobilenet-cli classify new.jpg --weights mine.safetensors
+  mobilenet-cli evaluate val/ --weights mine.safetensors";
 
 const BENCH_HELP: &str = "\
 Examples:
@@ -121,7 +142,9 @@ Examples:
   mobilenet-cli sweep --no-timing --format markdown
   mobilenet-cli sweep --max-latency-ms 5 --min-top1 60 --plot tradeoff.svg
   mobilenet-cli sweep --precision f32,int8 --plot tradeoff.svg  # both in one table
-  mobilenet-cli sweep --alphas 0.35,0.6,1.0 --resolutions 96,176 --format json --output sweep.json";
+  mobilenet-cli sweep --alphas 0.35,0.6,1.0 --resolutions 96,176 --format json --output sweep.json
+  mobilenet-cli sweep --data photos/ --plot mine.svg       # accuracy measured on your own images
+  mobilenet-cli sweep --data train/ --test val/ --resolutions 160 --no-timing";
 
 const ANALYZE_EXAMPLES: &str = "\
 Examples:
@@ -520,22 +543,68 @@ pub struct SweepArgs {
     /// Members of the family to sweep, comma-separated: v1, v2, v3-large, v3-small,
     /// v3-large-minimalistic, v3-small-minimalistic, or all. Each gets its own grid: its
     /// published TF-slim checkpoints (v1 16 points, v2 22, v3 1.0 and 0.75 at 224).
-    #[arg(long, visible_alias = "family", default_value = "v1", value_name = "LIST", value_delimiter = ',', value_parser = named::<MemberChoice>())]
+    #[arg(long, visible_alias = "family", default_value = "v1", value_name = "LIST", value_delimiter = ',', value_parser = named::<MemberChoice>(), conflicts_with = "data")]
     pub families: Vec<MemberChoice>,
     /// Width multipliers in (0, 2], comma-separated (default: each family's published ones).
     /// Crossed with the resolutions.
-    #[arg(long, value_name = "LIST", value_delimiter = ',', value_parser = parsed::<Alpha>, allow_negative_numbers = true)]
+    #[arg(long, value_name = "LIST", value_delimiter = ',', value_parser = parsed::<Alpha>, allow_negative_numbers = true, conflicts_with = "data")]
     pub alphas: Option<Vec<Alpha>>,
     /// Resolutions 32 to 8192, comma-separated (default: each family's published ones).
-    /// Crossed with the width multipliers.
+    /// Crossed with the width multipliers. With --data: the pretrained backbones also run at
+    /// these input sizes (off their trained resolution, marked ~).
     #[arg(long, value_name = "LIST", value_delimiter = ',', value_parser = parsed::<Resolution>, allow_negative_numbers = true)]
     pub resolutions: Option<Vec<Resolution>>,
     /// Analytic columns only: no inference is run.
     #[arg(long)]
     pub no_timing: bool,
     /// Published accuracy table: slim (TF-slim float), slim-quant, paper, tflite.
-    #[arg(long, value_enum, default_value_t = AccuracySource::Slim)]
+    #[arg(long, value_enum, default_value_t = AccuracySource::Slim, conflicts_with = "data")]
     pub accuracy_source: AccuracySource,
+    /// Measure top-1 on your own labelled folder (one subfolder of images per class, as
+    /// retrain reads it): every shipped pretrained backbone (v1 0.25_128, 0.5_160, 0.75_192,
+    /// 0.75_224, 1.0_224, v2 1.0_224, v3-small 1.0_224) gets a head retrained on one split, and
+    /// its test accuracy with the 95% interval is the row's top-1. Features are cached as
+    /// retrain caches them.
+    #[arg(long, value_name = "DIR")]
+    pub data: Option<PathBuf>,
+    /// With --data: validation images from this folder instead of a share of DIR.
+    #[arg(
+        long,
+        value_name = "DIR",
+        requires = "data",
+        conflicts_with = "validation_percent"
+    )]
+    pub validation: Option<PathBuf>,
+    /// With --data: test images from this folder instead of a share of DIR.
+    #[arg(long, value_name = "DIR", requires = "data", conflicts_with = "test_percent")]
+    pub test: Option<PathBuf>,
+    /// With --data: share of DIR held out for validation, by the hash of each path, 0 to under
+    /// 100 [default: 10].
+    #[arg(
+        long,
+        value_name = "PERCENT",
+        allow_negative_numbers = true,
+        requires = "data"
+    )]
+    pub validation_percent: Option<f64>,
+    /// With --data: share of DIR held out for the test score, by the hash of each path, above 0
+    /// and under 100 [default: 10].
+    #[arg(
+        long,
+        value_name = "PERCENT",
+        allow_negative_numbers = true,
+        requires = "data"
+    )]
+    pub test_percent: Option<f64>,
+    /// With --data: the feature cache's folder [default: retrain's].
+    #[arg(long, value_name = "DIR", requires = "data", conflicts_with = "no_cache")]
+    pub cache_dir: Option<PathBuf>,
+    /// With --data: read and write no cached features.
+    #[arg(long, requires = "data")]
+    pub no_cache: bool,
+    /// With --data: the heads' seed [default: 0].
+    #[arg(long, requires = "data")]
+    pub seed: Option<u64>,
     /// Budget: median latency at most this many milliseconds (>= 0).
     #[arg(long, allow_negative_numbers = true, value_name = "MS")]
     pub max_latency_ms: Option<f64>,
@@ -555,6 +624,97 @@ pub struct SweepArgs {
     pub run: RunArgs,
     #[command(flatten)]
     pub out: OutputArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct RetrainArgs {
+    /// A folder with one subfolder of images per class (the class names); at least 2 classes.
+    #[arg(value_name = "DIR")]
+    pub dir: PathBuf,
+    #[command(flatten)]
+    pub weights: WeightsArgs,
+    /// Where to write the retrained network (safetensors: the backbone as in the base model,
+    /// the new logits and the class names); checked before any work, written atomically.
+    #[arg(long, short, value_name = "FILE")]
+    pub output: PathBuf,
+    /// Validation images from this folder (class folders named as in DIR) instead of a share
+    /// of DIR.
+    #[arg(long, value_name = "DIR", conflicts_with = "validation_percent")]
+    pub validation: Option<PathBuf>,
+    /// Test images from this folder (class folders named as in DIR) instead of a share of DIR.
+    #[arg(long, value_name = "DIR", conflicts_with = "test_percent")]
+    pub test: Option<PathBuf>,
+    /// Share of DIR held out for validation (early stopping), by the hash of each path, 0 to
+    /// under 100 [default: 10].
+    #[arg(long, value_name = "PERCENT", allow_negative_numbers = true)]
+    pub validation_percent: Option<f64>,
+    /// Share of DIR held out for the test score, by the hash of each path, 0 to under 100
+    /// [default: 10; 0 with --test].
+    #[arg(long, value_name = "PERCENT", allow_negative_numbers = true)]
+    pub test_percent: Option<f64>,
+    /// The feature cache's folder [default: $XDG_CACHE_HOME/mobilenet-cli/features, else
+    /// ~/.cache/mobilenet-cli/features]; created if missing.
+    #[arg(long, value_name = "DIR", conflicts_with = "no_cache")]
+    pub cache_dir: Option<PathBuf>,
+    /// Read and write no cached features: every image runs through the backbone.
+    #[arg(long)]
+    pub no_cache: bool,
+    /// Images per forward pass, at least 1; a batch whose estimated memory is above the limit is
+    /// refused (see --max-memory).
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..))]
+    pub batch: u32,
+    /// Also train on random views of each training image (a crop of 65-100% of each side,
+    /// mirrored half of the time): computed every run, never cached.
+    #[arg(long)]
+    pub augment: bool,
+    /// Augmented views per training image with --augment, 1 to 100.
+    #[arg(long, value_name = "N", default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..=100), requires = "augment")]
+    pub augment_copies: u32,
+    /// The most training epochs, 1 to 100000 (early stopping usually ends sooner).
+    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub epochs: u32,
+    /// Stop after this many epochs without a lower validation loss, 1 to 100000.
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub patience: u32,
+    /// AdamW's learning rate, more than 0 and at most 10.
+    #[arg(
+        long,
+        default_value_t = 1e-3,
+        value_name = "RATE",
+        allow_negative_numbers = true
+    )]
+    pub learning_rate: f64,
+    /// AdamW's decoupled weight decay on the head's weights, 0 to 10.
+    #[arg(
+        long,
+        default_value_t = 1e-2,
+        value_name = "DECAY",
+        allow_negative_numbers = true
+    )]
+    pub weight_decay: f64,
+    /// Label smoothing: the share of each target spread over all classes, 0 to under 1.
+    #[arg(long, default_value_t = 0.1, value_name = "S", allow_negative_numbers = true)]
+    pub label_smoothing: f64,
+    /// Feature vectors per training step, at least 1.
+    #[arg(long, default_value_t = 32, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub train_batch: u32,
+    /// Seed of the minibatch order and the augmentation: the same seed gives the same file.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    #[command(flatten)]
+    pub run: RunArgs,
+    /// Output format of the report.
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    pub format: Format,
+    /// Write the report to FILE instead of standard output (checked before any work; atomic).
+    #[arg(long, value_name = "FILE")]
+    pub report: Option<PathBuf>,
+    /// Also write every image's feature vector, class and split to FILE (safetensors: `features`
+    /// float32 [N, C], `labels` int64, `split` uint8 0 train / 1 validation / 2 test; the paths
+    /// and class names in its metadata), to probe the same data with other tools. Checked
+    /// before any work; atomic.
+    #[arg(long, value_name = "FILE")]
+    pub features_out: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

@@ -24,4 +24,5 @@ pub mod quant;
 pub mod report;
 pub mod sweep;
 pub mod text;
+pub mod transfer;
 pub mod vision;

@@ -4,7 +4,7 @@
 //!
 //! Layout: `plan/` turns the parsed flags into one plan per command (every check that can be
 //! made before work); `analyze.rs` (analyze, presets), `classify.rs` (classify, evaluate),
-//! `bench.rs` and `sweep.rs` run them; `network.rs` loads the network a plan names;
+//! `bench.rs`, `sweep.rs` and `retrain.rs` run them; `network.rs` loads the network a plan names;
 //! `interrupt.rs` turns SIGINT/SIGTERM into a clean stop; `emit.rs` is the one output path.
 
 mod analyze;
@@ -14,6 +14,7 @@ mod emit;
 pub mod interrupt;
 mod network;
 pub mod plan;
+mod retrain;
 mod sweep;
 
 use std::io::IsTerminal;
@@ -61,6 +62,7 @@ pub fn run(plan: Plan) -> Result<ExitCode> {
         Plan::Evaluate(plan) => classify::run_evaluate(&plan),
         Plan::Bench(plan) => bench::run_bench(&plan),
         Plan::Sweep(plan) => sweep::run_sweep(&plan),
+        Plan::Retrain(plan) => retrain::run_retrain(&plan),
         Plan::Completions(shell) => {
             let mut out = Vec::new();
             clap_complete::generate(shell, &mut Cli::command(), "mobilenet-cli", &mut out);

@@ -4,7 +4,9 @@
 //! ([`crate::quant::NetworkParams::from_safetensors`]), or synthetic quantization for random
 //! weights ([`crate::quant::NetworkParams::random`]).
 
-use anyhow::Result;
+use std::borrow::Cow;
+
+use anyhow::{Context, Result};
 use candle_core::Device;
 
 use super::plan::{ModelChoice, ModelSource, RunPlan, UsageError};
@@ -12,7 +14,7 @@ use crate::arch::Config;
 use crate::bench::WeightsOrigin;
 use crate::infer::{Precision, Runner, int8_unsupported};
 use crate::memory::estimate;
-use crate::nn::{MobileNet, names};
+use crate::nn::{MAX_WEIGHTS_BYTES, MobileNet, names};
 use crate::output::path_text;
 use crate::quant::{NetworkParams, QuantizedNetwork};
 
@@ -56,6 +58,40 @@ fn check_memory(
 /// Loads `choice` for batches of `batch` images, `decoding` bytes being the most one image
 /// decode may allocate (0 when no image is decoded).
 pub fn load(choice: &ModelChoice, run: &RunPlan, batch: usize, decoding: u64) -> Result<Loaded> {
+    load_from(choice, None, run, batch, decoding)
+}
+
+/// The weights file `choice` names, whole: the embedded bytes of a shipped model, a file's
+/// content (at most [`MAX_WEIGHTS_BYTES`]); None for random weights, which have no file.
+pub fn weights_bytes(choice: &ModelChoice) -> Result<Option<Cow<'static, [u8]>>> {
+    Ok(match &choice.source {
+        ModelSource::Shipped(id) => Some(Cow::Borrowed(id.bytes())),
+        ModelSource::File { path, .. } => {
+            let size = std::fs::metadata(path)
+                .with_context(|| format!("{}: cannot read", path_text(path)))?
+                .len();
+            if size > MAX_WEIGHTS_BYTES {
+                anyhow::bail!(
+                    "{}: {size} bytes is larger than any MobileNet weight file ({MAX_WEIGHTS_BYTES} bytes at most)",
+                    path_text(path)
+                );
+            }
+            let bytes = std::fs::read(path).with_context(|| format!("{}: cannot read", path_text(path)))?;
+            Some(Cow::Owned(bytes))
+        }
+        ModelSource::Random(_) => None,
+    })
+}
+
+/// [`load`], a file's network built from `bytes` (its content, as [`weights_bytes`] read it)
+/// when given, so that what runs is what was read.
+pub fn load_from(
+    choice: &ModelChoice,
+    bytes: Option<&[u8]>,
+    run: &RunPlan,
+    batch: usize,
+    decoding: u64,
+) -> Result<Loaded> {
     if let Some(config) = choice.config() {
         check_memory(&config, &config.label(), run, batch, decoding)?;
     }
@@ -68,7 +104,15 @@ pub fn load(choice: &ModelChoice, run: &RunPlan, batch: usize, decoding: u64) ->
             },
         ),
         ModelSource::File { path, overrides } => (
-            MobileNet::from_file(path, *overrides, &device)?,
+            match bytes {
+                Some(bytes) => {
+                    let name = path
+                        .file_stem()
+                        .map_or_else(|| path_text(path), |s| s.to_string_lossy().into_owned());
+                    MobileNet::from_bytes(bytes, &name, &path_text(path), *overrides, &device)?
+                }
+                None => MobileNet::from_file(path, *overrides, &device)?,
+            },
             WeightsOrigin::File {
                 path: path_text(path),
             },

@@ -1,6 +1,10 @@
-//! Accuracy of a 1001-class ImageNet model on a labelled folder ([`crate::dataset`]): one
-//! subfolder per class, named by the ImageNet label ("Egyptian cat", case-insensitive, '_' for
-//! spaces), a synonym unique to one class ("hot dog") or the WordNet id ("n02124075").
+//! Accuracy of a classifier on a labelled folder ([`crate::dataset`]): one subfolder per class,
+//! named by one of the model's classes. A model whose weights file carries its own labels (a
+//! `retrain` output) is matched by those: the folder name as the label is written, else the one
+//! label it equals ignoring case and with '_' for a space; a folder no label matches is an
+//! error that lists the labels. A 1001-class ImageNet model is matched by the ImageNet label
+//! ("Egyptian cat", case-insensitive, '_' for spaces), a synonym unique to one class ("hot
+//! dog") or the WordNet id ("n02124075"). A model with neither has no class names to match.
 //!
 //! Files are listed first (names only), then decoded and run `batch` at a time, so memory is
 //! bounded by one batch whatever the folder's size. Unreadable images are listed, not fatal. A
@@ -16,12 +20,11 @@ use serde::Serialize;
 use super::probabilities;
 use crate::dataset::{DatasetError, LabelledFolder, read_labelled_folder};
 use crate::infer::{Precision, Runner};
-use crate::nn::IMAGENET_CLASSES;
 use crate::text::{escape_controls, one_line, path_text};
-use crate::vision::{Crop, LabelMatch, labels, load_pixels, match_label};
+use crate::vision::{ClassNames, Crop, LabelMatch, labels, load_pixels, match_label};
 
 /// Top-5 accuracy, the paper's and TF-slim's second metric.
-const TOP5: usize = 5;
+pub const TOP5: usize = 5;
 
 /// The whole evaluation.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -32,6 +35,9 @@ pub struct EvalReport {
     /// The fraction of each side the central crop kept.
     pub crop: Crop,
     pub dir: String,
+    /// Outputs of the model's classifier (1001 for ImageNet, a retrained one's classes): with
+    /// 5 or fewer every image is in the top 5, and reports leave top-5 out.
+    pub model_classes: usize,
     /// Images classified (failed ones excluded); at least 1.
     pub images: usize,
     pub top1_correct: usize,
@@ -134,8 +140,16 @@ pub enum EvalError {
         index: usize,
         label: String,
     },
-    #[error("evaluation needs a 1001-class ImageNet model; this one has {classes} classes")]
-    NotImageNet { classes: u32 },
+    #[error(
+        "{}: folder name matches none of the model's labels ({}); name each class folder by one of them",
+        escape_controls(.folder),
+        escape_controls(&.labels.join(", "))
+    )]
+    LabelMismatch { folder: String, labels: Vec<String> },
+    #[error(
+        "evaluation needs the names of the model's classes: a 1001-class ImageNet model, or a weights file whose metadata lists its labels (as retrain writes); this one has {classes} unnamed classes"
+    )]
+    Unnamed { classes: usize },
     #[error("batch size must be at least 1")]
     BatchSize,
     /// The network's error, on one line (not also a `source`, so it is printed once).
@@ -175,10 +189,9 @@ pub fn evaluate(
     crop: Crop,
     mut progress: impl FnMut(usize, usize) -> ControlFlow<()>,
 ) -> Result<EvalReport, EvalError> {
-    if model.net().config().classes != IMAGENET_CLASSES {
-        return Err(EvalError::NotImageNet {
-            classes: model.net().config().classes,
-        });
+    let names = super::class_names(model.net());
+    if let ClassNames::Unnamed { classes } = names {
+        return Err(EvalError::Unnamed { classes });
     }
     if batch == 0 {
         return Err(EvalError::BatchSize);
@@ -191,7 +204,10 @@ pub fn evaluate(
             unlabelled: folder.unlabelled.len(),
         });
     }
-    let truth = imagenet_classes(&folder)?;
+    let truth = match &names {
+        ClassNames::Custom(labels) => custom_classes(&folder, labels)?,
+        _ => imagenet_classes(&folder)?,
+    };
     let items: Vec<(usize, &Path)> = folder.images().collect();
     if items.is_empty() {
         return Err(EvalError::NoImages { dir: dir_text });
@@ -229,7 +245,7 @@ pub fn evaluate(
             probabilities(model, &inputs).map_err(|e| EvalError::Inference(one_line(&e.to_string())))?;
         for (class, probs) in owners.into_iter().zip(rows) {
             let truth = truth[class];
-            let ranked = super::top_k(&probs, TOP5);
+            let ranked = super::top_k(&probs, TOP5, &names);
             let tally = &mut tallies[class];
             tally.images += 1;
             if ranked.first().is_some_and(|p| p.class_index == truth) {
@@ -257,11 +273,7 @@ pub fn evaluate(
                 .unwrap_or_default(),
         });
     }
-    let label = |i: usize| {
-        labels()
-            .get(i)
-            .map_or_else(|| format!("class {i}"), |l| l.to_string())
-    };
+    let label = |i: usize| names.label(i);
     let class_reports: Vec<ClassReport> = folder
         .classes
         .iter()
@@ -303,6 +315,7 @@ pub fn evaluate(
         precision: model.precision(),
         crop,
         dir: dir_text,
+        model_classes: model.net().config().classes as usize,
         images,
         top1_correct: top1,
         top5_correct: top5,
@@ -321,6 +334,41 @@ pub fn evaluate(
         skipped_files: folder.skipped.len(),
         complete,
     })
+}
+
+/// The output index of the model's own label each class folder names, in folder order.
+fn custom_classes(folder: &LabelledFolder, labels: &[String]) -> Result<Vec<usize>, EvalError> {
+    let normalise = |s: &str| s.trim().replace('_', " ").to_lowercase();
+    let mut indices: Vec<usize> = Vec::with_capacity(folder.classes.len());
+    for class in &folder.classes {
+        let exact = labels.iter().position(|l| *l == class.name);
+        let loose = || {
+            let wanted = normalise(&class.name);
+            let found: Vec<usize> = (0..labels.len())
+                .filter(|&i| normalise(&labels[i]) == wanted)
+                .collect();
+            match found.as_slice() {
+                [one] => Some(*one),
+                _ => None,
+            }
+        };
+        let Some(index) = exact.or_else(loose) else {
+            return Err(EvalError::LabelMismatch {
+                folder: path_text(&class.path),
+                labels: labels.to_vec(),
+            });
+        };
+        if let Some(other) = indices.iter().position(|&i| i == index) {
+            return Err(EvalError::DuplicateClass {
+                first: folder.classes[other].name.clone(),
+                second: class.name.clone(),
+                index,
+                label: labels[index].clone(),
+            });
+        }
+        indices.push(index);
+    }
+    Ok(indices)
 }
 
 /// The ImageNet output index each class folder names, in folder order.

@@ -14,12 +14,13 @@ use serde::{Serialize, Serializer};
 use image::RgbImage;
 
 use crate::infer::{Precision, Runner};
+use crate::nn::MobileNet;
 use crate::text::{one_line, path_text};
 use crate::vision::{
-    ClassLayout, Crop, ImageError, ImageErrorKind, decode_bytes, load_pixels, preprocess_pixels,
+    ClassLayout, ClassNames, Crop, ImageError, ImageErrorKind, decode_bytes, load_pixels, preprocess_pixels,
 };
 
-pub use evaluate::{ClassReport, Confusion, EvalError, EvalReport, FailedImage, evaluate};
+pub use evaluate::{ClassReport, Confusion, EvalError, EvalReport, FailedImage, TOP5, evaluate};
 
 /// Most images decoded and run at once by [`classify_batch`].
 pub const MAX_BATCH: usize = 32;
@@ -30,7 +31,8 @@ pub struct Prediction {
     /// 1 for the most probable class.
     pub rank: usize,
     /// The network's output index, in the record's `class_layout` (for `imagenet_1001`, 0 is
-    /// "background" and ImageNet class i is output i + 1).
+    /// "background" and ImageNet class i is output i + 1; for `custom`, the index of `label` in
+    /// the weights file's labels).
     pub class_index: usize,
     /// The 0-999 ImageNet class (`class_index - 1` in the `imagenet_1001` layout); None for
     /// background and for other layouts.
@@ -105,10 +107,15 @@ impl Serialize for Failure {
     }
 }
 
-/// The `k` most probable classes of one probability row, best first (ties by lower index).
-/// Labels are the ImageNet names for a 1001-way output, "class N" otherwise.
-pub fn top_k(probs: &[f32], k: usize) -> Vec<Prediction> {
-    let layout = ClassLayout::of(probs.len());
+/// The names of `net`'s outputs: the labels its weights file carries, else ImageNet's for a
+/// 1001-way output, else none.
+pub fn class_names(net: &MobileNet) -> ClassNames {
+    ClassNames::new(net.config().classes as usize, net.labels())
+}
+
+/// The `k` most probable classes of one probability row, best first (ties by lower index),
+/// labelled by `names`.
+pub fn top_k(probs: &[f32], k: usize, names: &ClassNames) -> Vec<Prediction> {
     let mut order: Vec<usize> = (0..probs.len()).collect();
     order.sort_by(|&a, &b| probs[b].total_cmp(&probs[a]).then(a.cmp(&b)));
     order
@@ -118,8 +125,8 @@ pub fn top_k(probs: &[f32], k: usize) -> Vec<Prediction> {
         .map(|(rank, class_index)| Prediction {
             rank: rank + 1,
             class_index,
-            imagenet_index: layout.imagenet_index(class_index),
-            label: layout.label(class_index),
+            imagenet_index: names.imagenet_index(class_index),
+            label: names.label(class_index),
             probability: probs[class_index],
         })
         .collect()
@@ -183,7 +190,8 @@ pub fn classify_sources(model: &mut Runner, sources: &[Source], top: usize, crop
     let net = model.net();
     let (name, resolution) = (net.name().to_string(), net.config().resolution);
     let trained_resolution = net.trained_resolution();
-    let class_layout = ClassLayout::of(net.config().classes as usize);
+    let names = class_names(net);
+    let class_layout = names.layout();
     let mut records = Vec::with_capacity(sources.len());
     for chunk in sources.chunks(MAX_BATCH) {
         let mut inputs = Vec::with_capacity(chunk.len());
@@ -206,7 +214,7 @@ pub fn classify_sources(model: &mut Runner, sources: &[Source], top: usize, crop
                 Some(error) => Outcome::Failed { error },
                 None => match rows.next() {
                     Some(Ok(probs)) => Outcome::Ok {
-                        predictions: top_k(&probs, top),
+                        predictions: top_k(&probs, top, &names),
                     },
                     Some(Err(message)) => Outcome::Failed {
                         error: Failure::Inference(message),
@@ -238,22 +246,29 @@ mod tests {
     #[test]
     fn top_k_ranks_by_probability_then_index() {
         let probs = [0.1, 0.4, 0.1, 0.4];
-        let top = top_k(&probs, 3);
+        let unnamed = ClassNames::Unnamed { classes: 4 };
+        let top = top_k(&probs, 3, &unnamed);
         let order: Vec<(usize, usize)> = top.iter().map(|p| (p.rank, p.class_index)).collect();
         assert_eq!(order, [(1, 1), (2, 3), (3, 0)]);
         assert_eq!(top[0].label, "class 1");
         assert_eq!(top[0].imagenet_index, None);
-        assert_eq!(top_k(&probs, 10).len(), 4);
-        assert!(top_k(&probs, 0).is_empty());
+        assert_eq!(top_k(&probs, 10, &unnamed).len(), 4);
+        assert!(top_k(&probs, 0, &unnamed).is_empty());
+        let custom = ClassNames::Custom(["a", "b", "c", "d"].map(String::from).to_vec());
+        assert_eq!(top_k(&probs, 1, &custom)[0].label, "b");
         let mut imagenet = vec![0.0f32; 1001];
         imagenet[286] = 0.9;
-        let best = &top_k(&imagenet, 1)[0];
+        let best = &top_k(&imagenet, 1, &ClassNames::Imagenet1001)[0];
         assert_eq!(
             (best.label.as_str(), best.class_index, best.imagenet_index),
             ("Egyptian cat", 286, Some(285))
         );
         imagenet[0] = 1.0;
-        assert_eq!(top_k(&imagenet, 1)[0].imagenet_index, None, "background");
+        assert_eq!(
+            top_k(&imagenet, 1, &ClassNames::Imagenet1001)[0].imagenet_index,
+            None,
+            "background"
+        );
     }
 
     fn record(outcome: Outcome) -> ImageRecord {
@@ -272,7 +287,7 @@ mod tests {
     #[test]
     fn records_serialise_flat_with_a_status() {
         let ok = record(Outcome::Ok {
-            predictions: top_k(&[0.25, 0.75], 1),
+            predictions: top_k(&[0.25, 0.75], 1, &ClassNames::Unnamed { classes: 2 }),
         });
         assert_eq!(
             serde_json::to_value(&ok).unwrap(),

@@ -34,8 +34,8 @@ pub use model_id::{IMAGENET_CLASSES, ModelId, SHIPPED, Shipped, UnknownModel};
 pub use network::{MAX_WEIGHTS_BYTES, MobileNet};
 pub(crate) use random::SplitMix64;
 pub use weights::{
-    ActivationQuantization, DEFAULT_RESOLUTION, LayerActivations, Values, WeightOverrides, WeightsError,
-    dequantize, names,
+    ActivationQuantization, DEFAULT_RESOLUTION, LABELS_KEY, LayerActivations, Values, WeightOverrides,
+    WeightsError, dequantize, names,
 };
 
 /// Helpers shared by the unit tests of this module.

@@ -25,6 +25,8 @@ pub struct MobileNet {
     layers: Vec<Layer>,
     ops: Vec<LayerOp>,
     trained_resolution: Option<u32>,
+    /// The class names a weights file carries (metadata `labels`), in output order.
+    labels: Option<Vec<String>>,
     parameter_count: u64,
     batch_norm: bool,
     device: Device,
@@ -105,6 +107,7 @@ impl MobileNet {
         let ParsedWeights {
             config,
             trained_resolution,
+            labels,
             layers: raw,
             batch_norm,
             activations,
@@ -116,7 +119,11 @@ impl MobileNet {
                 source,
             },
         )?;
-        Ok(MobileNet { activations, ..net })
+        Ok(MobileNet {
+            activations,
+            labels,
+            ..net
+        })
     }
 
     fn assemble(
@@ -144,6 +151,7 @@ impl MobileNet {
             layers,
             ops,
             trained_resolution,
+            labels: None,
             parameter_count,
             batch_norm,
             device: device.clone(),
@@ -196,6 +204,12 @@ impl MobileNet {
     /// The resolution the weights were trained at, when the file says so.
     pub fn trained_resolution(&self) -> Option<u32> {
         self.trained_resolution
+    }
+
+    /// The class names the weights file carries (metadata `labels`, one per output), if any;
+    /// without them the shipped layout applies (ImageNet's names for 1001 outputs).
+    pub fn labels(&self) -> Option<&[String]> {
+        self.labels.as_deref()
     }
 
     /// Elements of every loaded tensor (weights, biases, BatchNorm's four vectors); quantisation

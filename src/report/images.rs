@@ -142,13 +142,20 @@ pub fn evaluate_document(report: &EvalReport, format: Format) -> Document {
     ));
     let mut summary = vec![
         format!(
-            "top-1: {} ({} of {})    top-5: {} ({} of {})",
+            "top-1: {} ({} of {})    {}",
             percent(report.top1_accuracy * 100.0),
             report.top1_correct,
             report.images,
-            percent(report.top5_accuracy * 100.0),
-            report.top5_correct,
-            report.images
+            if shows_top5(report) {
+                format!(
+                    "top-5: {} ({} of {})",
+                    percent(report.top5_accuracy * 100.0),
+                    report.top5_correct,
+                    report.images
+                )
+            } else {
+                format!("top-5: - (the model has {} classes)", report.model_classes)
+            }
         ),
         format!(
             "images failed: {}; non-image files skipped: {}",
@@ -186,9 +193,17 @@ pub fn evaluate_document(report: &EvalReport, format: Format) -> Document {
 
 /// The per-class table: for reading (accuracies in percent, "-" for none) or `raw` (for CSV:
 /// column names as the JSON fields, accuracies as fractions, empty for none).
+/// Whether top-5 says anything: the model has more than 5 classes.
+fn shows_top5(report: &EvalReport) -> bool {
+    report.model_classes > crate::classify::TOP5
+}
+
 fn class_table(report: &EvalReport, raw: bool) -> TextTable {
     let name = |readable, field| if raw { field } else { readable };
-    let mut table = TextTable::new(&[
+    // CSV keeps its columns whatever the model; the readable table drops a top-5 that is 100%
+    // by construction.
+    let top5 = raw || shows_top5(report);
+    let mut columns = vec![
         ("folder", Align::Left),
         (name("class", "label"), Align::Left),
         ("class_index", Align::Right),
@@ -196,9 +211,14 @@ fn class_table(report: &EvalReport, raw: bool) -> TextTable {
         ("failed", Align::Right),
         ("top1_correct", Align::Right),
         (name("top1", "top1_accuracy"), Align::Right),
-        ("top5_correct", Align::Right),
-        (name("top5", "top5_accuracy"), Align::Right),
-    ]);
+    ];
+    if top5 {
+        columns.extend([
+            ("top5_correct", Align::Right),
+            (name("top5", "top5_accuracy"), Align::Right),
+        ]);
+    }
+    let mut table = TextTable::new(&columns);
     let accuracy = |a: Option<f64>| match (a, raw) {
         (Some(a), true) => a.to_string(),
         (Some(a), false) => percent(a * 100.0),
@@ -206,7 +226,7 @@ fn class_table(report: &EvalReport, raw: bool) -> TextTable {
         (None, false) => "-".to_string(),
     };
     for c in &report.classes {
-        table.push(vec![
+        let mut row = vec![
             c.folder.clone(),
             c.label.clone(),
             c.class_index.to_string(),
@@ -214,9 +234,11 @@ fn class_table(report: &EvalReport, raw: bool) -> TextTable {
             c.failed.to_string(),
             c.top1_correct.to_string(),
             accuracy(c.top1_accuracy),
-            c.top5_correct.to_string(),
-            accuracy(c.top5_accuracy),
-        ]);
+        ];
+        if top5 {
+            row.extend([c.top5_correct.to_string(), accuracy(c.top5_accuracy)]);
+        }
+        table.push(row);
     }
     table
 }
@@ -287,7 +309,7 @@ mod tests {
             record(
                 "a, b.jpg",
                 Outcome::Ok {
-                    predictions: top_k(&probs, 2),
+                    predictions: top_k(&probs, 2, &crate::vision::ClassNames::Imagenet1001),
                 },
             ),
             record(

@@ -9,6 +9,7 @@ mod images;
 mod plot;
 pub mod presets;
 mod render;
+mod retrain;
 mod sweep;
 pub mod units;
 
@@ -21,6 +22,7 @@ pub use images::{
 };
 pub use plot::{PlotError, sweep_plot_svg};
 pub use render::{PresetsView, Render, json};
+pub use retrain::{retrain_document, retrain_failures};
 
 /// Terminal width for [`render_width`]: stdout's, when it is a terminal and `format` is a table.
 pub fn table_width(format: Format, to_stdout: bool) -> Option<u16> {
@@ -28,7 +30,7 @@ pub fn table_width(format: Format, to_stdout: bool) -> Option<u16> {
         .then(stdout_width)
         .flatten()
 }
-pub use sweep::sweep_document;
+pub use sweep::{sweep_document, sweep_failures};
 
 use std::fmt;
 use std::str::FromStr;

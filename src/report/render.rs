@@ -10,6 +10,7 @@ use crate::bench::BenchResult;
 use crate::classify::EvalReport;
 use crate::published::{PublishedModel, Store};
 use crate::sweep::SweepReport;
+use crate::transfer::RetrainReport;
 
 /// A result in every output format.
 pub trait Render {
@@ -77,5 +78,11 @@ impl Render for SweepReport {
 impl Render for EvalReport {
     fn render(&self, format: Format, width: Option<u16>) -> anyhow::Result<String> {
         serde_or_document(self, format, width, |f| super::evaluate_document(self, f))
+    }
+}
+
+impl Render for RetrainReport {
+    fn render(&self, format: Format, width: Option<u16>) -> anyhow::Result<String> {
+        serde_or_document(self, format, width, |f| super::retrain_document(self, f))
     }
 }

@@ -8,7 +8,10 @@ use super::units::{megabytes, millis};
 use crate::arch::config::format_alpha;
 use crate::infer::Precision;
 use crate::sweep::member::distinct;
-use crate::sweep::{Figure, Fit, FitOrigin, Metric, NoBest, Provenance, SweepReport, SweepRow, Unavailable};
+use crate::sweep::{
+    Accuracy, Figure, Fit, FitOrigin, MeasuredOn, Metric, NoBest, Provenance, SweepReport, SweepRow,
+    Unavailable,
+};
 
 /// The grid point as plots label it: "0.5-160".
 pub(super) fn point_label(row: &SweepRow) -> String {
@@ -33,15 +36,25 @@ fn int8_suffix(precision: Precision) -> &'static str {
     }
 }
 
+/// The shipped backbone a `--data` row's top-1 was measured on.
+fn measured_model(row: &SweepRow) -> Option<&str> {
+    match &row.top1.as_ref().ok()?.provenance {
+        Provenance::Measured { model, .. } => Some(model),
+        _ => None,
+    }
+}
+
 /// `top1_provenance`/`top5_provenance` in CSV: where the figure comes from, or why there is
 /// none (the JSON's `unavailable.reason`).
 fn provenance_id(figure: &Figure) -> &'static str {
     match figure {
         Ok(a) if a.is_extrapolated() => "extrapolated",
         Ok(a) if a.is_estimated() => "estimated",
+        Ok(a) if a.is_measured() => "measured",
         Ok(_) => "published",
         Err(Unavailable::NoFit) => "no-fit",
         Err(Unavailable::BeyondLimit { .. }) => "beyond-limit",
+        Err(Unavailable::NotMeasured) => "not-measured",
     }
 }
 
@@ -50,6 +63,7 @@ fn source_id(report: &SweepReport, row: &SweepRow, metric: Metric) -> String {
     match row.figure(metric) {
         Ok(a) => match &a.provenance {
             Provenance::Published { source, .. } => source.clone(),
+            Provenance::Measured { .. } => "measured".into(),
             Provenance::Estimated { fit, .. } => report
                 .fit(*fit, row.precision, metric)
                 .map_or(String::new(), |f| f.source.to_string()),
@@ -60,6 +74,21 @@ fn source_id(report: &SweepReport, row: &SweepRow, metric: Metric) -> String {
 
 fn top_cell(figure: &Figure) -> String {
     match figure {
+        Ok(Accuracy {
+            value,
+            provenance:
+                Provenance::Measured {
+                    interval: [low, high],
+                    ..
+                },
+        }) => format!(
+            "{value:.1} ({low:.0}-{high:.0}){}",
+            if figure.as_ref().is_ok_and(Accuracy::off_trained_resolution) {
+                "~"
+            } else {
+                ""
+            }
+        ),
         Ok(a) if a.is_extrapolated() => format!("{:.1}?", a.value),
         Ok(a) if a.is_estimated() => format!("{:.1}*", a.value),
         Ok(a) => format!("{:.1}", a.value),
@@ -159,7 +188,7 @@ fn sweep_csv(report: &SweepReport) -> Document {
         for metric in Metric::ALL {
             let figure = r.figure(metric);
             let model = match figure.as_ref().map(|a| &a.provenance) {
-                Ok(Provenance::Published { model, .. }) => model.clone(),
+                Ok(Provenance::Published { model, .. } | Provenance::Measured { model, .. }) => model.clone(),
                 _ => String::new(),
             };
             cells.extend([
@@ -199,7 +228,7 @@ fn accuracy_lines(report: &SweepReport) -> Vec<String> {
                 ref table,
                 ..
             } => Some(format!("{source} {table}")),
-            Provenance::Estimated { .. } => None,
+            Provenance::Estimated { .. } | Provenance::Measured { .. } => None,
         }),
     );
     if !published.is_empty() {
@@ -208,9 +237,12 @@ fn accuracy_lines(report: &SweepReport) -> Vec<String> {
     let fits = distinct(
         figures().filter_map(|(r, metric, f)| match f.as_ref().ok()?.provenance {
             Provenance::Estimated { fit, .. } => Some((fit, r.precision, metric)),
-            Provenance::Published { .. } => None,
+            Provenance::Published { .. } | Provenance::Measured { .. } => None,
         }),
     );
+    if let Some(data) = &report.data {
+        lines.extend(measured_lines(report, data));
+    }
     for (member, precision, metric) in fits {
         if let Some(fit) = report.fit(member, precision, metric) {
             lines.push(format!(
@@ -247,6 +279,13 @@ fn accuracy_lines(report: &SweepReport) -> Vec<String> {
                 no_fit.iter().map(|r| row_label(r)).collect::<Vec<_>>().join(", ")
             ));
         }
+        let unmeasured = missing(|u| matches!(u, Unavailable::NotMeasured));
+        if !unmeasured.is_empty() {
+            lines.push(format!(
+                "{} -: not measured (--data measures top-1 on your classes)",
+                metric.name()
+            ));
+        }
         let too_far = missing(|u| matches!(u, Unavailable::BeyondLimit { .. }));
         if !too_far.is_empty() {
             let spans = distinct(too_far.iter().filter_map(|r| {
@@ -271,6 +310,62 @@ fn accuracy_lines(report: &SweepReport) -> Vec<String> {
         }
     }
     lines
+}
+
+/// What `--data`'s measured figures are: the data, the split, the interval, the rows run off
+/// their trained resolution, the cost.
+fn measured_lines(report: &SweepReport, data: &MeasuredOn) -> Vec<String> {
+    let count = |f: fn(&crate::transfer::SplitCounts) -> usize| {
+        data.classes.iter().map(|c| f(&c.counts)).sum::<usize>()
+    };
+    let names: Vec<&str> = data.classes.iter().map(|c| c.name.as_str()).collect();
+    let mut lines = vec![format!(
+        "top-1 measured: test accuracy of a softmax-regression head retrained on each backbone's features of {} ({} classes: {}; {} training, {} validation, {} test images, the same split for every row), 95% Wilson interval in parentheses",
+        data.dir,
+        names.len(),
+        names.join(", "),
+        count(|c| c.train),
+        count(|c| c.validation),
+        count(|c| c.test),
+    )];
+    let off: Vec<String> = report
+        .rows
+        .iter()
+        .filter(|r| r.top1.as_ref().is_ok_and(Accuracy::off_trained_resolution))
+        .map(|r| format!("{} at {}", measured_model(r).unwrap_or_default(), r.resolution))
+        .collect();
+    if !off.is_empty() {
+        lines.push(format!(
+            "~ off the backbone's trained resolution (the pretrained weights run at another input size): {}",
+            off.join(", ")
+        ));
+    }
+    lines.push(format!(
+        "features {:.2} s ({} computed, {} from the cache), training {:.2} s",
+        data.feature_seconds, data.forwarded, data.cache_hits, data.training_seconds
+    ));
+    if !data.failed.is_empty() {
+        lines.push(format!(
+            "{} unreadable image(s) left out: {}",
+            data.failed.len(),
+            data.failed
+                .iter()
+                .map(|f| f.image.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+    }
+    lines
+}
+
+/// `sweep --data`'s unreadable images, one line each, for stderr.
+pub fn sweep_failures(report: &SweepReport) -> Vec<String> {
+    report
+        .data
+        .iter()
+        .flat_map(|d| &d.failed)
+        .map(|f| crate::text::escape_controls(&format!("{}: {}", f.image, f.error)))
+        .collect()
 }
 
 /// The budget's outcome.
@@ -301,7 +396,12 @@ pub fn sweep_document(report: &SweepReport, format: Format) -> Document {
     let mut doc = Document::default();
     let timed = report.rows.iter().any(|r| r.latency_ms.is_some());
     let budget = report.budget.is_set();
-    let mut columns = vec![
+    let measured = report.data.is_some();
+    let mut columns = vec![];
+    if measured {
+        columns.push(("weights", Align::Left));
+    }
+    columns.extend([
         ("family", Align::Left),
         ("alpha", Align::Right),
         ("res", Align::Right),
@@ -311,7 +411,7 @@ pub fn sweep_document(report: &SweepReport, format: Format) -> Document {
         ("f32 weights", Align::Right),
         ("int8 weights", Align::Right),
         ("peak act.", Align::Right),
-    ];
+    ]);
     if timed {
         columns.extend([
             ("median ms", Align::Right),
@@ -329,7 +429,11 @@ pub fn sweep_document(report: &SweepReport, format: Format) -> Document {
     }
     let mut t = TextTable::new(&columns);
     for r in &report.rows {
-        let mut row = vec![
+        let mut row = Vec::new();
+        if measured {
+            row.push(measured_model(r).unwrap_or("-").to_string());
+        }
+        row.extend([
             r.member().name(),
             format_alpha(r.alpha),
             r.resolution.to_string(),
@@ -339,7 +443,7 @@ pub fn sweep_document(report: &SweepReport, format: Format) -> Document {
             megabytes(r.weight_bytes_f32),
             megabytes(r.weight_bytes_int8),
             megabytes(r.activation_peak_bytes),
-        ];
+        ]);
         if timed {
             match &r.latency_ms {
                 Some(l) => row.extend([millis(l.median), millis(l.p90)]),
@@ -395,7 +499,12 @@ pub fn sweep_document(report: &SweepReport, format: Format) -> Document {
         "mult-adds"
     };
     lines.push(format!(
-        "pareto *: no other row is both at least as fast ({cost_axis}) and at least as accurate (top-1), and better in one; only published top-1 figures and estimates within their fit's span take part"
+        "pareto *: no other row is both at least as fast ({cost_axis}) and at least as accurate (top-1), and better in one; {}",
+        if report.data.is_some() {
+            "every measured top-1 takes part"
+        } else {
+            "only published top-1 figures and estimates within their fit's span take part"
+        }
     ));
     if report.precisions.contains(&Precision::Int8) {
         lines.push(
@@ -446,6 +555,32 @@ mod tests {
         }
         report.finish();
         report
+    }
+
+    #[test]
+    fn a_measured_figure_shows_its_interval_and_whether_it_ran_off_its_resolution() {
+        let measured = |resolution| -> Figure {
+            Ok(Accuracy {
+                value: 82.0,
+                provenance: Provenance::Measured {
+                    data: "photos".into(),
+                    model: "0.25_128".into(),
+                    resolution,
+                    trained_resolution: 128,
+                    images: 50,
+                    correct: 41,
+                    interval: [69.2, 90.23],
+                },
+            })
+        };
+        assert_eq!(top_cell(&measured(128)), "82.0 (69-90)");
+        assert_eq!(top_cell(&measured(160)), "82.0 (69-90)~");
+        assert_eq!(provenance_id(&measured(160)), "measured");
+        assert_eq!(provenance_id(&Err(Unavailable::NotMeasured)), "not-measured");
+        assert!(
+            measured(128).unwrap().is_trusted(),
+            "a measurement may rest on the front"
+        );
     }
 
     #[test]

@@ -51,6 +51,10 @@ pub enum AccuracySource {
     Paper,
     /// TFLite hosted float models.
     Tflite,
+    /// Not a published table: the test accuracy of a head retrained on the user's own data
+    /// (`sweep --data`); every figure's provenance is [`Provenance::Measured`].
+    #[value(skip)]
+    Measured,
 }
 
 impl AccuracySource {
@@ -61,6 +65,7 @@ impl AccuracySource {
             AccuracySource::SlimQuant => "TF-slim quantized checkpoints",
             AccuracySource::Paper => "the papers' tables",
             AccuracySource::Tflite => "TFLite hosted float models",
+            AccuracySource::Measured => "heads retrained and tested on your data",
         }
     }
 
@@ -80,6 +85,8 @@ impl AccuracySource {
             }
             (Precision::Int8, AccuracySource::Paper) => "the papers' quantized models",
             (Precision::Int8, AccuracySource::Tflite) => "TFLite hosted quantized models",
+            // sweep --data is f32 only (refused in the plan); its figures are measured.
+            (Precision::Int8, AccuracySource::Measured) => self.title(),
         }
     }
 
@@ -87,6 +94,7 @@ impl AccuracySource {
     pub fn source_id(self, family: Family) -> &'static str {
         match (self, family) {
             (AccuracySource::Tflite, _) => "tflite-hosted",
+            (AccuracySource::Measured, _) => "measured",
             (AccuracySource::Slim | AccuracySource::SlimQuant, Family::V1) => "slim-v1",
             (AccuracySource::Slim | AccuracySource::SlimQuant, Family::V2) => "slim-v2",
             (AccuracySource::Slim | AccuracySource::SlimQuant, _) => "slim-v3",
@@ -103,6 +111,9 @@ impl AccuracySource {
         let (Some(alpha), Some(resolution)) = (row.alpha, row.resolution) else {
             return false;
         };
+        if self == AccuracySource::Measured {
+            return false;
+        }
         row.source == self.source_id(member.family)
             && row.quantized == quantized
             && row.family == member.family.name()
@@ -136,8 +147,25 @@ impl Accuracy {
     pub fn extrapolation(&self) -> Option<&Extrapolation> {
         match &self.provenance {
             Provenance::Estimated { extrapolation, .. } => extrapolation.as_ref(),
-            Provenance::Published { .. } => None,
+            Provenance::Published { .. } | Provenance::Measured { .. } => None,
         }
+    }
+
+    /// Measured on the user's data (`sweep --data`), not published or estimated.
+    pub fn is_measured(&self) -> bool {
+        matches!(self.provenance, Provenance::Measured { .. })
+    }
+
+    /// A measured figure's backbone ran at another resolution than its weights were trained at.
+    pub fn off_trained_resolution(&self) -> bool {
+        matches!(
+            self.provenance,
+            Provenance::Measured {
+                resolution,
+                trained_resolution,
+                ..
+            } if resolution != trained_resolution
+        )
     }
 
     pub fn is_extrapolated(&self) -> bool {
@@ -177,6 +205,22 @@ pub enum Provenance {
         /// The model as the source names it: "MobileNet_v1_0.50_160".
         model: String,
     },
+    /// The test accuracy of a head retrained on the user's labelled folder (`sweep --data`) on
+    /// this backbone's features: `correct` of `images` test images, with the 95% Wilson
+    /// interval (percent).
+    Measured {
+        /// The labelled folder (`SweepReport::data` has its split and classes).
+        data: String,
+        /// The shipped pretrained backbone.
+        model: String,
+        /// The input size the features were computed at, and the one its weights were trained at.
+        resolution: u32,
+        trained_resolution: u32,
+        images: usize,
+        correct: usize,
+        /// 95% Wilson interval, percent.
+        interval: [f64; 2],
+    },
     /// Predicted by the fit of `fit`'s published points for the same metric (`SweepReport::fits`).
     Estimated {
         fit: Member,
@@ -213,6 +257,9 @@ pub enum Unavailable {
     NoFit,
     /// Not published, and further than `MAX_EXTRAPOLATION_RATIO` outside the fit's span.
     BeyondLimit { extrapolation: Extrapolation },
+    /// `sweep --data` measures top-1 on the user's classes only (top-5 of a handful of classes
+    /// says little).
+    NotMeasured,
 }
 
 /// A point's figure for one metric, or why it has none.

@@ -27,8 +27,30 @@ use crate::bench::{Environment, Summary};
 use crate::cost::Totals;
 use crate::infer::Precision;
 
-/// The version of the JSON `SweepReport` serialises to (docs/schema/sweep.schema.json).
+/// The version of the JSON `SweepReport` serialises to (docs/schema/sweep.schema.json). `sweep
+/// --data` added to 3 without changing what a sweep without it writes: the `data` key (absent
+/// without it), the `measured` provenance and the `not-measured` reason; 4 adds the precision
+/// (`precisions`, and `precision` on every row and fit).
 pub const SCHEMA_VERSION: u32 = 4;
+
+/// The labelled folder a `sweep --data` measured its accuracy on: one split for every backbone.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct MeasuredOn {
+    pub dir: String,
+    pub split: crate::transfer::SplitRule,
+    /// Class names (the heads' output order) and usable images per split.
+    pub classes: Vec<crate::transfer::report::ClassInfo>,
+    /// The head's settings, the same for every backbone.
+    pub head: crate::transfer::HeadSettings,
+    /// Images that could not be read or decoded: left out of every backbone's run.
+    pub failed: Vec<crate::classify::FailedImage>,
+    /// Seconds spent on features (all backbones) and on training heads.
+    pub feature_seconds: f64,
+    pub training_seconds: f64,
+    /// Feature vectors read from the cache and computed, over all backbones.
+    pub cache_hits: usize,
+    pub forwarded: usize,
+}
 
 /// One point of a sweep.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -76,11 +98,25 @@ impl SweepRow {
     pub fn new(config: &Config, totals: &Totals, accuracy: &AccuracyModel) -> Self {
         debug_assert_eq!(Member::of(config), accuracy.member);
         SweepRow {
+            precision: accuracy.precision,
+            ..SweepRow::with_figures(
+                config,
+                totals,
+                accuracy.lookup(config.alpha, config.resolution, Metric::Top1),
+                accuracy.lookup(config.alpha, config.resolution, Metric::Top5),
+            )
+        }
+    }
+
+    /// A row for `config` at f32 with the given accuracy figures (measured ones, for `sweep
+    /// --data`, whose heads are trained on f32 features).
+    pub fn with_figures(config: &Config, totals: &Totals, top1: Figure, top5: Figure) -> Self {
+        SweepRow {
             family: config.family,
             minimalistic: config.minimalistic,
             alpha: config.alpha,
             resolution: config.resolution,
-            precision: accuracy.precision,
+            precision: Precision::F32,
             classes: config.classes,
             mult_adds: totals.mult_adds,
             params: totals.params,
@@ -90,8 +126,8 @@ impl SweepRow {
             activation_peak_bytes: totals.activation_peak_bytes,
             latency_ms: None,
             throughput: None,
-            top1: accuracy.lookup(config.alpha, config.resolution, Metric::Top1),
-            top5: accuracy.lookup(config.alpha, config.resolution, Metric::Top5),
+            top1,
+            top5,
             pareto: false,
             pareto_mult_adds: false,
             fits_budget: None,
@@ -176,6 +212,10 @@ pub struct SweepReport {
     pub no_best: Option<NoBest>,
     /// True while the sweep is still running (a partial file written after each row).
     pub complete: bool,
+    /// With `--data`: the folder every row's accuracy was measured on (absent: published or
+    /// estimated ImageNet accuracy).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub data: Option<MeasuredOn>,
     pub rows: Vec<SweepRow>,
 }
 
@@ -212,6 +252,7 @@ impl SweepReport {
             best: None,
             no_best: None,
             complete: false,
+            data: None,
             rows: Vec::new(),
         }
     }

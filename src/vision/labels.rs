@@ -39,6 +39,10 @@ pub enum ClassLayout {
     /// ImageNet class i (0-999, the ILSVRC-2012 order of torchvision and Keras) is output i + 1.
     #[serde(rename = "imagenet_1001")]
     Imagenet1001,
+    /// The class names a weights file carries (its metadata `labels`, e.g. a `retrain` output),
+    /// output i named by the i-th.
+    #[serde(rename = "custom")]
+    Custom,
     /// Any other number of outputs: classes without names, "class N".
     #[serde(rename = "other")]
     Other,
@@ -54,7 +58,8 @@ impl ClassLayout {
         }
     }
 
-    /// The display name of output `index`: the ImageNet label, or "class N".
+    /// The display name of output `index`: the ImageNet label, or "class N" (a custom layout's
+    /// names are [`ClassNames`]'s).
     pub fn label(self, index: usize) -> String {
         match (self, labels().get(index)) {
             (ClassLayout::Imagenet1001, Some(label)) => (*label).to_string(),
@@ -66,8 +71,55 @@ impl ClassLayout {
     pub fn imagenet_index(self, index: usize) -> Option<usize> {
         match self {
             ClassLayout::Imagenet1001 => index.checked_sub(1).filter(|&i| i < labels().len() - 1),
-            ClassLayout::Other => None,
+            ClassLayout::Custom | ClassLayout::Other => None,
         }
+    }
+}
+
+/// The names of a classifier's outputs: a weights file's own labels where it has them, else
+/// those of its [`ClassLayout`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ClassNames {
+    /// The shipped ImageNet layout ([`ClassLayout::Imagenet1001`]).
+    Imagenet1001,
+    /// One name per output, from the weights file.
+    Custom(Vec<String>),
+    /// `classes` outputs without names ("class N").
+    Unnamed { classes: usize },
+}
+
+impl ClassNames {
+    /// The names of a `classes`-way classifier that carries `labels` (one per output) or none.
+    pub fn new(classes: usize, labels: Option<&[String]>) -> ClassNames {
+        match labels {
+            Some(labels) if labels.len() == classes => ClassNames::Custom(labels.to_vec()),
+            _ if ClassLayout::of(classes) == ClassLayout::Imagenet1001 => ClassNames::Imagenet1001,
+            _ => ClassNames::Unnamed { classes },
+        }
+    }
+
+    pub fn layout(&self) -> ClassLayout {
+        match self {
+            ClassNames::Imagenet1001 => ClassLayout::Imagenet1001,
+            ClassNames::Custom(_) => ClassLayout::Custom,
+            ClassNames::Unnamed { .. } => ClassLayout::Other,
+        }
+    }
+
+    /// The display name of output `index`.
+    pub fn label(&self, index: usize) -> String {
+        match self {
+            ClassNames::Custom(labels) => labels
+                .get(index)
+                .cloned()
+                .unwrap_or_else(|| format!("class {index}")),
+            other => other.layout().label(index),
+        }
+    }
+
+    /// The 0-999 ImageNet class of output `index` (None outside the ImageNet layout).
+    pub fn imagenet_index(&self, index: usize) -> Option<usize> {
+        self.layout().imagenet_index(index)
     }
 }
 
@@ -167,6 +219,31 @@ mod tests {
             "no background: not the shipped layout"
         );
         assert_eq!(serde_json::to_string(&layout).unwrap(), "\"imagenet_1001\"");
+    }
+
+    #[test]
+    fn a_file_s_own_labels_name_its_outputs() {
+        let labels = vec!["hotdog".to_string(), "not_hotdog".to_string()];
+        let names = ClassNames::new(2, Some(&labels));
+        assert_eq!(names.layout(), ClassLayout::Custom);
+        assert_eq!(
+            (names.label(1).as_str(), names.imagenet_index(1)),
+            ("not_hotdog", None)
+        );
+        assert_eq!(serde_json::to_string(&names.layout()).unwrap(), "\"custom\"");
+        assert_eq!(ClassNames::new(1001, None), ClassNames::Imagenet1001);
+        assert_eq!(ClassNames::new(1001, None).label(286), "Egyptian cat");
+        let many: Vec<String> = (0..1001).map(|i| format!("mine {i}")).collect();
+        assert_eq!(
+            ClassNames::new(1001, Some(&many)).label(286),
+            "mine 286",
+            "own labels win"
+        );
+        assert_eq!(ClassNames::new(3, None).label(2), "class 2");
+        assert_eq!(
+            ClassNames::new(3, Some(&labels)),
+            ClassNames::Unnamed { classes: 3 }
+        );
     }
 
     #[test]

@@ -78,3 +78,34 @@ pub fn assert_snapshot(name: &str, actual: &str) {
         "snapshot {name} differs; rerun with UPDATE_SNAPSHOTS=1 if intended"
     );
 }
+
+/// Writes a generated labelled folder under `root`: for each (class, colour), `per_class` PNGs
+/// of that colour with noise, of varied sizes and with a darker stripe at a varied place
+/// (deterministic in `seed`). Returns the image paths, class by class.
+pub fn colour_task(root: &Path, classes: &[(&str, [u8; 3])], per_class: usize, seed: u64) -> Vec<PathBuf> {
+    let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    let mut next = move |n: u32| {
+        state = state
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        ((state >> 33) % u64::from(n)) as u32
+    };
+    let mut paths = Vec::new();
+    for (name, colour) in classes {
+        let dir = root.join(name);
+        std::fs::create_dir_all(&dir).unwrap();
+        for i in 0..per_class {
+            let (w, h) = (40 + next(50), 40 + next(50));
+            let stripe = next(w);
+            let mut image = image::RgbImage::new(w, h);
+            for (x, _, pixel) in image.enumerate_pixels_mut() {
+                let dark = if x.abs_diff(stripe) < 4 { 60 } else { 0 };
+                pixel.0 = colour.map(|c| (i32::from(c) + next(41) as i32 - 20 - dark).clamp(0, 255) as u8);
+            }
+            let path = dir.join(format!("{name}_{i:02}.png"));
+            image.save(&path).unwrap();
+            paths.push(path);
+        }
+    }
+    paths
+}

@@ -14,4 +14,6 @@ mod network;
 mod plan;
 mod precision;
 mod properties;
+mod retrain;
 mod schema;
+mod sweep_data;

@@ -975,7 +975,7 @@ mod pipeline {
             evaluate(&mut other, root, 2, 10, Crop::TF_SLIM, |_, _| {
                 std::ops::ControlFlow::Continue(())
             }),
-            Err(EvalError::NotImageNet { classes: 10 })
+            Err(EvalError::Unnamed { classes: 10 })
         ));
     }
 }

@@ -724,3 +724,24 @@ fn crop_1_hands_an_image_at_the_resolution_to_the_network_byte_for_byte() {
     // TF-slim's crop resamples the central 87.5%: a different input.
     assert_ne!(classify("0.875"), expected);
 }
+
+#[test]
+fn retrain_and_sweep_data_are_f32_only() {
+    // Heads are trained on f32 features; a retrained file carries no activation quantization.
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().to_str().unwrap();
+    let out = dir.path().join("mine.safetensors");
+    let out = out.to_str().unwrap();
+    let (code, e) = refusal(&["retrain", root, "--output", out, "--precision", "int8"]);
+    assert_eq!(code, 2);
+    assert!(
+        e.starts_with("error: --precision cannot be used with retrain: "),
+        "{e}"
+    );
+    let (code, e) = refusal(&["sweep", "--data", root, "--precision", "f32,int8"]);
+    assert_eq!(code, 2);
+    assert!(
+        e.starts_with("error: --precision cannot be used with --data: "),
+        "{e}"
+    );
+}

@@ -233,3 +233,68 @@ fn the_validator_rejects_what_it_should() {
     v.as_object_mut().unwrap().remove("rows");
     assert!(validate(&s, &s, &v, "$").unwrap_err().contains("rows"));
 }
+
+#[test]
+fn retrain_json_validates() {
+    let s = schema("retrain.schema.json");
+    let dir = tempfile::tempdir().unwrap();
+    let colours = [("blue", [30, 60, 200]), ("red", [200, 40, 30])];
+    crate::common::colour_task(&dir.path().join("data"), &colours, 12, 7);
+    let data = dir.path().join("data");
+    let out = dir.path().join("m.safetensors");
+    let base = [
+        "retrain",
+        data.to_str().unwrap(),
+        "--model",
+        "0.25_128",
+        "--no-cache",
+        "--epochs",
+        "3",
+        "--format",
+        "json",
+        "-o",
+        out.to_str().unwrap(),
+    ];
+    for extra in [
+        vec![],
+        vec!["--augment", "--test-percent", "0", "--validation-percent", "0"],
+    ] {
+        let mut args = base.to_vec();
+        args.extend(extra);
+        let v = json_of(&args);
+        validate(&s, &s, &v, "$").unwrap();
+        let mut broken = v.clone();
+        broken["feature"]["source"]["kind"] = Value::from("logits");
+        assert!(validate(&s, &s, &broken, "$").unwrap_err().contains("source"));
+    }
+}
+
+#[test]
+fn sweep_data_json_validates() {
+    let s = schema("sweep.schema.json");
+    let dir = tempfile::tempdir().unwrap();
+    let colours = [("blue", [30, 60, 200]), ("red", [200, 40, 30])];
+    let data = dir.path().join("data");
+    crate::common::colour_task(&data, &colours, 6, 5);
+    let v = json_of(&[
+        "sweep",
+        "--data",
+        data.to_str().unwrap(),
+        "--test-percent",
+        "30",
+        "--no-cache",
+        "--mock-timer",
+        "--min-top1",
+        "50",
+        "--format",
+        "json",
+    ]);
+    validate(&s, &s, &v, "$").unwrap();
+    assert_eq!(v["rows"][0]["top1"]["provenance"]["type"], "measured");
+    let mut broken = v.clone();
+    broken["rows"][0]["top1"]["provenance"]
+        .as_object_mut()
+        .unwrap()
+        .remove("interval");
+    assert!(validate(&s, &s, &broken, "$").is_err());
+}

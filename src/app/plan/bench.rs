@@ -4,7 +4,6 @@
 use super::{ModelChoice, ModelSource, OutputPlan, RunPlan, UsageError, config_from};
 use crate::bench::TimingPlan;
 use crate::cli::{BenchArgs, ModelArgs};
-use crate::memory::estimate;
 use crate::nn::WeightOverrides;
 
 /// Seed of the random weights used to time variants without pretrained weights.
@@ -95,17 +94,7 @@ impl TryFrom<&BenchArgs> for BenchPlan {
         let run = RunPlan::try_from(&args.run)?;
         model.check_int8(&run)?;
         let batch = args.timing.batch.unwrap_or(1) as usize;
-        if let Some(config) = model.config() {
-            run.check_memory(
-                estimate(&config, batch, run.engine, run.precision, 0),
-                format!(
-                    "--batch {batch} at {} ({r}x{r})",
-                    config.label(),
-                    r = config.resolution
-                ),
-                "lower --batch or --res",
-            )?;
-        }
+        run.check_batch(&model, batch, 0)?;
         Ok(BenchPlan {
             model,
             timing: TimingPlan::try_from(&args.timing)?,

@@ -51,7 +51,7 @@ pub struct EvaluatePlan {
 
 /// The network `--model`/`--weights` name, refusing the flags that only describe a weights file
 /// when a shipped model is used.
-fn model_choice(args: &WeightsArgs) -> Result<ModelChoice, UsageError> {
+pub(super) fn model_choice(args: &WeightsArgs) -> Result<ModelChoice, UsageError> {
     let resolution = args.resolution.map(|r| r.get());
     let source = match &args.weights {
         Some(path) => ModelSource::File {

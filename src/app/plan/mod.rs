@@ -9,12 +9,14 @@
 mod analyze;
 pub mod bench;
 mod images;
+mod retrain;
 mod sweep;
 
 pub use analyze::{AnalyzePlan, PresetsPlan};
 pub use bench::BenchPlan;
 pub use images::{ClassifyPlan, EvaluatePlan, Input};
-pub use sweep::{SweepPlan, SweepPoint};
+pub use retrain::{CachePlan, RetrainPlan};
+pub use sweep::{DataPlan, FEATURE_BATCH, SweepPlan, SweepPoint};
 
 use std::path::{Path, PathBuf};
 
@@ -108,6 +110,7 @@ pub enum Plan {
     Evaluate(EvaluatePlan),
     Bench(BenchPlan),
     Sweep(SweepPlan),
+    Retrain(RetrainPlan),
     Completions(clap_complete::Shell),
     Man(ManPlan),
 }
@@ -144,6 +147,10 @@ impl TryFrom<&Cli> for Plan {
                 quiet,
                 ..SweepPlan::try_from(args)?
             }),
+            Command::Retrain(args) => Plan::Retrain(RetrainPlan {
+                quiet,
+                ..RetrainPlan::try_from(args)?
+            }),
             Command::Completions { shell } => Plan::Completions(*shell),
             Command::Man(args) => Plan::Man(ManPlan::try_from(args)?),
         })
@@ -158,6 +165,7 @@ impl Plan {
             Plan::Evaluate(p) => Some(p.run.threads),
             Plan::Bench(p) => Some(p.run.threads),
             Plan::Sweep(p) => (!p.no_timing).then_some(p.run.threads),
+            Plan::Retrain(p) => Some(p.run.threads),
             _ => None,
         }
     }
@@ -333,6 +341,26 @@ fn int8_threads(value: String) -> UsageError {
         reason: format!(
             "the int8 kernels run on {INT8_MAX_THREADS} thread; drop --threads or pass --threads {INT8_MAX_THREADS}"
         ),
+    }
+}
+
+impl RunPlan {
+    /// Refuses batches of `batch` images of `model` (each decode taking up to `decoding`
+    /// bytes) above the memory limit, when the configuration is known before loading (a
+    /// weights file is checked once its metadata is read).
+    pub fn check_batch(&self, model: &ModelChoice, batch: usize, decoding: u64) -> Result<(), UsageError> {
+        let Some(config) = model.config() else {
+            return Ok(());
+        };
+        self.check_memory(
+            crate::memory::estimate(&config, batch, self.engine, self.precision, decoding),
+            format!(
+                "--batch {batch} at {} ({r}x{r})",
+                config.label(),
+                r = config.resolution
+            ),
+            "lower --batch or --res",
+        )
     }
 }
 

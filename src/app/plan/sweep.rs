@@ -1,15 +1,20 @@
 //! The plan of `sweep`: the members and their grids (every configuration built before anything
 //! is timed, so a bad grid fails before any output), budgets, timing, outputs and plot.
 
-use super::{OutputPlan, RunPlan, Target, UsageError, distinct_outputs};
+use std::path::PathBuf;
+
+use super::retrain::{SplitFlags, cache_plan, folder, split_rule};
+use super::{CachePlan, OutputPlan, RunPlan, Target, UsageError, distinct_outputs};
 use crate::arch::{Alpha, Config, Resolution};
 use crate::bench::TimingPlan;
 use crate::cli::{MemberChoice, SweepArgs};
 use crate::infer::{Precision, int8_unsupported};
 use crate::memory::estimate;
+use crate::nn::ModelId;
 use crate::output::OutputFile;
 use crate::published::Store;
 use crate::sweep::{AccuracySource, Budget, Member};
+use crate::transfer::{HeadSettings, Source, SplitRule};
 
 /// One grid point: the member it belongs to (an index into `SweepPlan::members`) and its
 /// configuration.
@@ -17,6 +22,20 @@ use crate::sweep::{AccuracySource, Budget, Member};
 pub struct SweepPoint {
     pub member: usize,
     pub config: Config,
+    /// With `--data`: the shipped pretrained backbone (run at `config.resolution`).
+    pub model: Option<ModelId>,
+}
+
+/// Images per forward pass when `sweep --data` computes features (retrain's default).
+pub const FEATURE_BATCH: usize = 8;
+
+/// `sweep --data`: the labelled folder, its split, the cache and the heads' settings.
+#[derive(Debug)]
+pub struct DataPlan {
+    pub dir: PathBuf,
+    pub split: SplitRule,
+    pub cache: CachePlan,
+    pub head: HeadSettings,
 }
 
 #[derive(Debug)]
@@ -34,8 +53,74 @@ pub struct SweepPlan {
     pub run: RunPlan,
     pub output: OutputPlan,
     pub plot: Option<OutputFile>,
+    /// `--data`: accuracy measured on the user's folder.
+    pub data: Option<DataPlan>,
     /// `--quiet` (global; set by `Plan::try_from`).
     pub quiet: bool,
+}
+
+/// `--data`'s plan (None without it): the folder and split checked, the cache created.
+fn data_plan(args: &SweepArgs) -> Result<Option<DataPlan>, UsageError> {
+    let Some(dir) = &args.data else {
+        return Ok(None);
+    };
+    let dir = folder("--data", dir)?;
+    let split = split_rule(&SplitFlags {
+        dir: &dir,
+        validation: &args.validation,
+        test: &args.test,
+        validation_percent: args.validation_percent,
+        test_percent: args.test_percent,
+    })?;
+    if split.test == Source::Percent(0.0) {
+        return Err(UsageError::Invalid {
+            flag: "--test-percent",
+            value: "0".into(),
+            reason: "--data measures accuracy on test images: hold some out, or give --test DIR".into(),
+        });
+    }
+    Ok(Some(DataPlan {
+        dir,
+        split,
+        cache: cache_plan(args.no_cache, &args.cache_dir)?,
+        head: HeadSettings {
+            seed: args.seed.unwrap_or(0),
+            ..HeadSettings::default()
+        },
+    }))
+}
+
+/// `--data`'s rows: every shipped pretrained backbone at its trained resolution and, with
+/// `--resolutions`, at those too, in the order the models ship.
+fn pretrained_points(resolutions: Option<&[u32]>) -> (Vec<Member>, Vec<SweepPoint>) {
+    let mut members: Vec<Member> = Vec::new();
+    let mut points = Vec::new();
+    for id in ModelId::ALL {
+        let trained = id.config();
+        let member = Member::of(&trained);
+        if !members.contains(&member) {
+            members.push(member);
+        }
+        let index = members.iter().position(|m| *m == member).unwrap_or_default();
+        let mut sizes = vec![trained.resolution];
+        for &r in resolutions.unwrap_or_default() {
+            if !sizes.contains(&r) {
+                sizes.push(r);
+            }
+        }
+        sizes[1..].sort_unstable();
+        for resolution in sizes {
+            points.push(SweepPoint {
+                member: index,
+                config: Config {
+                    resolution,
+                    ..trained
+                },
+                model: Some(id),
+            });
+        }
+    }
+    (members, points)
 }
 
 /// A comma-separated flag's items without repeats.
@@ -91,19 +176,21 @@ fn budget_value(flag: &'static str, value: Option<f64>, max: f64) -> Result<Opti
     }
 }
 
-/// The flags that only matter when the sweep times the network.
+/// The flags that only matter when the sweep times the network (with --data the run flags also
+/// set how features are computed).
 fn timing_flags(args: &SweepArgs) -> Vec<&'static str> {
     let t = &args.timing;
     let r = &args.run;
+    let timing_only = args.data.is_none();
     [
         ("--warmup", t.warmup.is_some()),
         ("--runs", t.runs.is_some()),
         ("--min-time", t.min_time.is_some()),
         ("--batch", t.batch.is_some()),
-        ("--threads", r.threads.is_some()),
-        ("--engine", r.engine.is_some()),
+        ("--threads", timing_only && r.threads.is_some()),
+        ("--engine", timing_only && r.engine.is_some()),
         ("--int8-kernels", r.int8_kernels.is_some()),
-        ("--max-memory", r.max_memory.is_some()),
+        ("--max-memory", timing_only && r.max_memory.is_some()),
         ("--max-latency-ms", args.max_latency_ms.is_some()),
     ]
     .into_iter()
@@ -165,8 +252,40 @@ impl TryFrom<&SweepArgs> for SweepPlan {
             .resolutions
             .as_ref()
             .map(|r| r.iter().map(|r| Resolution::get(*r)).collect());
-        let mut points = Vec::new();
+        let data = data_plan(args)?;
+        if data.is_some() && precisions != [Precision::F32] {
+            return Err(UsageError::Conflict {
+                flag: "--precision",
+                other: "--data".into(),
+                reason: "--data measures accuracy with heads retrained on f32 features; drop --precision"
+                    .into(),
+            });
+        }
+        let (members, mut points) = if data.is_some() {
+            pretrained_points(resolutions.as_deref())
+        } else {
+            (members, Vec::new())
+        };
+        // --data runs every backbone for its features, timed or not.
+        for point in &points {
+            if !args.timing.mock_timer {
+                run.check_memory(
+                    estimate(
+                        &point.config,
+                        batch.max(FEATURE_BATCH),
+                        run.engine,
+                        Precision::F32,
+                        0,
+                    ),
+                    format!("{} at --batch {batch}", point.config.label()),
+                    "lower --batch or the largest of --resolutions",
+                )?;
+            }
+        }
         for (index, member) in members.iter().enumerate() {
+            if data.is_some() {
+                break;
+            }
             for (alpha, resolution) in member.grid(&store, alphas.as_deref(), resolutions.as_deref()) {
                 let config = member
                     .config(alpha, resolution)
@@ -197,6 +316,7 @@ impl TryFrom<&SweepArgs> for SweepPlan {
                 points.push(SweepPoint {
                     member: index,
                     config,
+                    model: None,
                 });
             }
         }
@@ -204,7 +324,11 @@ impl TryFrom<&SweepArgs> for SweepPlan {
             members,
             points,
             precisions,
-            accuracy_source: args.accuracy_source,
+            accuracy_source: if data.is_some() {
+                AccuracySource::Measured
+            } else {
+                args.accuracy_source
+            },
             budget,
             no_timing: args.no_timing,
             timing: TimingPlan::try_from(&args.timing)?,
@@ -213,6 +337,7 @@ impl TryFrom<&SweepArgs> for SweepPlan {
             run,
             output,
             plot: plot.file().cloned(),
+            data,
             quiet: false,
         })
     }
@@ -254,6 +379,41 @@ mod tests {
         assert!(err(&["--min-top1", "101"]).contains("from 0 to 100"));
         assert!(err(&["--max-size-mb", "-1"]).contains("--max-size-mb"));
         assert!(err(&["--plot", "x.png"]).contains("FILE.svg"));
+    }
+
+    #[test]
+    fn data_sweeps_the_pretrained_backbones_at_their_resolution_and_the_asked_ones() {
+        let (_, points) = pretrained_points(None);
+        let names: Vec<(&str, u32)> = points
+            .iter()
+            .map(|p| (p.model.unwrap().name(), p.config.resolution))
+            .collect();
+        assert_eq!(
+            names,
+            [
+                ("0.25_128", 128),
+                ("0.5_160", 160),
+                ("0.75_192", 192),
+                ("0.75_224", 224),
+                ("1.0_224", 224),
+                ("v2_1.0_224", 224),
+                ("v3-small_1.0_224", 224)
+            ]
+        );
+        // The trained resolution first, then the others in order, none twice.
+        let (members, points) = pretrained_points(Some(&[224, 128]));
+        assert_eq!(members.len(), 3);
+        let of = |name: &str| -> Vec<u32> {
+            points
+                .iter()
+                .filter(|p| p.model.unwrap().name() == name)
+                .map(|p| p.config.resolution)
+                .collect()
+        };
+        assert_eq!(of("0.25_128"), [128, 224]);
+        assert_eq!(of("0.75_192"), [192, 128, 224]);
+        assert_eq!(of("v2_1.0_224"), [224, 128]);
+        assert!(points.iter().all(|p| members[p.member] == Member::of(&p.config)));
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! The configuration a weights file fits: its metadata where present (`family` or
 //! `architecture`, `alpha`, `resolution`, `num_classes`, `depth_multiplier`, `variant`,
 //! `minimalistic`), else the caller's flags, else what the tensors' names and shapes say
-//! where that is unambiguous.
+//! where that is unambiguous; and the names of its classes (`labels`), when it has its own.
 
 use std::collections::HashMap;
 use std::str::FromStr;
@@ -28,6 +28,45 @@ pub struct WeightOverrides {
     pub family: Option<Family>,
     /// MobileNetV3 minimalistic (`--minimalistic`) when the metadata lacks `minimalistic`.
     pub minimalistic: Option<bool>,
+}
+
+/// Metadata key of a file's class names: a JSON array of `num_classes` distinct, non-empty
+/// strings, in output order (what `retrain` writes). Without it a 1001-class file is taken as
+/// ImageNet's and any other as unnamed classes.
+pub const LABELS_KEY: &str = "labels";
+
+/// The class names of metadata [`LABELS_KEY`], checked against the classes the file has.
+pub(super) fn resolve_labels(
+    file: &str,
+    metadata: &HashMap<String, String>,
+    classes: u32,
+) -> Result<Option<Vec<String>>, WeightsError> {
+    let Some(value) = metadata.get(LABELS_KEY) else {
+        return Ok(None);
+    };
+    let bad = |expected: String| WeightsError::Metadata {
+        file: file.to_string(),
+        key: LABELS_KEY.to_string(),
+        value: crate::text::one_line(value),
+        expected,
+    };
+    let labels: Vec<String> =
+        serde_json::from_str(value).map_err(|_| bad("a JSON array of class names".into()))?;
+    if labels.len() != classes as usize {
+        return Err(bad(format!(
+            "a list of {classes} names, one per class ({} given)",
+            labels.len()
+        )));
+    }
+    if labels.iter().any(|l| l.trim().is_empty()) {
+        return Err(bad("a list of non-empty names".into()));
+    }
+    let mut sorted: Vec<&String> = labels.iter().collect();
+    sorted.sort();
+    if let Some(pair) = sorted.windows(2).find(|w| w[0] == w[1]) {
+        return Err(bad(format!("a list of distinct names ('{}' twice)", pair[0])));
+    }
+    Ok(Some(labels))
 }
 
 /// "1.0", "0.75": alpha as model names print it.

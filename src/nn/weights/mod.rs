@@ -29,8 +29,8 @@ use super::layers::RawLayer;
 use crate::arch::{Config, ConfigError, Variant, instantiate};
 pub use activations::{ActivationQuantization, LayerActivations};
 pub(crate) use metadata::alpha_text;
-use metadata::resolve_config;
-pub use metadata::{DEFAULT_RESOLUTION, WeightOverrides};
+pub use metadata::{DEFAULT_RESOLUTION, LABELS_KEY, WeightOverrides};
+use metadata::{resolve_config, resolve_labels};
 use tensors::{LayerPlan, plan_layer};
 pub use tensors::{Values, dequantize};
 
@@ -106,6 +106,8 @@ pub enum WeightsError {
 pub(crate) struct ParsedWeights {
     pub config: Config,
     pub trained_resolution: Option<u32>,
+    /// The class names of metadata `labels`, when the file has its own.
+    pub labels: Option<Vec<String>>,
     pub layers: Vec<Option<RawLayer>>,
     pub batch_norm: bool,
     /// The file's activation quantization, when it has one.
@@ -130,6 +132,7 @@ pub(crate) fn parse(
     };
     let metadata = header.metadata().clone().unwrap_or_default();
     let (config, trained_resolution, inferred_alpha) = resolve_config(&file_ctx, &metadata, overrides)?;
+    let labels = resolve_labels(file, &metadata, config.classes)?;
     let layers = instantiate(&config);
     let context = Context {
         config,
@@ -165,6 +168,7 @@ pub(crate) fn parse(
     Ok(ParsedWeights {
         config,
         trained_resolution,
+        labels,
         layers,
         batch_norm,
         activations,

@@ -81,6 +81,16 @@ pub fn residual_add(layer: &str) -> String {
 /// The tensors of an ADD (`input1`, `input2`, `output`).
 pub const ADD_TENSORS: [&str; 3] = ["input1", "input2", "output"];
 
+/// Whether `tensor` is an activation-quantization tensor of this scheme
+/// (`BASE.{input,output,input1,input2}_{scale,zero_point}`, [`quantization`]).
+pub fn is_activation_quantization(tensor: &str) -> bool {
+    tensor.rsplit_once('.').is_some_and(|(_, last)| {
+        ["input", "output", "input1", "input2"]
+            .iter()
+            .any(|t| last == format!("{t}_scale") || last == format!("{t}_zero_point"))
+    })
+}
+
 /// The layers that carry activation quantization: every convolution and the FC layer (not the
 /// pool, not squeeze-and-excite).
 pub fn has_activation_quantization(layer: &Layer) -> bool {
@@ -159,5 +169,9 @@ mod tests {
             quantization("block_4.add", "input2").1,
             "block_4.add.input2_zero_point"
         );
+        assert!(is_activation_quantization("pw_13.output_zero_point"));
+        assert!(is_activation_quantization("block_4.add.input1_scale"));
+        assert!(!is_activation_quantization("pw_13.weight_scale"));
+        assert!(!is_activation_quantization("pw_13.weight"));
     }
 }
