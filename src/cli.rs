@@ -14,10 +14,12 @@ use clap::builder::{PossibleValue, TypedValueParser};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::arch::{Alpha, Family, Resolution, Variant};
-use crate::infer::EngineKind;
+use crate::infer::{EngineKind, INT8_KERNELS, Precision, kernels_name, kernels_named};
 use crate::nn::ModelId;
+use crate::quant::Kernels;
 use crate::report::Format;
 use crate::sweep::{AccuracySource, Member};
+use crate::vision::CROP_FRACTION;
 
 const ABOUT: &str = "Model explorer and cost calculator for the MobileNet family (v1: Howard et al. 2017, arXiv:1704.04861; v2: arXiv:1801.04381; v3: arXiv:1905.02244): exact mult-adds and parameters from one architecture spec, the published figures with their sources, real ImageNet classification, and measured latency.";
 
@@ -95,7 +97,9 @@ Examples:
   mobilenet-cli classify photos/ --model 0.25_128 --top 3 --format json
   mobilenet-cli classify photos/ --format jsonl | head -1   # results stream as batches finish
   cat photo.jpg | mobilenet-cli classify -                  # - reads one image from stdin
-  mobilenet-cli classify a.png b.webp --weights my_mobilenet.safetensors";
+  mobilenet-cli classify a.png b.webp --weights my_mobilenet.safetensors
+  mobilenet-cli classify photo.jpg --precision int8          # TFLite's uint8 arithmetic, exactly
+  mobilenet-cli classify crop224.png --precision int8 --crop 1 --format json   # q/256 probabilities";
 
 const EVALUATE_HELP: &str = "\
 The folder holds one subfolder per class, named by one of the model's labels: those a weights
@@ -104,7 +108,8 @@ case-insensitive) or WordNet id.
 
 Examples:
   mobilenet-cli evaluate my_val_set/
-  mobilenet-cli evaluate my_val_set/ --model 0.5_160 --format json --output eval.json";
+  mobilenet-cli evaluate my_val_set/ --model 0.5_160 --format json --output eval.json
+  mobilenet-cli evaluate my_val_set/ --model v2_1.0_224 --precision int8";
 
 const RETRAIN_HELP: &str = "\
 DIR holds one subfolder of images per class (any names, at least 2 classes). Unless --validation
@@ -127,6 +132,7 @@ Examples:
   mobilenet-cli bench --model 1.0_224
   mobilenet-cli bench --alpha 0.5 --res 160 --threads 1 --runs 50
   mobilenet-cli bench --model 1.0_224 --per-layer
+  mobilenet-cli bench --model 1.0_224 --precision int8 --per-layer   # share of the VNNI peak
   mobilenet-cli bench --family v3-small --engine reference --min-time 5";
 
 const SWEEP_HELP: &str = "\
@@ -135,6 +141,7 @@ Examples:
   mobilenet-cli sweep --families all --max-latency-ms 1 # every family, best within 1 ms
   mobilenet-cli sweep --no-timing --format markdown
   mobilenet-cli sweep --max-latency-ms 5 --min-top1 60 --plot tradeoff.svg
+  mobilenet-cli sweep --precision f32,int8 --plot tradeoff.svg  # both in one table
   mobilenet-cli sweep --alphas 0.35,0.6,1.0 --resolutions 96,176 --format json --output sweep.json
   mobilenet-cli sweep --data photos/ --plot mine.svg       # accuracy measured on your own images
   mobilenet-cli sweep --data train/ --test val/ --resolutions 160 --no-timing";
@@ -338,11 +345,28 @@ pub struct RunArgs {
     /// Inference engine [default: fast].
     #[arg(long, value_enum)]
     pub engine: Option<EngineKind>,
+    /// Arithmetic [default: f32]: f32, or int8 (TFLite's uint8 reference kernels byte for
+    /// byte: MobileNet v1 and v2 from uint8 weights with activation quantization, one thread).
+    /// sweep takes a comma-separated list and compares them in one table.
+    #[arg(long, value_name = "PRECISION", value_enum, value_delimiter = ',')]
+    pub precision: Vec<Precision>,
+    /// Force the int8 kernels (tests): avx512vnni, portable or reference [default: the fastest
+    /// this CPU runs].
+    #[arg(long, value_name = "KERNELS", value_parser = int8_kernels, hide = true)]
+    pub int8_kernels: Option<Kernels>,
     /// Refuse a run whose memory, estimated from the cost model before anything is allocated,
     /// exceeds SIZE (bytes, or with a K, M, G or T suffix: powers of 1024) [default: the smaller
     /// of 8G and half the physical memory; an address-space limit (ulimit -v) lowers it].
     #[arg(long, value_name = "SIZE", value_parser = parse_size)]
     pub max_memory: Option<u64>,
+}
+
+/// `--int8-kernels`: a set of int8 kernels by name.
+fn int8_kernels(s: &str) -> Result<Kernels, String> {
+    kernels_named(s.trim()).ok_or_else(|| {
+        let names: Vec<&str> = INT8_KERNELS.into_iter().map(kernels_name).collect();
+        format!("expected one of {}", names.join(", "))
+    })
 }
 
 /// Parses a byte size: digits with an optional K, M, G or T suffix (powers of 1024, an optional
@@ -424,6 +448,11 @@ pub struct ClassifyArgs {
     /// all).
     #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..))]
     pub top: u32,
+    /// Central crop: the fraction of each side kept before resizing, in (0, 1] (0.875 is
+    /// TF-slim's evaluation crop); 1 keeps the whole image, and an image already at the model's
+    /// resolution then reaches the network unchanged.
+    #[arg(long, value_name = "FRACTION", default_value_t = CROP_FRACTION, allow_negative_numbers = true)]
+    pub crop: f64,
     /// Images per forward pass, at least 1; a batch whose estimated memory is above the limit is
     /// refused (see --max-memory).
     #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..))]
@@ -453,6 +482,11 @@ pub struct EvaluateArgs {
     /// Most frequent confusions to list.
     #[arg(long, default_value_t = 10)]
     pub confusions: usize,
+    /// Central crop: the fraction of each side kept before resizing, in (0, 1] (0.875 is
+    /// TF-slim's evaluation crop); 1 keeps the whole image, and an image already at the model's
+    /// resolution then reaches the network unchanged.
+    #[arg(long, value_name = "FRACTION", default_value_t = CROP_FRACTION, allow_negative_numbers = true)]
+    pub crop: f64,
     #[command(flatten)]
     pub run: RunArgs,
     #[command(flatten)]
@@ -574,7 +608,8 @@ pub struct SweepArgs {
     /// Budget: median latency at most this many milliseconds (>= 0).
     #[arg(long, allow_negative_numbers = true, value_name = "MS")]
     pub max_latency_ms: Option<f64>,
-    /// Budget: f32 weights at most this many megabytes (10^6 bytes, >= 0).
+    /// Budget: weights at the row's precision (4 bytes per parameter at f32, 1 at int8) at
+    /// most this many megabytes (10^6 bytes, >= 0).
     #[arg(long, allow_negative_numbers = true, value_name = "MB")]
     pub max_size_mb: Option<f64>,
     /// Budget: top-1 accuracy at least this many percent (0 to 100).

@@ -9,11 +9,11 @@ use super::network::{load, off_resolution_note};
 use super::plan::BenchPlan;
 use super::{exit, interrupt};
 use crate::bench::{
-    BenchModel, BenchResult, Environment, MockTimer, Summary, TimingPlan, WallClock, gflops, measure,
+    BenchModel, BenchResult, Environment, MockTimer, Peak, Summary, TimingPlan, WallClock, gflops, measure,
     per_layer, throughput, warnings,
 };
 use crate::cost::analyze;
-use crate::infer::{EngineKind, Runner, synthetic_input};
+use crate::infer::{EngineKind, Runner};
 use crate::report;
 
 /// The machine, engine and threads a timing ran with (fixed under the mock timer, so test
@@ -26,26 +26,27 @@ pub(super) fn environment(mock: bool, threads: usize, engine: EngineKind) -> Env
     }
 }
 
-/// Times `runner` per `plan` on a synthetic input of `batch` images; stops at an interruption.
+/// Times `runner` per `plan` on a synthetic input of `batch` images (the logits, at the
+/// runner's precision); stops at an interruption.
 pub(super) fn time_runner(runner: &mut Runner, plan: &TimingPlan, batch: usize) -> Result<Vec<f64>> {
-    let input = synthetic_input(batch, runner.net().config().resolution);
+    let input = runner.synthetic_batch(batch);
     measure(plan, &mut WallClock, &mut || {
         interrupt::check()?;
-        Ok(runner.forward(&input, batch).map(drop)?)
+        Ok(runner.forward_batch(&input, batch, &mut |_, _| {}).map(drop)?)
     })
 }
 
 /// Each layer's timed runs in milliseconds (after the plan's warm-up).
 fn time_layers(runner: &mut Runner, plan: &TimingPlan, batch: usize) -> Result<Vec<Vec<f64>>> {
     let mut samples: Vec<Vec<f64>> = vec![Vec::new(); runner.net().layers().len()];
-    let input = synthetic_input(batch, runner.net().config().resolution);
+    let input = runner.synthetic_batch(batch);
     for _ in 0..plan.warmup {
         interrupt::check()?;
-        runner.forward(&input, batch)?;
+        runner.forward_batch(&input, batch, &mut |_, _| {})?;
     }
     for _ in 0..plan.runs.max(1) {
         interrupt::check()?;
-        runner.forward_layers(&input, batch, &mut |i, d| samples[i].push(d.as_secs_f64() * 1e3))?;
+        runner.forward_batch(&input, batch, &mut |i, d| samples[i].push(d.as_secs_f64() * 1e3))?;
     }
     Ok(samples)
 }
@@ -58,7 +59,14 @@ pub fn run_bench(plan: &BenchPlan) -> Result<ExitCode> {
     let config = *loaded.net.config();
     let trained_resolution = loaded.net.trained_resolution();
     let mult_adds = analyze(&config).totals.mult_adds;
-    let mut runner = Runner::new(loaded.net, plan.run.engine, plan.run.threads)?;
+    let origin = loaded.origin.clone();
+    let mut runner = loaded.runner(&plan.run)?;
+    // The peak the int8 layers are put against, measured once (before timing, on a quiet core).
+    let peak = match runner.quantized() {
+        Some(_) if plan.per_layer && plan.mock_timer => Some(Peak::mock()),
+        Some((_, kernels)) if plan.per_layer => Peak::measure(kernels),
+        _ => None,
+    };
     let (samples, layer_samples) = if plan.mock_timer {
         let samples = measure(
             &plan.timing,
@@ -80,9 +88,10 @@ pub fn run_bench(plan: &BenchPlan) -> Result<ExitCode> {
     };
     let latency = Summary::of(&samples).context("no timed runs")?;
     let result = BenchResult {
-        schema_version: 2,
-        model: BenchModel::new(&config, trained_resolution, loaded.origin),
+        schema_version: 3,
+        model: BenchModel::new(&config, trained_resolution, origin),
         engine: plan.run.engine,
+        precision: runner.precision(),
         // Fixed under the mock timer, like the environment, so test output is stable.
         isa: if plan.mock_timer {
             runner.isa().map(|_| "mock".to_string())
@@ -100,7 +109,8 @@ pub fn run_bench(plan: &BenchPlan) -> Result<ExitCode> {
         times_ms: samples,
         mult_adds,
         environment: environment(plan.mock_timer, plan.run.threads, plan.run.engine),
-        per_layer: layer_samples.map(|s| per_layer(runner.net().layers(), &s, plan.batch)),
+        per_layer: layer_samples.map(|s| per_layer(runner.net().layers(), &s, plan.batch, peak.as_ref())),
+        peak,
     };
     if !plan.quiet {
         for line in report::bench_warnings(&result) {

@@ -17,7 +17,6 @@ use super::plan::{ClassifyPlan, EvaluatePlan, Input, Target};
 use super::{exit, interrupt, progress_bar};
 use crate::classify::{ImageRecord, Source, classify_sources, evaluate};
 use crate::cli::ClassifyFormat;
-use crate::infer::Runner;
 use crate::output::{PendingFile, write_stdout};
 use crate::report::{self, Format};
 use crate::text::path_text;
@@ -133,7 +132,7 @@ pub fn run_classify(plan: &ClassifyPlan) -> Result<ExitCode> {
     {
         eprintln!("{note}");
     }
-    let mut runner = Runner::new(loaded.net, plan.run.engine, plan.run.threads)?;
+    let mut runner = loaded.runner(&plan.run)?;
     for e in &errors {
         eprintln!("error: {e}");
     }
@@ -160,7 +159,7 @@ pub fn run_classify(plan: &ClassifyPlan) -> Result<ExitCode> {
             interrupted = Some(signal);
             break;
         }
-        let fresh = classify_sources(&mut runner, chunk, plan.top);
+        let fresh = classify_sources(&mut runner, chunk, plan.top, plan.crop);
         for record in &fresh {
             if let Some(line) = report::classify_failure(record) {
                 bar.suspend(|| eprintln!("error: {line}"));
@@ -223,13 +222,14 @@ pub fn run_evaluate(plan: &EvaluatePlan) -> Result<ExitCode> {
     {
         eprintln!("{note}");
     }
-    let mut runner = Runner::new(loaded.net, plan.run.engine, plan.run.threads)?;
+    let mut runner = loaded.runner(&plan.run)?;
     let mut bar: Option<ProgressBar> = None;
     let report = evaluate(
         &mut runner,
         &plan.dir,
         plan.batch,
         plan.confusions,
+        plan.crop,
         |done, total| {
             let b = bar.get_or_insert_with(|| progress_bar(total as u64, plan.quiet, "evaluate", "images"));
             b.set_position(done as u64);

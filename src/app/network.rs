@@ -1,5 +1,8 @@
-//! Loading the network a plan names (shipped weights, a file, or seeded random weights) and
-//! moving it to the resolution asked for.
+//! Loading the network a plan names (shipped weights, a file, or seeded random weights),
+//! moving it to the resolution asked for, and preparing it at the plan's precision: at int8
+//! the same file's uint8 weights and activation quantization as TFLite's graph
+//! ([`crate::quant::NetworkParams::from_safetensors`]), or synthetic quantization for random
+//! weights ([`crate::quant::NetworkParams::random`]).
 
 use std::borrow::Cow;
 
@@ -9,17 +12,30 @@ use candle_core::Device;
 use super::plan::{ModelChoice, ModelSource, RunPlan, UsageError};
 use crate::arch::Config;
 use crate::bench::WeightsOrigin;
+use crate::infer::{Precision, Runner, int8_unsupported};
 use crate::memory::estimate;
-use crate::nn::{MAX_WEIGHTS_BYTES, MobileNet};
+use crate::nn::{MAX_WEIGHTS_BYTES, MobileNet, names};
 use crate::output::path_text;
+use crate::quant::{NetworkParams, QuantizedNetwork};
 
 /// Seed of the random weights used to time variants without pretrained weights.
 pub const RANDOM_SEED: u64 = super::plan::bench::RANDOM_SEED;
 
-/// A loaded network and where its weights came from.
+/// A loaded network, where its weights came from, and at int8 its quantized form.
 pub struct Loaded {
     pub net: MobileNet,
     pub origin: WeightsOrigin,
+    pub quantized: Option<QuantizedNetwork>,
+}
+
+impl Loaded {
+    /// The runner the plan asks for: the engine at f32, the int8 kernels at int8.
+    pub fn runner(self, run: &RunPlan) -> Result<Runner> {
+        match self.quantized {
+            Some(network) => Runner::int8(self.net, network, run.int8_kernels),
+            None => Runner::new(self.net, run.engine, run.threads),
+        }
+    }
 }
 
 /// Refuses a run whose memory, estimated from the cost model, exceeds the limit: before loading
@@ -33,7 +49,7 @@ fn check_memory(
     decoding: u64,
 ) -> Result<(), UsageError> {
     run.check_memory(
-        estimate(config, batch, run.engine, decoding),
+        estimate(config, batch, run.engine, run.precision, decoding),
         format!("{source} at {r}x{r}, batch {batch},", r = config.resolution),
         "lower --res or --batch",
     )
@@ -126,7 +142,63 @@ pub fn load_from(
             decoding,
         )?;
     }
-    Ok(Loaded { net, origin })
+    let quantized = match run.precision {
+        Precision::F32 => None,
+        Precision::Int8 => Some(quantize(&choice.source, &net)?),
+    };
+    Ok(Loaded {
+        net,
+        origin,
+        quantized,
+    })
+}
+
+/// `net` as TFLite's uint8 graph: from the weights file's uint8 weights and activation
+/// quantization, or synthetic for random weights. Refused in one line naming the file and what
+/// it lacks.
+fn quantize(source: &ModelSource, net: &MobileNet) -> Result<QuantizedNetwork> {
+    let config = net.config();
+    let (file, params) = match source {
+        ModelSource::Random(_) => (
+            "random weights".to_string(),
+            NetworkParams::random(config, RANDOM_SEED),
+        ),
+        ModelSource::Shipped(id) => (
+            format!("embedded {}", id.file_name()),
+            NetworkParams::from_safetensors(config, id.bytes(), id.bytes()),
+        ),
+        ModelSource::File { path, .. } => {
+            let file = path_text(path);
+            let refuse = |reason: String| UsageError::Conflict {
+                flag: "--precision",
+                other: format!("--weights {file}"),
+                reason,
+            };
+            if let Some(reason) = int8_unsupported(config) {
+                return Err(refuse(format!("it holds a {}: {reason}", config.label())).into());
+            }
+            if net.activation_quantization().is_none() {
+                let tensors = names::activation_tensors(net.layers());
+                let adds = if tensors.iter().any(|t| t.contains(".add.")) {
+                    " and each residual ADD's block_k.add.{input1,input2,output}_{scale,zero_point}"
+                } else {
+                    ""
+                };
+                return Err(refuse(format!(
+                    "the file has no activation quantization: int8 needs {} tensors, each convolution's NAME.{{input,output}}_{{scale,zero_point}}{adds} ({} first); run it at --precision f32",
+                    tensors.len(),
+                    tensors.first().map_or("", String::as_str)
+                ))
+                .into());
+            }
+            let bytes = std::fs::read(path).map_err(|e| anyhow::anyhow!("{file}: cannot read: {e}"))?;
+            let params = NetworkParams::from_safetensors(config, &bytes, &bytes);
+            (file, params)
+        }
+    };
+    params
+        .and_then(QuantizedNetwork::new)
+        .map_err(|e| anyhow::anyhow!("{file}: cannot run at --precision int8: {e}"))
 }
 
 /// The note printed when a network runs off the resolution it was trained at.

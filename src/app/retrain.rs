@@ -31,7 +31,7 @@ use crate::vision::{CROP_FRACTION, MAX_ALLOC_BYTES};
 /// Images decoded at once: one per thread, as many as the memory limit leaves room for beside
 /// the run's own estimate (each decode may take [`MAX_ALLOC_BYTES`]), at least one.
 pub(super) fn decoders(run: &RunPlan, config: &Config, batch: usize) -> usize {
-    let own = estimate(config, batch, run.engine, 0).total();
+    let own = estimate(config, batch, run.engine, run.precision, 0).total();
     let room = run.memory_limit.bytes.saturating_sub(own) / MAX_ALLOC_BYTES;
     usize::try_from(room)
         .unwrap_or(usize::MAX)

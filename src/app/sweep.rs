@@ -12,20 +12,17 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
-use candle_core::Device;
 
 use super::bench::{environment, time_runner};
 use super::emit::{render, write};
-use super::network::RANDOM_SEED;
-use super::network::load_from;
-use super::plan::{DataPlan, FEATURE_BATCH, ModelChoice, ModelSource, SweepPlan, Target};
+use super::network::{load, load_from};
+use super::plan::{DataPlan, FEATURE_BATCH, ModelChoice, ModelSource, RunPlan, SweepPlan, Target};
 use super::retrain::{checkpoint, decoders, open_cache};
 use super::{exit, interrupt, progress_bar};
 use crate::arch::Config;
 use crate::bench::{MockTimer, Summary, measure, throughput};
 use crate::cost::analyze;
-use crate::infer::Runner;
-use crate::nn::MobileNet;
+use crate::infer::{Precision, Runner};
 use crate::nn::ModelId;
 use crate::output::path_text;
 use crate::published::Store;
@@ -67,7 +64,8 @@ fn write_report(plan: &SweepPlan, report: &SweepReport) -> Result<()> {
     write(&plan.output.target, render(&plan.output, report)?.as_bytes())
 }
 
-/// One row: analytic columns, accuracy and (unless --no-timing) the measured latency.
+/// One row: analytic columns, accuracy and (unless --no-timing) the measured latency, at
+/// `accuracy`'s precision (random weights; at int8 with synthetic quantization).
 fn measure_row(
     plan: &SweepPlan,
     point: &super::plan::SweepPoint,
@@ -76,7 +74,7 @@ fn measure_row(
     let config = point.config;
     let totals = analyze(&config).totals;
     let mut row = SweepRow::new(&config, &totals, accuracy);
-    time_row(plan, &config, totals.mult_adds, &mut row)?;
+    time_row(plan, &config, accuracy.precision, totals.mult_adds, &mut row)?;
     Ok(row)
 }
 
@@ -175,12 +173,19 @@ fn measured_row(
     };
     let totals = analyze(&deployed).totals;
     let mut row = SweepRow::with_figures(&deployed, &totals, top1, Err(Unavailable::NotMeasured));
-    time_row(plan, &deployed, totals.mult_adds, &mut row)?;
+    time_row(plan, &deployed, Precision::F32, totals.mult_adds, &mut row)?;
     Ok(row)
 }
 
-/// Times `config` into `row` (unless --no-timing).
-fn time_row(plan: &SweepPlan, config: &Config, mult_adds: u64, row: &mut SweepRow) -> Result<()> {
+/// Times `config` at `precision` into `row` (unless --no-timing): random weights, at int8 with
+/// synthetic quantization (latency does not depend on the values).
+fn time_row(
+    plan: &SweepPlan,
+    config: &Config,
+    precision: Precision,
+    mult_adds: u64,
+    row: &mut SweepRow,
+) -> Result<()> {
     let config = *config;
     if plan.no_timing {
         return Ok(());
@@ -193,8 +198,15 @@ fn time_row(plan: &SweepPlan, config: &Config, mult_adds: u64, row: &mut SweepRo
             &mut || Ok(()),
         )?
     } else {
-        let net = MobileNet::random(config, RANDOM_SEED, &Device::Cpu)?;
-        let mut runner = Runner::new(net, plan.run.engine, plan.run.threads)?;
+        let run = RunPlan {
+            precision,
+            ..plan.run
+        };
+        let choice = ModelChoice {
+            source: ModelSource::Random(config),
+            resolution: None,
+        };
+        let mut runner = load(&choice, &run, plan.batch, 0)?.runner(&run)?;
         time_runner(&mut runner, &plan.timing, plan.batch)?
     };
     row.latency_ms = Summary::of(&samples);
@@ -204,13 +216,15 @@ fn time_row(plan: &SweepPlan, config: &Config, mult_adds: u64, row: &mut SweepRo
 
 pub fn run_sweep(plan: &SweepPlan) -> Result<ExitCode> {
     let store = Store::embedded();
-    // With --data every figure is measured: no published table is read.
+    // With --data every figure is measured: no published table is read. Otherwise one model per
+    // member and precision: member m's at precision p is m * precisions + p.
     let accuracy: Vec<AccuracyModel> = if plan.data.is_some() {
         Vec::new()
     } else {
         plan.members
             .iter()
-            .map(|&m| AccuracyModel::new(&store, plan.accuracy_source, m))
+            .flat_map(|&m| plan.precisions.iter().map(move |&p| (m, p)))
+            .map(|(m, p)| AccuracyModel::new(&store, plan.accuracy_source, m, p))
             .collect()
     };
     let split = match &plan.data {
@@ -226,6 +240,7 @@ pub fn run_sweep(plan: &SweepPlan) -> Result<ExitCode> {
         plan.budget,
     );
     report.families = plan.members.clone();
+    report.precisions = plan.precisions.clone();
     if let (Some(data), Some(split)) = (&plan.data, &split) {
         report.data = Some(MeasuredOn {
             dir: path_text(&split.dir),
@@ -239,20 +254,29 @@ pub fn run_sweep(plan: &SweepPlan) -> Result<ExitCode> {
             forwarded: 0,
         });
     }
-    let bar = progress_bar(plan.points.len() as u64, plan.quiet, "sweep", "points");
+    let bar = progress_bar(
+        (plan.points.len() * plan.precisions.len()) as u64,
+        plan.quiet,
+        "sweep",
+        "rows",
+    );
     let mut checkpoints = Checkpoints {
         last: Instant::now(),
         cost: Duration::ZERO,
     };
     let mut interrupted = None;
-    for point in &plan.points {
-        bar.set_message(point.config.label());
+    // A row per point and precision; `model` indexes `accuracy` (unused with --data).
+    let rows = plan.points.iter().flat_map(|point| {
+        (0..plan.precisions.len()).map(move |p| (point, p, point.member * plan.precisions.len() + p))
+    });
+    for (point, precision, model) in rows {
+        bar.set_message(format!("{} {}", point.config.label(), plan.precisions[precision]));
         let row = match interrupt::check().map_err(anyhow::Error::from).and_then(|()| {
             match (point.model, &plan.data, &split, report.data.as_mut()) {
                 (Some(id), Some(data), Some(split), Some(on)) => {
                     measured_row(plan, point, id, data, split, on)
                 }
-                _ => measure_row(plan, point, &accuracy[point.member]),
+                _ => measure_row(plan, point, &accuracy[model]),
             }
         }) {
             Ok(row) => row,

@@ -4,6 +4,7 @@
 
 mod environment;
 mod layers;
+mod peak;
 mod result;
 mod stats;
 mod timer;
@@ -11,6 +12,7 @@ mod warnings;
 
 pub use environment::{Environment, simd_features};
 pub use layers::per_layer;
+pub use peak::{Peak, PeakSource};
 pub use result::{BenchModel, BenchResult, LayerTiming, WeightsOrigin};
 pub use stats::{OUTLIER_Z, Summary, quantile};
 pub use timer::{MockTimer, Timer, WallClock};

@@ -2,9 +2,9 @@
 
 use serde::Serialize;
 
-use super::{Environment, Summary, TimingWarning};
+use super::{Environment, Peak, Summary, TimingWarning};
 use crate::arch::{Config, Family, LayerKind, Variant};
-use crate::infer::EngineKind;
+use crate::infer::{EngineKind, Precision};
 
 /// Where the weights of a timed network came from (latency does not depend on their values).
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -71,8 +71,12 @@ pub struct LayerTiming {
     pub time_ms: f64,
     pub time_pct: f64,
     pub mult_adds_pct: f64,
-    /// Achieved GFLOP/s of this layer (2 x mult-adds x batch / time).
+    /// Achieved GFLOP/s of this layer (2 x mult-adds x batch / time; integer operations at
+    /// int8).
     pub gflops: f64,
+    /// The layer's multiply-accumulates per second as a percentage of `BenchResult::peak`;
+    /// None without a peak (f32, or int8 kernels without a dot-product instruction).
+    pub peak_pct: Option<f64>,
 }
 
 /// A benchmark result (README: "bench JSON").
@@ -81,8 +85,11 @@ pub struct BenchResult {
     pub schema_version: u32,
     pub model: BenchModel,
     pub engine: EngineKind,
-    /// The fast engine's instruction set ("avx512f", "avx2+fma", "portable"); None for the
-    /// reference engine.
+    /// The arithmetic timed: f32, or int8 (TFLite's uint8 kernels).
+    pub precision: Precision,
+    /// The kernels' instruction set: the fast engine's ("avx512f", "avx2+fma", "portable"),
+    /// the int8 kernels' ("avx512vnni", "portable", "reference"); None for the reference
+    /// engine.
     pub isa: Option<String>,
     pub threads: usize,
     pub batch: usize,
@@ -103,4 +110,7 @@ pub struct BenchResult {
     pub environment: Environment,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub per_layer: Option<Vec<LayerTiming>>,
+    /// With `per_layer` at int8 on VNNI: the `vpdpbusd` peak each layer's `peak_pct` is of.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub peak: Option<Peak>,
 }

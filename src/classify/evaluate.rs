@@ -19,9 +19,9 @@ use serde::Serialize;
 
 use super::probabilities;
 use crate::dataset::{DatasetError, LabelledFolder, read_labelled_folder};
-use crate::infer::Runner;
+use crate::infer::{Precision, Runner};
 use crate::text::{escape_controls, one_line, path_text};
-use crate::vision::{ClassNames, LabelMatch, labels, load_input, match_label};
+use crate::vision::{ClassNames, Crop, LabelMatch, labels, load_pixels, match_label};
 
 /// Top-5 accuracy, the paper's and TF-slim's second metric.
 pub const TOP5: usize = 5;
@@ -30,6 +30,10 @@ pub const TOP5: usize = 5;
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct EvalReport {
     pub model: String,
+    /// The arithmetic the network ran in.
+    pub precision: Precision,
+    /// The fraction of each side the central crop kept.
+    pub crop: Crop,
     pub dir: String,
     /// Outputs of the model's classifier (1001 for ImageNet, a retrained one's classes): with
     /// 5 or fewer every image is in the top 5, and reports leave top-5 out.
@@ -174,14 +178,15 @@ fn ratio(part: usize, whole: usize) -> Option<f64> {
     (whole > 0).then(|| part as f64 / whole as f64)
 }
 
-/// Evaluates `model` on the labelled folder `dir`, `batch` images at a time, listing the `top`
-/// most frequent confusions. `progress(done, total)` is called once before the first batch and
-/// after each one, with `done` counting failed images too.
+/// Evaluates `model` on the labelled folder `dir`, `batch` images at a time (each cropped by
+/// `crop`), listing the `top` most frequent confusions. `progress(done, total)` is called once
+/// before the first batch and after each one, with `done` counting failed images too.
 pub fn evaluate(
     model: &mut Runner,
     dir: &Path,
     batch: usize,
     top: usize,
+    crop: Crop,
     mut progress: impl FnMut(usize, usize) -> ControlFlow<()>,
 ) -> Result<EvalReport, EvalError> {
     let names = super::class_names(model.net());
@@ -222,7 +227,7 @@ pub fn evaluate(
         let mut inputs = Vec::with_capacity(chunk.len());
         let mut owners = Vec::with_capacity(chunk.len());
         for &(class, path) in chunk {
-            match load_input(path, resolution) {
+            match load_pixels(path, resolution, crop) {
                 Ok(input) => {
                     inputs.push(input);
                     owners.push(class);
@@ -307,6 +312,8 @@ pub fn evaluate(
     let top5: usize = tallies.iter().map(|t| t.top5).sum();
     Ok(EvalReport {
         model: model.net().name().to_string(),
+        precision: model.precision(),
+        crop,
         dir: dir_text,
         model_classes: model.net().config().classes as usize,
         images,

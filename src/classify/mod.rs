@@ -11,12 +11,13 @@ use std::path::PathBuf;
 
 use serde::{Serialize, Serializer};
 
-use crate::infer::Runner;
+use image::RgbImage;
+
+use crate::infer::{Precision, Runner};
 use crate::nn::MobileNet;
 use crate::text::{one_line, path_text};
 use crate::vision::{
-    ClassLayout, ClassNames, ImageError, ImageErrorKind, batch_input, decode_bytes, eval_preprocess,
-    load_input,
+    ClassLayout, ClassNames, Crop, ImageError, ImageErrorKind, decode_bytes, load_pixels, preprocess_pixels,
 };
 
 pub use evaluate::{ClassReport, Confusion, EvalError, EvalReport, FailedImage, TOP5, evaluate};
@@ -47,6 +48,11 @@ pub struct ImageRecord {
     pub image: String,
     /// `MobileNet::name()`, e.g. "1.0_224".
     pub model: String,
+    /// The arithmetic the network ran in: at int8 every probability is TFLite's uint8 softmax
+    /// output q as q / 256, exactly.
+    pub precision: Precision,
+    /// The fraction of each side the central crop kept.
+    pub crop: Crop,
     /// The input resolution (pixels per side) the image was run at.
     pub resolution: u32,
     /// The resolution the weights were trained at, when known; differs from `resolution` after
@@ -126,15 +132,20 @@ pub fn top_k(probs: &[f32], k: usize, names: &ClassNames) -> Vec<Prediction> {
         .collect()
 }
 
-/// Softmax probabilities for preprocessed inputs ([3, R, R] each), one row per input.
-pub fn probabilities(model: &mut Runner, inputs: &[Vec<f32>]) -> candle_core::Result<Vec<Vec<f32>>> {
-    if inputs.is_empty() {
+/// Probabilities for preprocessed images (R x R pixels each, [`preprocess_pixels`]), one row
+/// per image, at the runner's precision ([`Runner::probabilities_batch`]).
+pub fn probabilities(model: &mut Runner, images: &[RgbImage]) -> candle_core::Result<Vec<Vec<f32>>> {
+    if images.is_empty() {
         return Ok(Vec::new());
     }
-    let batch = batch_input(inputs, model.net().config().resolution)?;
-    let probs = model.probabilities(&batch, inputs.len())?;
+    let pixels: Vec<u8> = images
+        .iter()
+        .flat_map(|image| image.as_raw().iter().copied())
+        .collect();
+    let batch = model.batch_from_pixels(pixels, images.len())?;
+    let probs = model.probabilities_batch(&batch, images.len())?;
     Ok(probs
-        .chunks_exact(probs.len() / inputs.len())
+        .chunks_exact(probs.len() / images.len())
         .map(<[f32]>::to_vec)
         .collect())
 }
@@ -154,24 +165,28 @@ impl Source {
         }
     }
 
-    /// Decoded and preprocessed for a network at `resolution`.
-    fn input(&self, resolution: u32) -> Result<Vec<f32>, ImageError> {
+    /// Decoded, cropped and resized for a network at `resolution`.
+    fn pixels(&self, resolution: u32, crop: Crop) -> Result<RgbImage, ImageError> {
         match self {
-            Source::File(path) => load_input(path, resolution),
-            Source::Bytes { name, bytes } => Ok(eval_preprocess(&decode_bytes(bytes, name)?, resolution)),
+            Source::File(path) => load_pixels(path, resolution, crop),
+            Source::Bytes { name, bytes } => {
+                Ok(preprocess_pixels(&decode_bytes(bytes, name)?, resolution, crop))
+            }
         }
     }
 }
 
-/// Classifies each image in `paths`, returning its `top` predictions: one record per path, in
-/// the order of `paths`.
+/// Classifies each image in `paths` with TF-slim's crop, returning its `top` predictions: one
+/// record per path, in the order of `paths`.
 pub fn classify_batch(model: &mut Runner, paths: &[PathBuf], top: usize) -> Vec<ImageRecord> {
     let sources: Vec<Source> = paths.iter().cloned().map(Source::File).collect();
-    classify_sources(model, &sources, top)
+    classify_sources(model, &sources, top, Crop::TF_SLIM)
 }
 
-/// Classifies each source, returning its `top` predictions: one record per source, in order.
-pub fn classify_sources(model: &mut Runner, sources: &[Source], top: usize) -> Vec<ImageRecord> {
+/// Classifies each source (cropped by `crop`), returning its `top` predictions: one record per
+/// source, in order.
+pub fn classify_sources(model: &mut Runner, sources: &[Source], top: usize, crop: Crop) -> Vec<ImageRecord> {
+    let precision = model.precision();
     let net = model.net();
     let (name, resolution) = (net.name().to_string(), net.config().resolution);
     let trained_resolution = net.trained_resolution();
@@ -182,7 +197,7 @@ pub fn classify_sources(model: &mut Runner, sources: &[Source], top: usize) -> V
         let mut inputs = Vec::with_capacity(chunk.len());
         let mut outcomes: Vec<Option<Failure>> = Vec::with_capacity(chunk.len());
         for source in chunk {
-            match source.input(resolution) {
+            match source.pixels(resolution, crop) {
                 Ok(input) => {
                     inputs.push(input);
                     outcomes.push(None);
@@ -212,6 +227,8 @@ pub fn classify_sources(model: &mut Runner, sources: &[Source], top: usize) -> V
             records.push(ImageRecord {
                 image: source.name(),
                 model: name.clone(),
+                precision,
+                crop,
                 resolution,
                 trained_resolution,
                 class_layout,
@@ -258,6 +275,8 @@ mod tests {
         ImageRecord {
             image: "dir/a.jpg".into(),
             model: "1.0_224".into(),
+            precision: Precision::F32,
+            crop: Crop::TF_SLIM,
             resolution: 160,
             trained_resolution: Some(224),
             class_layout: ClassLayout::Imagenet1001,
@@ -273,7 +292,8 @@ mod tests {
         assert_eq!(
             serde_json::to_value(&ok).unwrap(),
             serde_json::json!({
-                "image": "dir/a.jpg", "model": "1.0_224", "resolution": 160,
+                "image": "dir/a.jpg", "model": "1.0_224", "precision": "f32", "crop": 0.875,
+                "resolution": 160,
                 "trained_resolution": 224, "class_layout": "imagenet_1001", "status": "ok",
                 "predictions": [{"rank": 1, "class_index": 1, "imagenet_index": null,
                                  "label": "class 1", "probability": 0.75}]

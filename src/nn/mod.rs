@@ -33,7 +33,10 @@ pub use layers::{BATCH_NORM_EPS, pointwise_conv, squeeze_excite_shapes, weight_s
 pub use model_id::{IMAGENET_CLASSES, ModelId, SHIPPED, Shipped, UnknownModel};
 pub use network::{MAX_WEIGHTS_BYTES, MobileNet};
 pub(crate) use random::SplitMix64;
-pub use weights::{DEFAULT_RESOLUTION, LABELS_KEY, Values, WeightOverrides, WeightsError, dequantize, names};
+pub use weights::{
+    ActivationQuantization, DEFAULT_RESOLUTION, LABELS_KEY, LayerActivations, Values, WeightOverrides,
+    WeightsError, dequantize, names,
+};
 
 /// Helpers shared by the unit tests of this module.
 #[cfg(test)]

@@ -7,7 +7,9 @@ use candle_core::{DType, Device, Result, Tensor, bail};
 use super::layers::{LayerOp, RawLayer, build_op};
 use super::model_id::ModelId;
 use super::random::random_layers;
-use super::weights::{ParsedWeights, WeightOverrides, WeightsError, alpha_text, parse};
+use super::weights::{
+    ActivationQuantization, ParsedWeights, WeightOverrides, WeightsError, alpha_text, parse,
+};
 use crate::arch::{Config, ConfigError, Layer, instantiate};
 use crate::engine::LayerWeights;
 
@@ -30,6 +32,8 @@ pub struct MobileNet {
     device: Device,
     /// Indices of the layers whose input a later layer's `residual_from` adds back.
     residual_sources: Vec<usize>,
+    /// The file's activation quantization (what `--precision int8` needs), when it has one.
+    activations: Option<ActivationQuantization>,
 }
 
 impl MobileNet {
@@ -106,6 +110,7 @@ impl MobileNet {
             labels,
             layers: raw,
             batch_norm,
+            activations,
         } = parsed;
         let layers = instantiate(&config);
         let net = Self::assemble(name, config, trained_resolution, layers, raw, batch_norm, device).map_err(
@@ -114,7 +119,11 @@ impl MobileNet {
                 source,
             },
         )?;
-        Ok(MobileNet { labels, ..net })
+        Ok(MobileNet {
+            activations,
+            labels,
+            ..net
+        })
     }
 
     fn assemble(
@@ -147,6 +156,7 @@ impl MobileNet {
             batch_norm,
             device: device.clone(),
             residual_sources,
+            activations: None,
         })
     }
 
@@ -206,6 +216,12 @@ impl MobileNet {
     /// scales and zero points are not parameters and are excluded.
     pub fn parameter_count(&self) -> u64 {
         self.parameter_count
+    }
+
+    /// The activation quantization of the weights file (`nn::names`), when it has one: what
+    /// `--precision int8` needs besides uint8 weights. It does not depend on the resolution.
+    pub fn activation_quantization(&self) -> Option<&ActivationQuantization> {
+        self.activations.as_ref()
     }
 
     /// Whether any layer carries explicit BatchNorm tensors (else biases are folded).

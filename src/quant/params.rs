@@ -14,7 +14,7 @@ use safetensors::{Dtype, SafeTensors};
 use super::add::AddQuant;
 use super::{Quant, QuantError};
 use crate::arch::{Activation, Config, Layer, LayerKind, instantiate};
-use crate::nn::{SplitMix64, weight_shape};
+use crate::nn::{SplitMix64, names, weight_shape};
 
 /// The largest distance from an integer that `bias_f32 / float32(s_in * s_w)` may have when the
 /// float bias is read back as TFLite's int32 bias. On the shipped models it is at most 0.013
@@ -63,37 +63,16 @@ pub struct NetworkParams {
 /// The activation-quantization tensors a file must hold for the layers of `config`, by layer:
 /// `NAME.input_scale`, `NAME.input_zero_point`, `NAME.output_scale`, `NAME.output_zero_point`
 /// for every convolution (`F32 [1]`; zero points `F32` or `I32 [1]`, integral), and for a residual
-/// block `block_k.add.{input1,input2,output}_{scale,zero_point}`. The pool and the softmax need
-/// none (the pool keeps its input's quantization; the softmax reads the logits' and outputs
-/// scale 1/256, zero point 0).
+/// block `block_k.add.{input1,input2,output}_{scale,zero_point}`: the weight files' naming,
+/// [`crate::nn::names::activation_tensors`]. The pool and the softmax need none (the pool keeps
+/// its input's quantization; the softmax reads the logits' and outputs scale 1/256, zero point 0).
 pub fn activation_tensor_names(config: &Config) -> Vec<String> {
-    let mut names = Vec::new();
-    for layer in instantiate(config) {
-        if weight_shape(&layer).is_none() {
-            continue;
-        }
-        for tensor in ["input", "output"] {
-            names.push(format!("{}.{tensor}_scale", layer.name));
-            names.push(format!("{}.{tensor}_zero_point", layer.name));
-        }
-        if layer.residual_from.is_some() {
-            let add = add_name(&layer);
-            for tensor in ["input1", "input2", "output"] {
-                names.push(format!("{add}.{tensor}_scale"));
-                names.push(format!("{add}.{tensor}_zero_point"));
-            }
-        }
-    }
-    names
+    names::activation_tensors(&instantiate(config))
 }
 
 /// The name of the ADD after `layer` (a block's projection): `block_k.add`.
 pub(crate) fn add_name(layer: &Layer) -> String {
-    let block = layer
-        .name
-        .rsplit_once('.')
-        .map_or(layer.name.as_str(), |(block, _)| block);
-    format!("{block}.add")
+    names::residual_add(&layer.name)
 }
 
 impl NetworkParams {
@@ -112,12 +91,12 @@ impl NetworkParams {
                     return Ok(LayerParams::Pool);
                 };
                 let name = &layer.name;
-                let input = activations.quant(&format!("{name}.input"))?;
+                let input = activations.quant(name, "input")?;
                 let weight_quant = Quant {
-                    scale: weights.scalar_f32(&format!("{name}.weight_scale"))?,
-                    zero_point: weights.scalar_int(&format!("{name}.weight_zero_point"))?,
+                    scale: weights.scalar_f32(&names::weight_scale(name))?,
+                    zero_point: weights.scalar_int(&names::weight_zero_point(name))?,
                 };
-                let bias_name = format!("{name}.bias");
+                let bias_name = names::bias(name);
                 let bias = bias_from_f32(
                     &weights.f32s(&bias_name, &[shape[0]])?,
                     input.scale,
@@ -132,8 +111,8 @@ impl NetworkParams {
                 })?;
                 let conv = ConvParams {
                     input,
-                    output: activations.quant(&format!("{name}.output"))?,
-                    weight: weights.u8s(&format!("{name}.weight"), &shape)?,
+                    output: activations.quant(name, "output")?,
+                    weight: weights.u8s(&names::weight(name), &shape)?,
                     weight_quant,
                     bias,
                 };
@@ -142,9 +121,9 @@ impl NetworkParams {
                     Some(_) => {
                         let add = add_name(layer);
                         Some(AddQuant {
-                            input1: activations.quant(&format!("{add}.input1"))?,
-                            input2: activations.quant(&format!("{add}.input2"))?,
-                            output: activations.quant(&format!("{add}.output"))?,
+                            input1: activations.quant(&add, "input1")?,
+                            input2: activations.quant(&add, "input2")?,
+                            output: activations.quant(&add, "output")?,
                         })
                     }
                 };
@@ -360,11 +339,12 @@ impl<'a> Tensors<'a> {
         Ok(value as i32)
     }
 
-    /// `PREFIX_scale` and `PREFIX_zero_point`.
-    fn quant(&self, prefix: &str) -> Result<Quant, QuantError> {
+    /// The quantization of `base`'s `tensor` ([`names::quantization`]).
+    fn quant(&self, base: &str, tensor: &str) -> Result<Quant, QuantError> {
+        let (scale, zero_point) = names::quantization(base, tensor);
         Ok(Quant {
-            scale: self.scalar_f32(&format!("{prefix}_scale"))?,
-            zero_point: self.scalar_int(&format!("{prefix}_zero_point"))?,
+            scale: self.scalar_f32(&scale)?,
+            zero_point: self.scalar_int(&zero_point)?,
         })
     }
 }

@@ -4,9 +4,10 @@ use super::Format;
 use super::document::{Align, Document, TextTable};
 use super::units::{millis, percent, thousands};
 use crate::bench::{
-    BenchResult, Environment, MAX_OUTLIER_SHARE, MAX_P90_RATIO, MIN_RELIABLE_RUNS, TimingWarning,
-    WeightsOrigin,
+    BenchResult, Environment, MAX_OUTLIER_SHARE, MAX_P90_RATIO, MIN_RELIABLE_RUNS, Peak, PeakSource,
+    TimingWarning, WeightsOrigin,
 };
+use crate::infer::Precision;
 
 /// The machine and engine a timing came from, as report lines.
 pub(crate) fn environment_lines(env: &Environment) -> Vec<String> {
@@ -69,26 +70,27 @@ fn stats_table(result: &BenchResult, raw: bool) -> TextTable {
             ("gflops", Align::Right),
             ("mult_adds", Align::Right),
             ("classes", Align::Right),
+            ("precision", Align::Left),
         ]);
-        t.push(
-            [
-                l.median,
-                l.mean,
-                l.stddev,
-                l.min,
-                l.max,
-                l.p90,
-                l.outliers as f64,
-                result.runs as f64,
-                result.throughput,
-                result.gflops,
-                result.mult_adds as f64,
-                f64::from(result.model.classes),
-            ]
-            .iter()
-            .map(f64::to_string)
-            .collect(),
-        );
+        let mut row: Vec<String> = [
+            l.median,
+            l.mean,
+            l.stddev,
+            l.min,
+            l.max,
+            l.p90,
+            l.outliers as f64,
+            result.runs as f64,
+            result.throughput,
+            result.gflops,
+            result.mult_adds as f64,
+            f64::from(result.model.classes),
+        ]
+        .iter()
+        .map(f64::to_string)
+        .collect();
+        row.push(result.precision.to_string());
+        t.push(row);
         return t;
     }
     let mut t = TextTable::new(&[
@@ -100,7 +102,7 @@ fn stats_table(result: &BenchResult, raw: bool) -> TextTable {
         ("p90 ms", Align::Right),
         ("outliers", Align::Right),
         ("images/s", Align::Right),
-        ("GFLOP/s", Align::Right),
+        (ops_per_second(result.precision), Align::Right),
     ]);
     t.push(vec![
         millis(l.median),
@@ -116,18 +118,31 @@ fn stats_table(result: &BenchResult, raw: bool) -> TextTable {
     t
 }
 
-/// The per-layer rows: readable for tables, raw numbers for CSV.
+/// "GFLOP/s", or "GOP/s" for the integer operations of int8.
+fn ops_per_second(precision: Precision) -> &'static str {
+    match precision {
+        Precision::F32 => "GFLOP/s",
+        Precision::Int8 => "GOP/s",
+    }
+}
+
+/// The per-layer rows: readable for tables, raw numbers for CSV (with `peak_pct`, empty
+/// without a peak); the readable table shows `% peak` when there is one.
 fn layers_table(result: &BenchResult, raw: bool) -> Option<TextTable> {
     let layers = result.per_layer.as_ref()?;
-    let columns: [(&str, &str); 7] = [
+    let mut columns: Vec<(&str, &str)> = vec![
         ("layer", "layer"),
         ("kind", "kind"),
         ("mult-adds", "mult_adds"),
         ("time ms", "time_ms"),
         ("% time", "time_pct"),
         ("% mult-adds", "mult_adds_pct"),
-        ("GFLOP/s", "gflops"),
+        (ops_per_second(result.precision), "gflops"),
     ];
+    let peak = raw || result.peak.is_some();
+    if peak {
+        columns.push(("% peak", "peak_pct"));
+    }
     let header: Vec<(&str, Align)> = columns
         .iter()
         .enumerate()
@@ -140,7 +155,7 @@ fn layers_table(result: &BenchResult, raw: bool) -> Option<TextTable> {
         .collect();
     let mut table = TextTable::new(&header);
     for t in layers {
-        table.push(if raw {
+        let mut row = if raw {
             vec![
                 t.name.clone(),
                 t.kind.to_string(),
@@ -149,6 +164,7 @@ fn layers_table(result: &BenchResult, raw: bool) -> Option<TextTable> {
                 t.time_pct.to_string(),
                 t.mult_adds_pct.to_string(),
                 t.gflops.to_string(),
+                t.peak_pct.map_or_else(String::new, |p| p.to_string()),
             ]
         } else {
             vec![
@@ -160,9 +176,25 @@ fn layers_table(result: &BenchResult, raw: bool) -> Option<TextTable> {
                 percent(t.mult_adds_pct),
                 format!("{:.1}", t.gflops),
             ]
-        });
+        };
+        if peak && !raw {
+            row.push(t.peak_pct.map_or_else(|| "-".into(), percent));
+        }
+        table.push(row);
     }
     Some(table)
+}
+
+/// The line that says what `% peak` is measured against.
+fn peak_line(peak: &Peak) -> String {
+    let how = match peak.source {
+        PeakSource::Measured => "measured now on one thread: independent chains on registers, best of 5",
+        PeakSource::Mock => "a fixed figure for the mock timer",
+    };
+    format!(
+        "Peak: {} {:.1} GMAC/s per thread ({how}); % peak = a layer's multiply-accumulates per second over it",
+        peak.instruction, peak.gmacs
+    )
 }
 
 /// `bench`: statistics, environment and (with --per-layer) the layer table. CSV is the
@@ -178,9 +210,10 @@ pub fn bench_document(result: &BenchResult, format: Format) -> Document {
         return doc;
     }
     doc.heading(format!(
-        "{} ({}), batch {}, {} runs after {} warm-up",
+        "{} ({}), {}, batch {}, {} runs after {} warm-up",
         m.label,
         weights_text(&m.weights),
+        result.precision,
         result.batch,
         result.runs,
         result.warmup
@@ -188,13 +221,17 @@ pub fn bench_document(result: &BenchResult, format: Format) -> Document {
     doc.main_table(stats_table(result, false));
     let mut lines = environment_lines(&result.environment);
     if let Some(isa) = &result.isa {
-        lines.push(format!("Kernels: {isa}"));
+        lines.push(format!("Kernels: {isa} ({})", result.precision));
     }
     lines.push(format!(
-        "Work: {} mult-adds per image, {} classes in the final layer (GFLOP/s = 2 x mult-adds x batch / median)",
+        "Work: {} mult-adds per image, {} classes in the final layer ({} = 2 x mult-adds x batch / median)",
         thousands(result.mult_adds),
-        m.classes
+        m.classes,
+        ops_per_second(result.precision)
     ));
+    if let Some(peak) = &result.peak {
+        lines.push(peak_line(peak));
+    }
     if let Some(trained) = m.trained_resolution
         && m.off_trained_resolution()
     {

@@ -8,10 +8,11 @@ use crate::text::escape_controls;
 
 /// Columns of classify's CSV: one row per (image, rank), or one row for a failed image with
 /// `status` "failed", its `error` and the prediction columns empty. Raw values: probabilities
-/// as fractions, `imagenet_index` empty where the JSON has null.
-const CLASSIFY_COLUMNS: [&str; 10] = [
+/// as fractions (at int8 exactly q / 256), `imagenet_index` empty where the JSON has null.
+const CLASSIFY_COLUMNS: [&str; 11] = [
     "image",
     "model",
+    "precision",
     "resolution",
     "status",
     "rank",
@@ -28,6 +29,7 @@ fn classify_rows(record: &ImageRecord) -> Vec<Vec<String>> {
         let mut row = vec![
             record.image.clone(),
             record.model.clone(),
+            record.precision.to_string(),
             record.resolution.to_string(),
             status.to_string(),
         ];
@@ -96,9 +98,9 @@ pub fn classify_document(records: &[ImageRecord], format: Format) -> Document {
     for r in records {
         let model = match r.trained_resolution {
             Some(trained) if trained != r.resolution => {
-                format!("{} at {res}x{res}", r.model, res = r.resolution)
+                format!("{} at {res}x{res}, {}", r.model, r.precision, res = r.resolution)
             }
-            _ => r.model.clone(),
+            _ => format!("{}, {}", r.model, r.precision),
         };
         doc.heading(format!("{} ({model})", r.image));
         match &r.outcome {
@@ -134,7 +136,10 @@ pub fn evaluate_document(report: &EvalReport, format: Format) -> Document {
         doc.main_table(class_table(report, true));
         return doc;
     }
-    doc.heading(format!("Evaluation of {} on {}", report.model, report.dir));
+    doc.heading(format!(
+        "Evaluation of {} ({}) on {}",
+        report.model, report.precision, report.dir
+    ));
     let mut summary = vec![
         format!(
             "top-1: {} ({} of {})    {}",
@@ -280,12 +285,15 @@ fn escape_all(texts: &[String]) -> Vec<String> {
 mod tests {
     use super::*;
     use crate::classify::{Failure, top_k};
-    use crate::vision::{ClassLayout, ImageErrorKind};
+    use crate::infer::Precision;
+    use crate::vision::{ClassLayout, Crop, ImageErrorKind};
 
     fn record(image: &str, outcome: Outcome) -> ImageRecord {
         ImageRecord {
             image: image.into(),
             model: "0.25_128".into(),
+            precision: Precision::Int8,
+            crop: Crop::TF_SLIM,
             resolution: 128,
             trained_resolution: Some(128),
             class_layout: ClassLayout::Imagenet1001,
@@ -320,14 +328,14 @@ mod tests {
         let header = classify_csv_header();
         assert_eq!(
             header,
-            "image,model,resolution,status,rank,class_index,imagenet_index,label,probability,error\n"
+            "image,model,precision,resolution,status,rank,class_index,imagenet_index,label,probability,error\n"
         );
         let rows = classify_csv_rows(&records());
         assert_eq!(
             rows,
-            "\"a, b.jpg\",0.25_128,128,ok,1,286,285,Egyptian cat,0.75,\n\
-             \"a, b.jpg\",0.25_128,128,ok,2,0,,background,0.25,\n\
-             cut.jpg,0.25_128,128,failed,,,,,,truncated image (Exhausted data in the image)\n"
+            "\"a, b.jpg\",0.25_128,int8,128,ok,1,286,285,Egyptian cat,0.75,\n\
+             \"a, b.jpg\",0.25_128,int8,128,ok,2,0,,background,0.25,\n\
+             cut.jpg,0.25_128,int8,128,failed,,,,,,truncated image (Exhausted data in the image)\n"
         );
         let doc = classify_document(&records(), Format::Csv);
         assert_eq!(

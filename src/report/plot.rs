@@ -1,13 +1,15 @@
 //! The trade-off plot: top-1 accuracy against mult-adds (log scale, like the paper's Figures 4
 //! and 5) and against measured latency, a colour per member of the family, each point labelled
-//! alpha-resolution; published points filled, estimated ones hollow and extrapolated estimates
-//! crossed; each panel's Pareto front across all members drawn (the rows' own flags, which
-//! leave extrapolated estimates out). SVG from plotters' SVG backend, which writes `<text>`
+//! alpha-resolution; f32 rows circles and int8 rows triangles, published points filled,
+//! estimated ones hollow and extrapolated estimates crossed; each panel's Pareto front across
+//! all members and precisions drawn (the rows' own flags, which leave extrapolated estimates
+//! out). SVG from plotters' SVG backend, which writes `<text>`
 //! elements, so no font files are needed to render it.
 
 use plotters::prelude::*;
 
 use super::sweep::point_label;
+use crate::infer::Precision;
 use crate::sweep::{Accuracy, Member, SweepReport, member};
 
 /// Why no plot was drawn.
@@ -77,9 +79,27 @@ struct Point {
     x: f64,
     y: f64,
     member: Member,
+    precision: Precision,
     label: String,
     pareto: bool,
     mark: Mark,
+}
+
+/// Marker radius in pixels.
+const SIZE: i32 = 5;
+
+/// A point's marker: a circle at f32, a triangle at int8; filled when published, hollow when
+/// estimated.
+fn marker<DB: DrawingBackend>(p: &Point, colour: RGBColor) -> DynElement<'static, DB, (f64, f64)> {
+    let style = if p.mark == Mark::Estimated {
+        colour.stroke_width(2)
+    } else {
+        colour.filled()
+    };
+    match p.precision {
+        Precision::F32 => Circle::new((p.x, p.y), SIZE, style).into_dyn(),
+        Precision::Int8 => TriangleMarker::new((p.x, p.y), SIZE + 1, style).into_dyn(),
+    }
 }
 
 type Area<'a> = DrawingArea<SVGBackend<'a>, plotters::coord::Shift>;
@@ -140,17 +160,10 @@ fn panel(
                 points
                     .iter()
                     .filter(|p| p.member == member && p.mark != Mark::Extrapolated)
-                    .map(|p| {
-                        let style = if p.mark == Mark::Estimated {
-                            colour.stroke_width(2)
-                        } else {
-                            colour.filled()
-                        };
-                        Circle::new((p.x, p.y), 5, style)
-                    }),
+                    .map(|p| marker(p, colour)),
             )?
             .label(member.name())
-            .legend(move |(x, y)| Circle::new((x + 10, y), 5, colour.filled()));
+            .legend(move |(x, y)| Circle::new((x + 10, y), SIZE, colour.filled()));
         chart.draw_series(
             points
                 .iter()
@@ -158,7 +171,14 @@ fn panel(
                 .map(|p| Cross::new((p.x, p.y), 5, colour.stroke_width(2))),
         )?;
     }
-    // Legend entries only: a mark's shape says where its accuracy comes from, whatever its colour.
+    // Legend entries only: a mark's shape says its precision and where its accuracy comes from,
+    // whatever its colour.
+    if points.iter().any(|p| p.precision == Precision::Int8) {
+        chart
+            .draw_series(std::iter::empty::<TriangleMarker<(f64, f64), i32>>())?
+            .label("triangle: int8 (circle: f32)")
+            .legend(|(x, y)| TriangleMarker::new((x + 10, y), SIZE + 1, BLACK.filled()));
+    }
     if points.iter().any(|p| p.mark == Mark::Estimated) {
         chart
             .draw_series(std::iter::empty::<Circle<(f64, f64), i32>>())?
@@ -188,7 +208,9 @@ fn panel(
     Ok(())
 }
 
-/// "MobileNet v1, v2: top-1 from TF-slim float checkpoints vs cost, 38 points, 4 thread(s)".
+/// "MobileNet v1, v2: top-1 from TF-slim float checkpoints vs cost, 38 points, 4 thread(s)";
+/// with int8 rows "... from TF-slim float checkpoints (f32), TF-slim quantized checkpoints
+/// (int8) vs cost, 16 points x 2 precisions, ...".
 fn title(report: &SweepReport) -> String {
     let families: Vec<String> = report.families.iter().map(|m| m.name()).collect();
     let threads = if report.timed() {
@@ -196,11 +218,31 @@ fn title(report: &SweepReport) -> String {
     } else {
         String::new()
     };
+    let (sources, rows) = match report.precisions.as_slice() {
+        [_, _, ..] => (
+            report
+                .precisions
+                .iter()
+                .map(|p| format!("{} ({p})", report.accuracy_source.title_at(*p)))
+                .collect::<Vec<_>>()
+                .join(", "),
+            format!(
+                "{} points x {} precisions",
+                report.rows.len() / report.precisions.len(),
+                report.precisions.len()
+            ),
+        ),
+        one => (
+            report
+                .accuracy_source
+                .title_at(one.first().copied().unwrap_or(Precision::F32))
+                .to_string(),
+            format!("{} points", report.rows.len()),
+        ),
+    };
     format!(
-        "MobileNet {}: top-1 from {} vs cost, {} points{threads}",
+        "MobileNet {}: top-1 from {sources} vs cost, {rows}{threads}",
         families.join(", "),
-        report.accuracy_source.title(),
-        report.rows.len(),
     )
 }
 
@@ -217,6 +259,7 @@ pub fn sweep_plot_svg(report: &SweepReport) -> Result<String, PlotError> {
                     x: x(r)?,
                     y: top1.value,
                     member: r.member(),
+                    precision: r.precision,
                     label: point_label(r),
                     pareto: if latency { r.pareto } else { r.pareto_mult_adds },
                     mark: Mark::of(top1),
@@ -281,9 +324,20 @@ mod tests {
 
     /// A sweep of `members` over `points` (each member's configs), timed or not.
     fn sweep(members: &[Member], points: &[(f64, u32)], timed: bool) -> SweepReport {
+        sweep_at(members, &[Precision::F32], points, timed)
+    }
+
+    /// As [`sweep`], a row per point and precision.
+    fn sweep_at(
+        members: &[Member],
+        precisions: &[Precision],
+        points: &[(f64, u32)],
+        timed: bool,
+    ) -> SweepReport {
         let models: Vec<AccuracyModel> = members
             .iter()
-            .map(|&m| AccuracyModel::new(&Store::embedded(), AccuracySource::Slim, m))
+            .flat_map(|&m| precisions.iter().map(move |&p| (m, p)))
+            .map(|(m, p)| AccuracyModel::new(&Store::embedded(), AccuracySource::Slim, m, p))
             .collect();
         let environment = Environment::mock(3, crate::infer::EngineKind::Fast);
         let mut report = SweepReport::new(
@@ -381,6 +435,22 @@ mod tests {
         assert!(svg.contains("\nv2\n") && svg.contains("\nv1\n"));
         // Plot labels drop the family (the colour says it): "0.35-96", not "v2 0.35-96".
         assert!(svg.contains("\n0.35-96\n") && !svg.contains("v2 0.35-96"));
+    }
+
+    #[test]
+    fn int8_rows_are_triangles_with_a_legend_entry() {
+        let both = sweep_at(&[V1], &Precision::ALL, &[(1.0, 224), (0.5, 160)], true);
+        assert_eq!(both.rows.len(), 4);
+        let svg = sweep_plot_svg(&both).unwrap();
+        assert!(svg.contains("triangle: int8 (circle: f32)"), "{svg}");
+        // plotters draws a triangle as a polygon, a circle as a circle.
+        assert!(svg.contains("<polygon") && svg.contains("<circle"));
+        assert_eq!(
+            title(&both),
+            "MobileNet v1: top-1 from TF-slim float checkpoints (f32), TF-slim quantized checkpoints (int8) vs cost, 2 points x 2 precisions, 3 thread(s)"
+        );
+        let f32_only = sweep_plot_svg(&sweep(&[V1], &[(1.0, 224)], true)).unwrap();
+        assert!(!f32_only.contains("triangle") && !f32_only.contains("<polygon"));
     }
 
     #[test]

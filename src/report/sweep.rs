@@ -6,6 +6,7 @@ use super::bench::environment_lines;
 use super::document::{Align, Document, TextTable};
 use super::units::{megabytes, millis};
 use crate::arch::config::format_alpha;
+use crate::infer::Precision;
 use crate::sweep::member::distinct;
 use crate::sweep::{
     Accuracy, Figure, Fit, FitOrigin, MeasuredOn, Metric, NoBest, Provenance, SweepReport, SweepRow,
@@ -17,9 +18,22 @@ pub(super) fn point_label(row: &SweepRow) -> String {
     format!("{}-{}", format_alpha(row.alpha), row.resolution)
 }
 
-/// The row as lists name it: "v1 0.5-160".
+/// The row as lists name it: "v1 0.5-160", and at int8 "v1 0.5-160 int8".
 fn row_label(row: &SweepRow) -> String {
-    format!("{} {}", row.member(), point_label(row))
+    format!(
+        "{} {}{}",
+        row.member(),
+        point_label(row),
+        int8_suffix(row.precision)
+    )
+}
+
+/// " int8" for int8, nothing for f32: how lists tell int8 rows and fits apart.
+fn int8_suffix(precision: Precision) -> &'static str {
+    match precision {
+        Precision::F32 => "",
+        Precision::Int8 => " int8",
+    }
 }
 
 /// The shipped backbone a `--data` row's top-1 was measured on.
@@ -51,7 +65,7 @@ fn source_id(report: &SweepReport, row: &SweepRow, metric: Metric) -> String {
             Provenance::Published { source, .. } => source.clone(),
             Provenance::Measured { .. } => "measured".into(),
             Provenance::Estimated { fit, .. } => report
-                .fit(*fit, metric)
+                .fit(*fit, row.precision, metric)
                 .map_or(String::new(), |f| f.source.to_string()),
         },
         Err(_) => String::new(),
@@ -128,6 +142,7 @@ fn sweep_csv(report: &SweepReport) -> Document {
         ("minimalistic", Align::Left),
         ("alpha", Align::Right),
         ("resolution", Align::Right),
+        ("precision", Align::Left),
         ("classes", Align::Right),
         ("mult_adds", Align::Right),
         ("params", Align::Right),
@@ -158,6 +173,7 @@ fn sweep_csv(report: &SweepReport) -> Document {
             r.minimalistic.to_string(),
             r.alpha.to_string(),
             r.resolution.to_string(),
+            r.precision.to_string(),
             r.classes.to_string(),
             r.mult_adds.to_string(),
             r.params.to_string(),
@@ -219,17 +235,22 @@ fn accuracy_lines(report: &SweepReport) -> Vec<String> {
         lines.push(format!("published accuracy: {}", published.join("; ")));
     }
     let fits = distinct(
-        figures().filter_map(|(_, metric, f)| match f.as_ref().ok()?.provenance {
-            Provenance::Estimated { fit, .. } => Some((fit, metric)),
+        figures().filter_map(|(r, metric, f)| match f.as_ref().ok()?.provenance {
+            Provenance::Estimated { fit, .. } => Some((fit, r.precision, metric)),
             Provenance::Published { .. } | Provenance::Measured { .. } => None,
         }),
     );
     if let Some(data) = &report.data {
         lines.extend(measured_lines(report, data));
     }
-    for (member, metric) in fits {
-        if let Some(fit) = report.fit(member, metric) {
-            lines.push(format!("* {member} {}: {}", metric.name(), describe_fit(fit)));
+    for (member, precision, metric) in fits {
+        if let Some(fit) = report.fit(member, precision, metric) {
+            lines.push(format!(
+                "* {member}{} {}: {}",
+                int8_suffix(precision),
+                metric.name(),
+                describe_fit(fit)
+            ));
         }
     }
     let extrapolated = distinct(
@@ -268,8 +289,13 @@ fn accuracy_lines(report: &SweepReport) -> Vec<String> {
         let too_far = missing(|u| matches!(u, Unavailable::BeyondLimit { .. }));
         if !too_far.is_empty() {
             let spans = distinct(too_far.iter().filter_map(|r| {
-                let fit = report.fit(r.member(), metric)?;
-                Some(format!("{}: {}", r.member(), span(fit)))
+                let fit = report.fit(r.member(), r.precision, metric)?;
+                Some(format!(
+                    "{}{}: {}",
+                    r.member(),
+                    int8_suffix(r.precision),
+                    span(fit)
+                ))
             }));
             lines.push(format!(
                 "{} -: no estimate more than {limit} beyond the span of the fit's points ({}): {}",
@@ -379,6 +405,7 @@ pub fn sweep_document(report: &SweepReport, format: Format) -> Document {
         ("family", Align::Left),
         ("alpha", Align::Right),
         ("res", Align::Right),
+        ("precision", Align::Left),
         ("mult-adds", Align::Right),
         ("params", Align::Right),
         ("f32 weights", Align::Right),
@@ -410,6 +437,7 @@ pub fn sweep_document(report: &SweepReport, format: Format) -> Document {
             r.member().name(),
             format_alpha(r.alpha),
             r.resolution.to_string(),
+            r.precision.to_string(),
             format!("{:.1}M", r.mult_adds as f64 / 1e6),
             format!("{:.2}M", r.params as f64 / 1e6),
             megabytes(r.weight_bytes_f32),
@@ -442,13 +470,23 @@ pub fn sweep_document(report: &SweepReport, format: Format) -> Document {
         .iter()
         .map(u32::to_string)
         .collect();
+    let sources: Vec<String> = match report.precisions.as_slice() {
+        [one] => vec![report.accuracy_source.title_at(*one).to_string()],
+        many => many
+            .iter()
+            .map(|p| format!("{} ({p})", report.accuracy_source.title_at(*p)))
+            .collect(),
+    };
+    let rows = match report.precisions.len() {
+        0 | 1 => format!("{} points", report.rows.len()),
+        n => format!("{} points x {n} precisions", report.rows.len() / n),
+    };
     doc.heading(format!(
-        "MobileNet trade-off ({}): {} points, {} classes, batch {}, accuracy from {}",
+        "MobileNet trade-off ({}): {rows}, {} classes, batch {}, accuracy from {}",
         families.join(", "),
-        report.rows.len(),
         classes.join("/"),
         report.batch,
-        report.accuracy_source.title()
+        sources.join(", ")
     ));
     doc.main_table(t);
     let mut lines = Vec::new();
@@ -468,6 +506,12 @@ pub fn sweep_document(report: &SweepReport, format: Format) -> Document {
             "only published top-1 figures and estimates within their fit's span take part"
         }
     ));
+    if report.precisions.contains(&Precision::Int8) {
+        lines.push(
+            "int8: TFLite's uint8 arithmetic (random weights with synthetic quantization; latency does not depend on the values), top-1 and top-5 of the quantized models, size budget on the uint8 weights"
+                .into(),
+        );
+    }
     lines.extend(accuracy_lines(report));
     if budget {
         lines.push(budget_line(report));
@@ -488,7 +532,8 @@ mod tests {
     /// A v1 and v3-small sweep of the given points, finished under a 30 MB budget.
     fn report(points: &[(Member, f64, u32)]) -> SweepReport {
         let members = [Member::standard(Family::V1), Member::standard(Family::V3Small)];
-        let models = members.map(|m| AccuracyModel::new(&Store::embedded(), AccuracySource::Slim, m));
+        let models =
+            members.map(|m| AccuracyModel::new(&Store::embedded(), AccuracySource::Slim, m, Precision::F32));
         let budget = Budget {
             max_size_mb: Some(30.0),
             ..Budget::default()

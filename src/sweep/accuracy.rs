@@ -36,6 +36,7 @@ use serde::Serialize;
 
 use super::Member;
 use crate::arch::Family;
+use crate::infer::Precision;
 use crate::published::{PublishedModel, Store};
 
 /// Which published accuracy table a sweep reads.
@@ -68,6 +69,27 @@ impl AccuracySource {
         }
     }
 
+    /// Whether rows of `precision` read the source's quantized models: int8 rows always (the
+    /// uint8 models are what int8 runs), f32 rows with `slim-quant`.
+    pub fn reads_quantized(self, precision: Precision) -> bool {
+        self == AccuracySource::SlimQuant || precision == Precision::Int8
+    }
+
+    /// How reports name what rows of `precision` read: [`AccuracySource::title`], or the
+    /// quantized models of the source for int8.
+    pub fn title_at(self, precision: Precision) -> &'static str {
+        match (precision, self) {
+            (Precision::F32, _) => self.title(),
+            (Precision::Int8, AccuracySource::Slim | AccuracySource::SlimQuant) => {
+                "TF-slim quantized checkpoints"
+            }
+            (Precision::Int8, AccuracySource::Paper) => "the papers' quantized models",
+            (Precision::Int8, AccuracySource::Tflite) => "TFLite hosted quantized models",
+            // sweep --data is f32 only (refused in the plan); its figures are measured.
+            (Precision::Int8, AccuracySource::Measured) => self.title(),
+        }
+    }
+
     /// The `source` id of `presets/published` this source reads for `family`.
     pub fn source_id(self, family: Family) -> &'static str {
         match (self, family) {
@@ -82,10 +104,10 @@ impl AccuracySource {
         }
     }
 
-    /// Whether `row` is a published point of `member` in this source. Its variant column is
-    /// compared with the one the member's model at that point publishes under
-    /// (`Config::published_variant`).
-    fn matches(self, row: &PublishedModel, member: Member) -> bool {
+    /// Whether `row` is a published point of `member` in this source, of its quantized models
+    /// or its float ones. Its variant column is compared with the one the member's model at
+    /// that point publishes under (`Config::published_variant`).
+    fn matches(self, row: &PublishedModel, member: Member, quantized: bool) -> bool {
         let (Some(alpha), Some(resolution)) = (row.alpha, row.resolution) else {
             return false;
         };
@@ -93,7 +115,7 @@ impl AccuracySource {
             return false;
         }
         row.source == self.source_id(member.family)
-            && row.quantized == (self == AccuracySource::SlimQuant)
+            && row.quantized == quantized
             && row.family == member.family.name()
             && member
                 .config(alpha, resolution)
@@ -482,31 +504,33 @@ impl PublishedPoint {
 
 /// The (alpha, resolution) points `source` publishes for `member`, in table order.
 pub(crate) fn published_grid(store: &Store, source: AccuracySource, member: Member) -> Vec<(f64, u32)> {
-    AccuracyModel::published_points(store, source, member)
+    AccuracyModel::published_points(store, source, member, source.reads_quantized(Precision::F32))
         .iter()
         .map(|p| (p.alpha, p.resolution))
         .collect()
 }
 
-/// Published accuracy of one member in one source, with the fits used for unpublished points.
+/// Published accuracy of one member in one source at one precision (int8 rows read the
+/// source's quantized models), with the fits used for unpublished points.
 #[derive(Debug, Clone)]
 pub struct AccuracyModel {
     pub source: AccuracySource,
     pub member: Member,
+    pub precision: Precision,
     points: Vec<PublishedPoint>,
     pub top1_fit: Option<Fit>,
     pub top5_fit: Option<Fit>,
 }
 
 impl AccuracyModel {
-    pub fn new(store: &Store, source: AccuracySource, member: Member) -> Self {
-        let points = Self::published_points(store, source, member);
+    pub fn new(store: &Store, source: AccuracySource, member: Member, precision: Precision) -> Self {
+        let points = Self::published_points(store, source, member, source.reads_quantized(precision));
         let own = |metric| Self::fit(&points, source.source_id(member.family), metric);
         let (mut top1_fit, mut top5_fit) = (own(Metric::Top1), own(Metric::Top5));
         if top1_fit.is_none() || top5_fit.is_none() {
             let donor_member = Member::standard(Family::V2);
             let donor_source = AccuracySource::Slim.source_id(Family::V2);
-            let donor_points = Self::published_points(store, AccuracySource::Slim, donor_member);
+            let donor_points = Self::published_points(store, AccuracySource::Slim, donor_member, false);
             let borrow = |metric| {
                 let donor = Self::fit(&donor_points, donor_source, metric)?;
                 Self::shifted(
@@ -523,6 +547,7 @@ impl AccuracyModel {
         AccuracyModel {
             source,
             member,
+            precision,
             points,
             top1_fit,
             top5_fit,
@@ -537,9 +562,18 @@ impl AccuracyModel {
         }
     }
 
-    fn published_points(store: &Store, source: AccuracySource, member: Member) -> Vec<PublishedPoint> {
+    fn published_points(
+        store: &Store,
+        source: AccuracySource,
+        member: Member,
+        quantized: bool,
+    ) -> Vec<PublishedPoint> {
         let mut points: Vec<PublishedPoint> = Vec::new();
-        for row in store.models.iter().filter(|r| source.matches(r, member)) {
+        for row in store
+            .models
+            .iter()
+            .filter(|r| source.matches(r, member, quantized))
+        {
             let (Some(alpha), Some(resolution)) = (row.alpha, row.resolution) else {
                 continue;
             };
@@ -692,7 +726,7 @@ mod tests {
 
     #[test]
     fn published_points_come_from_the_table() {
-        let model = AccuracyModel::new(&Store::embedded(), AccuracySource::Slim, V1);
+        let model = AccuracyModel::new(&Store::embedded(), AccuracySource::Slim, V1, Precision::F32);
         let a = model.lookup(0.5, 160, Metric::Top1).unwrap();
         assert_eq!(a.value, 59.1);
         assert!(!a.is_estimated() && a.is_trusted());
@@ -709,7 +743,7 @@ mod tests {
 
     #[test]
     fn unpublished_points_are_estimated_by_the_members_fit() {
-        let model = AccuracyModel::new(&Store::embedded(), AccuracySource::Slim, V1);
+        let model = AccuracyModel::new(&Store::embedded(), AccuracySource::Slim, V1, Precision::F32);
         let e = model.lookup(0.6, 176, Metric::Top1).unwrap();
         assert_eq!(
             e.provenance,
@@ -731,7 +765,7 @@ mod tests {
     #[test]
     fn every_source_has_a_fit() {
         for source in SOURCES {
-            let model = AccuracyModel::new(&Store::embedded(), source, V1);
+            let model = AccuracyModel::new(&Store::embedded(), source, V1, Precision::F32);
             assert!(model.top1_fit.is_some(), "{source:?}");
             assert!(model.lookup(0.25, 128, Metric::Top1).is_ok());
         }
@@ -739,7 +773,7 @@ mod tests {
 
     #[test]
     fn v2_has_its_own_quadratic_fit() {
-        let model = AccuracyModel::new(&Store::embedded(), AccuracySource::Slim, V2);
+        let model = AccuracyModel::new(&Store::embedded(), AccuracySource::Slim, V2, Precision::F32);
         let fit = model.top1_fit.as_ref().unwrap();
         assert_eq!(
             (fit.shape, fit.origin, fit.source, fit.points),
@@ -760,8 +794,8 @@ mod tests {
     fn v3_borrows_the_v2_shape_shifted_to_its_points() {
         let store = Store::embedded();
         let v3 = Member::standard(Family::V3Large);
-        let v2 = AccuracyModel::new(&store, AccuracySource::Slim, V2);
-        let model = AccuracyModel::new(&store, AccuracySource::Slim, v3);
+        let v2 = AccuracyModel::new(&store, AccuracySource::Slim, V2, Precision::F32);
+        let model = AccuracyModel::new(&store, AccuracySource::Slim, v3, Precision::F32);
         let fit = model.top1_fit.as_ref().unwrap();
         let donor = v2.top1_fit.as_ref().unwrap();
         assert_eq!(
@@ -813,7 +847,12 @@ mod tests {
 
     #[test]
     fn a_single_point_gives_no_estimate() {
-        let model = AccuracyModel::new(&Store::embedded(), AccuracySource::Slim, ALL_MEMBERS[4]);
+        let model = AccuracyModel::new(
+            &Store::embedded(),
+            AccuracySource::Slim,
+            ALL_MEMBERS[4],
+            Precision::F32,
+        );
         assert!(model.top1_fit.is_none());
         assert_eq!(model.lookup(1.0, 224, Metric::Top1).unwrap().value, 72.3);
         assert_eq!(model.lookup(1.0, 192, Metric::Top1), Err(Unavailable::NoFit));
@@ -821,7 +860,7 @@ mod tests {
 
     #[test]
     fn estimates_end_at_the_extrapolation_limit() {
-        let model = AccuracyModel::new(&Store::embedded(), AccuracySource::Slim, V1);
+        let model = AccuracyModel::new(&Store::embedded(), AccuracySource::Slim, V1, Precision::F32);
         // v1's span is alpha 0.25-1.0, resolution 128-224: the limit is 1.25 and 280.
         let top1 = |a, r| model.lookup(a, r, Metric::Top1);
         assert!(top1(1.25, 224).unwrap().is_extrapolated());
@@ -840,21 +879,59 @@ mod tests {
         );
     }
 
-    /// Every own and shifted fit of every source and member with a grid.
+    /// Every own and shifted fit of every source, member and precision with a grid.
     fn all_fits() -> Vec<(String, Metric, Fit)> {
         let store = Store::embedded();
         let mut fits = Vec::new();
-        for source in SOURCES {
-            for member in ALL_MEMBERS {
-                let model = AccuracyModel::new(&store, source, member);
-                for metric in Metric::ALL {
-                    if let Some(fit) = model.fit_of(metric) {
-                        fits.push((format!("{source:?} {member}"), metric, fit.clone()));
-                    }
+        for (source, member, precision) in SOURCES
+            .into_iter()
+            .flat_map(|s| ALL_MEMBERS.map(|m| (s, m)))
+            .flat_map(|(s, m)| Precision::ALL.map(|p| (s, m, p)))
+        {
+            let model = AccuracyModel::new(&store, source, member, precision);
+            for metric in Metric::ALL {
+                if let Some(fit) = model.fit_of(metric) {
+                    fits.push((format!("{source:?} {member} {precision}"), metric, fit.clone()));
                 }
             }
         }
         fits
+    }
+
+    #[test]
+    fn int8_rows_read_the_quantized_models() {
+        let store = Store::embedded();
+        let int8 = |source, member| AccuracyModel::new(&store, source, member, Precision::Int8);
+        let v1 = int8(AccuracySource::Slim, V1);
+        let a = v1.lookup(1.0, 224, Metric::Top1).unwrap();
+        assert_eq!(a.value, 69.7);
+        assert_eq!(
+            a.provenance,
+            Provenance::Published {
+                source: "slim-v1".into(),
+                table: "model table".into(),
+                model: "MobileNet_v1_1.0_224_quant".into()
+            }
+        );
+        // The same figures --accuracy-source slim-quant gives f32 rows, fitted the same way.
+        let quant = AccuracyModel::new(&store, AccuracySource::SlimQuant, V1, Precision::F32);
+        assert_eq!(v1.top1_fit, quant.top1_fit);
+        assert_eq!(
+            v1.lookup(0.6, 176, Metric::Top1),
+            quant.lookup(0.6, 176, Metric::Top1)
+        );
+        // TF-slim publishes no quantized v2; TFLite hosts one, 1.0/224.
+        assert_eq!(
+            int8(AccuracySource::Slim, V2).lookup(1.0, 224, Metric::Top1),
+            Err(Unavailable::NoFit)
+        );
+        let tflite = int8(AccuracySource::Tflite, V2)
+            .lookup(1.0, 224, Metric::Top1)
+            .unwrap();
+        assert_eq!((tflite.value, tflite.is_estimated()), (70.8, false));
+        // f32 rows keep the float figures.
+        let float = AccuracyModel::new(&store, AccuracySource::Slim, V1, Precision::F32);
+        assert_eq!(float.lookup(1.0, 224, Metric::Top1).unwrap().value, 70.9);
     }
 
     #[test]
@@ -894,7 +971,7 @@ mod tests {
         // limit) stays near the in-grid leave-one-out error.
         let store = Store::embedded();
         for member in [V1, V2] {
-            let points = AccuracyModel::published_points(&store, AccuracySource::Slim, member);
+            let points = AccuracyModel::published_points(&store, AccuracySource::Slim, member, false);
             for metric in Metric::ALL {
                 let data = AccuracyModel::data(&points, metric);
                 let (alphas, resolutions) = Fit::span(&data);

@@ -2,9 +2,11 @@
 //! analytic columns from the cost model, measured latency, published or estimated accuracy,
 //! the Pareto front across every row and budgets that pick across members.
 //!
-//! Building a report: [`SweepReport::new`] with the members' [`AccuracyModel`]s, then one
-//! [`SweepRow::new`] per grid point (timing filled in by the caller), then
-//! [`SweepReport::finish`], which marks the Pareto fronts and applies the budget. Nothing here
+//! Building a report: [`SweepReport::new`] with the members' [`AccuracyModel`]s (one per member
+//! and precision), then one [`SweepRow::new`] per grid point and precision (timing filled in by
+//! the caller), then [`SweepReport::finish`], which marks the Pareto fronts and applies the
+//! budget. Rows of both precisions share one table, one front and one budget: an int8 row's
+//! accuracy is the source's quantized models' and its size its uint8 weights'. Nothing here
 //! formats: `report::sweep_document` and `report::sweep_plot_svg` do.
 
 pub mod accuracy;
@@ -23,11 +25,13 @@ use serde::Serialize;
 use crate::arch::Config;
 use crate::bench::{Environment, Summary};
 use crate::cost::Totals;
+use crate::infer::Precision;
 
 /// The version of the JSON `SweepReport` serialises to (docs/schema/sweep.schema.json). `sweep
 /// --data` added to 3 without changing what a sweep without it writes: the `data` key (absent
-/// without it), the `measured` provenance and the `not-measured` reason.
-pub const SCHEMA_VERSION: u32 = 3;
+/// without it), the `measured` provenance and the `not-measured` reason; 4 adds the precision
+/// (`precisions`, and `precision` on every row and fit).
+pub const SCHEMA_VERSION: u32 = 4;
 
 /// The labelled folder a `sweep --data` measured its accuracy on: one split for every backbone.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -55,6 +59,8 @@ pub struct SweepRow {
     pub minimalistic: bool,
     pub alpha: f64,
     pub resolution: u32,
+    /// The arithmetic the row was timed in; its accuracy and its size budget follow it.
+    pub precision: Precision,
     /// Classes of the classifier the costs are for (the ImageNet head: 1000).
     pub classes: u32,
     pub mult_adds: u64,
@@ -86,25 +92,31 @@ pub struct SweepRow {
 }
 
 impl SweepRow {
-    /// A row for `config` (a model of `accuracy`'s member): the analytic columns from
-    /// `totals`, the accuracy from `accuracy`; timing and flags are filled in later.
+    /// A row for `config` (a model of `accuracy`'s member) at `accuracy`'s precision: the
+    /// analytic columns from `totals`, the accuracy from `accuracy`; timing and flags are
+    /// filled in later.
     pub fn new(config: &Config, totals: &Totals, accuracy: &AccuracyModel) -> Self {
         debug_assert_eq!(Member::of(config), accuracy.member);
-        SweepRow::with_figures(
-            config,
-            totals,
-            accuracy.lookup(config.alpha, config.resolution, Metric::Top1),
-            accuracy.lookup(config.alpha, config.resolution, Metric::Top5),
-        )
+        SweepRow {
+            precision: accuracy.precision,
+            ..SweepRow::with_figures(
+                config,
+                totals,
+                accuracy.lookup(config.alpha, config.resolution, Metric::Top1),
+                accuracy.lookup(config.alpha, config.resolution, Metric::Top5),
+            )
+        }
     }
 
-    /// A row for `config` with the given accuracy figures (measured ones, for `sweep --data`).
+    /// A row for `config` at f32 with the given accuracy figures (measured ones, for `sweep
+    /// --data`, whose heads are trained on f32 features).
     pub fn with_figures(config: &Config, totals: &Totals, top1: Figure, top5: Figure) -> Self {
         SweepRow {
             family: config.family,
             minimalistic: config.minimalistic,
             alpha: config.alpha,
             resolution: config.resolution,
+            precision: Precision::F32,
             classes: config.classes,
             mult_adds: totals.mult_adds,
             params: totals.params,
@@ -130,6 +142,14 @@ impl SweepRow {
         }
     }
 
+    /// The weights' size at the row's precision: 4 bytes a value at f32, 1 at int8.
+    pub fn weight_bytes(&self) -> u64 {
+        match self.precision {
+            Precision::F32 => self.weight_bytes_f32,
+            Precision::Int8 => self.weight_bytes_int8,
+        }
+    }
+
     pub fn figure(&self, metric: Metric) -> &Figure {
         match metric {
             Metric::Top1 => &self.top1,
@@ -148,11 +168,14 @@ impl SweepRow {
     }
 }
 
-/// The fits used for one member's estimated accuracies, reported with the results.
+/// The fits used for one member's estimated accuracies at one precision, reported with the
+/// results.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct FitReport {
     /// Serialised as the member's name: "v2", "v3-large-minimalistic".
     pub family: Member,
+    /// Whose rows the fits estimate: int8 rows' are fitted to the quantized models.
+    pub precision: Precision,
     pub top1: Option<Fit>,
     pub top5: Option<Fit>,
 }
@@ -176,7 +199,9 @@ pub struct SweepReport {
     pub accuracy_source: AccuracySource,
     /// The members swept, in order.
     pub families: Vec<Member>,
-    /// One per member.
+    /// The precisions swept, in order: each grid point has a row for each.
+    pub precisions: Vec<Precision>,
+    /// One per member and precision.
     pub fits: Vec<FitReport>,
     /// [`MAX_EXTRAPOLATION_RATIO`]: how far beyond a fit's span estimates are given.
     pub max_extrapolation_ratio: f64,
@@ -195,7 +220,8 @@ pub struct SweepReport {
 }
 
 impl SweepReport {
-    /// An empty sweep of `models`' members, in order; rows are pushed as they are measured.
+    /// An empty sweep of `models`' members and precisions, in order; rows are pushed as they
+    /// are measured.
     pub fn new(
         environment: Environment,
         batch: usize,
@@ -210,11 +236,13 @@ impl SweepReport {
             batch,
             warmup,
             accuracy_source,
-            families: models.iter().map(|m| m.member).collect(),
+            families: member::distinct(models.iter().map(|m| m.member)),
+            precisions: member::distinct(models.iter().map(|m| m.precision)),
             fits: models
                 .iter()
                 .map(|m| FitReport {
                     family: m.member,
+                    precision: m.precision,
                     top1: m.top1_fit.clone(),
                     top5: m.top5_fit.clone(),
                 })
@@ -240,9 +268,12 @@ impl SweepReport {
         self.complete = true;
     }
 
-    /// The fit `member` uses for `metric`'s estimates.
-    pub fn fit(&self, member: Member, metric: Metric) -> Option<&Fit> {
-        self.fits.iter().find(|f| f.family == member)?.fit(metric)
+    /// The fit `member`'s rows at `precision` use for `metric`'s estimates.
+    pub fn fit(&self, member: Member, precision: Precision, metric: Metric) -> Option<&Fit> {
+        self.fits
+            .iter()
+            .find(|f| f.family == member && f.precision == precision)?
+            .fit(metric)
     }
 
     /// Whether every row was timed (the front's cost is then latency).

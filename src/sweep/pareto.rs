@@ -53,7 +53,8 @@ pub fn mark_pareto(rows: &mut [SweepRow]) {
 #[derive(Debug, Clone, Copy, PartialEq, Default, Serialize)]
 pub struct Budget {
     pub max_latency_ms: Option<f64>,
-    /// Megabytes (10^6 bytes) of f32 weights (params_deployed x 4).
+    /// Megabytes (10^6 bytes) of weights at the row's precision (`SweepRow::weight_bytes`:
+    /// params_deployed x 4 at f32, x 1 at int8).
     pub max_size_mb: Option<f64>,
     pub min_top1: Option<f64>,
 }
@@ -69,7 +70,7 @@ impl Budget {
             .is_none_or(|max| row.latency_ms.as_ref().is_some_and(|l| l.median <= max));
         let size_ok = self
             .max_size_mb
-            .is_none_or(|max| row.weight_bytes_f32 as f64 / 1e6 <= max);
+            .is_none_or(|max| row.weight_bytes() as f64 / 1e6 <= max);
         let top1_ok = self
             .min_top1
             .is_none_or(|min| row.top1.as_ref().is_ok_and(|a| a.value >= min));
@@ -131,6 +132,7 @@ mod tests {
             minimalistic: false,
             alpha: 1.0,
             resolution: 224,
+            precision: crate::infer::Precision::F32,
             classes: 1000,
             mult_adds: (ms * 1e6) as u64,
             params: 0,

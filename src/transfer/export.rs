@@ -5,7 +5,10 @@
 //! Every backbone tensor is copied byte for byte: same name, dtype, shape and values (uint8
 //! with its `weight_scale` and `weight_zero_point` where the base stores it so). `logits.*`
 //! (the base's ImageNet classifier, whatever its dtype) is dropped and the head written as
-//! float32 `logits.weight` `[classes, C]` and `logits.bias` `[classes]`. The metadata holds the
+//! float32 `logits.weight` `[classes, C]` and `logits.bias` `[classes]`. The base's activation
+//! quantization (`NAME.input_scale` etc., what `--precision int8` runs on) is dropped too: it
+//! describes the base's uint8 graph, whose classifier the float head replaces, so the retrained
+//! network is a float file (`--precision int8` refuses it, naming it). The metadata holds the
 //! configuration keys the loader reads (`family`, `alpha`, `resolution`, `num_classes`,
 //! `depth_multiplier`, `variant`, `minimalistic`), the class names (`labels`, a JSON array in
 //! output order), the preprocessing, the feature vector, the base model and its weights'
@@ -98,7 +101,7 @@ pub fn network_file<T: Serialize>(
     let mut entries: Vec<Entry> = tensors
         .tensors()
         .into_iter()
-        .filter(|(name, _)| !name.starts_with(prefix))
+        .filter(|(name, _)| !name.starts_with(prefix) && !names::is_activation_quantization(name))
         .map(|(name, view)| Entry {
             name,
             dtype: view.dtype(),
@@ -360,6 +363,13 @@ mod tests {
             if name.starts_with("logits.") {
                 continue;
             }
+            if names::is_activation_quantization(&name) {
+                assert!(
+                    written.tensor(&name).is_err(),
+                    "{name}: the base's int8 graph is gone"
+                );
+                continue;
+            }
             let copy = written.tensor(&name).unwrap();
             assert_eq!(
                 (copy.dtype(), copy.shape(), copy.data()),
@@ -374,7 +384,10 @@ mod tests {
             written.tensor("logits.weight_scale").is_err(),
             "the base's uint8 logits are gone"
         );
-        assert_eq!(written.len(), base.len() - 2);
+        // The base's four logits tensors give way to the head's two, and the 112 activation
+        // quantization tensors (four of them logits.*) go.
+        assert_eq!(written.len(), base.len() - 2 - 112);
+        assert!(net.activation_quantization().is_none());
         let (_, header) = SafeTensors::read_metadata(&bytes).unwrap();
         let m = header.metadata().as_ref().unwrap();
         assert_eq!(m["base_model"], "0.25_128");

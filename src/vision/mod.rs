@@ -14,4 +14,7 @@ pub mod preprocess;
 pub use augment::Augmentation;
 pub use decode::{ImageError, ImageErrorKind, MAX_ALLOC_BYTES, MAX_DIMENSION, decode_bytes, load_rgb};
 pub use labels::{ClassLayout, ClassNames, LabelMatch, label_for, labels, match_label, wordnet_id};
-pub use preprocess::{CROP_FRACTION, batch_input, central_crop, eval_preprocess, load_input, resize, to_chw};
+pub use preprocess::{
+    CROP_FRACTION, Crop, central_crop, eval_preprocess, load_pixels, pixels_to_chw, preprocess_pixels,
+    resize, to_chw,
+};

@@ -1,7 +1,10 @@
 //! TF-slim evaluation preprocessing: central crop, bilinear resize, scale to [-1, 1].
 //!
 //! The crop keeps round(size * 0.875) pixels of each side (Python's round, half to even) at
-//! offset (size - crop) / 2: the rule the reference inputs were made with. With it the pipeline
+//! offset (size - crop) / 2: the rule the reference inputs were made with. Another fraction
+//! ([`Crop`], `--crop`) follows the same rule; 1 keeps the whole image, and an image whose crop
+//! is already the network's resolution is not resampled at all ([`preprocess_pixels`]), so it
+//! reaches the network byte for byte. With it the pipeline
 //! reproduces the reference pixels to within 2 levels; int(size * 0.875) moves the crop by one
 //! pixel on sizes where the fraction is >= 0.5 (e.g. 451 -> 394 instead of 395) and is off by up
 //! to 30 levels there. `tf.image.central_crop` itself keeps size - 2 * (size / 16). The resize is a triangle (bilinear) filter whose
@@ -11,34 +14,70 @@
 
 use std::path::Path;
 
-use candle_core::{Result, bail};
 use image::RgbImage;
 use image::imageops::{self, FilterType};
 
 use super::decode::{ImageError, load_rgb};
 
-/// Fraction of each side kept by the central crop.
+/// Fraction of each side kept by the central crop: TF-slim's evaluation default.
 pub const CROP_FRACTION: f64 = 0.875;
 
-/// (offset, length) of the central crop along a side of `size` pixels (at least one pixel).
-fn crop_span(size: u32) -> (u32, u32) {
-    // size * 7/8 in integers, rounded half to even like the reference's Python round().
-    debug_assert_eq!(CROP_FRACTION, 7.0 / 8.0);
-    let scaled = u64::from(size) * 7;
-    let (quotient, remainder) = (scaled / 8, scaled % 8);
-    let rounded = match remainder {
-        5.. => quotient + 1,
-        4 => quotient + quotient % 2,
-        _ => quotient,
-    };
-    let length = u32::try_from(rounded).unwrap_or(size).clamp(1, size.max(1));
-    (size.saturating_sub(length) / 2, length)
+/// The fraction of each side a central crop keeps, in (0, 1]; 1 keeps the whole image.
+#[derive(Debug, Clone, Copy, PartialEq, PartialOrd, serde::Serialize)]
+pub struct Crop(f64);
+
+impl Crop {
+    /// TF-slim's evaluation crop, [`CROP_FRACTION`].
+    pub const TF_SLIM: Crop = Crop(CROP_FRACTION);
+
+    /// `fraction` if it is in (0, 1].
+    pub fn new(fraction: f64) -> Result<Crop, String> {
+        if fraction > 0.0 && fraction <= 1.0 {
+            Ok(Crop(fraction))
+        } else {
+            Err("the crop keeps a fraction of each side in (0, 1] (1 keeps the whole image)".into())
+        }
+    }
+
+    pub fn get(self) -> f64 {
+        self.0
+    }
+
+    /// (offset, length) of the central crop along a side of `size` pixels (at least one pixel):
+    /// round(size * fraction), half to even like the reference's Python round(); exact for
+    /// 0.875 and 1, whose products are exact in f64.
+    fn span(self, size: u32) -> (u32, u32) {
+        let rounded = (f64::from(size) * self.0).round_ties_even();
+        let length = (rounded as u32).clamp(1, size.max(1));
+        (size.saturating_sub(length) / 2, length)
+    }
 }
 
-/// The central 87.5% of `image` on each side.
-pub fn central_crop(image: &RgbImage) -> RgbImage {
-    let (x, w) = crop_span(image.width());
-    let (y, h) = crop_span(image.height());
+impl Default for Crop {
+    fn default() -> Crop {
+        Crop::TF_SLIM
+    }
+}
+
+impl std::str::FromStr for Crop {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Crop, String> {
+        let value: f64 = s.trim().parse().map_err(|_| format!("'{s}' is not a number"))?;
+        Crop::new(value)
+    }
+}
+
+impl std::fmt::Display for Crop {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+/// The central `crop` of `image` on each side.
+pub fn central_crop(image: &RgbImage, crop: Crop) -> RgbImage {
+    let (x, w) = crop.span(image.width());
+    let (y, h) = crop.span(image.height());
     imageops::crop_imm(image, x, y, w, h).to_image()
 }
 
@@ -47,39 +86,46 @@ pub fn resize(image: &RgbImage, resolution: u32) -> RgbImage {
     imageops::resize(image, resolution, resolution, FilterType::Triangle)
 }
 
-/// CHW f32 values pixel / 127.5 - 1 (the range the models were trained on; no mean/std).
-pub fn to_chw(image: &RgbImage) -> Vec<f32> {
-    let plane = image.width() as usize * image.height() as usize;
-    let mut out = vec![0f32; 3 * plane];
-    for (i, pixel) in image.pixels().enumerate() {
-        for (c, &v) in pixel.0.iter().enumerate() {
+/// Appends the CHW f32 values pixel / 127.5 - 1 of `pixels` (one image, HWC RGB) to `out`: the
+/// range the f32 models were trained on, no mean or std.
+pub fn pixels_to_chw(pixels: &[u8], out: &mut Vec<f32>) {
+    let plane = pixels.len() / 3;
+    let start = out.len();
+    out.resize(start + 3 * plane, 0.0);
+    let out = &mut out[start..];
+    for (i, pixel) in pixels.chunks_exact(3).enumerate() {
+        for (c, &v) in pixel.iter().enumerate() {
             out[c * plane + i] = f32::from(v) / 127.5 - 1.0;
         }
     }
+}
+
+/// CHW f32 values pixel / 127.5 - 1 of `image` ([`pixels_to_chw`]).
+pub fn to_chw(image: &RgbImage) -> Vec<f32> {
+    let mut out = Vec::new();
+    pixels_to_chw(image.as_raw(), &mut out);
     out
 }
 
-/// Crop, resize and scale: the network input [3, R, R] for one decoded image.
-pub fn eval_preprocess(image: &RgbImage, resolution: u32) -> Vec<f32> {
-    to_chw(&resize(&central_crop(image), resolution))
-}
-
-/// Decodes the file at `path` and preprocesses it for a network at `resolution`.
-pub fn load_input(path: &Path, resolution: u32) -> std::result::Result<Vec<f32>, ImageError> {
-    Ok(eval_preprocess(&load_rgb(path)?, resolution))
-}
-
-/// Stacks preprocessed images into the flat [N, 3, R, R] batch `Runner::forward` takes.
-pub fn batch_input(inputs: &[Vec<f32>], resolution: u32) -> Result<Vec<f32>> {
-    let r = resolution as usize;
-    let per_image = 3 * r * r;
-    if let Some(bad) = inputs.iter().find(|v| v.len() != per_image) {
-        bail!(
-            "an input has {} values, expected 3x{r}x{r} = {per_image}",
-            bad.len()
-        );
+/// Crop and resize: the network's input pixels, `resolution` x `resolution` uint8 RGB, for one
+/// decoded image. A crop already at the resolution is returned as it is, never resampled.
+pub fn preprocess_pixels(image: &RgbImage, resolution: u32, crop: Crop) -> RgbImage {
+    let cropped = central_crop(image, crop);
+    if cropped.dimensions() == (resolution, resolution) {
+        cropped
+    } else {
+        resize(&cropped, resolution)
     }
-    Ok(inputs.concat())
+}
+
+/// Crop, resize and scale with TF-slim's crop: the f32 network input [3, R, R] for one image.
+pub fn eval_preprocess(image: &RgbImage, resolution: u32) -> Vec<f32> {
+    to_chw(&preprocess_pixels(image, resolution, Crop::TF_SLIM))
+}
+
+/// Decodes the file at `path` and preprocesses its pixels ([`preprocess_pixels`]).
+pub fn load_pixels(path: &Path, resolution: u32, crop: Crop) -> std::result::Result<RgbImage, ImageError> {
+    Ok(preprocess_pixels(&load_rgb(path)?, resolution, crop))
 }
 
 #[cfg(test)]
@@ -89,6 +135,7 @@ mod tests {
 
     #[test]
     fn crop_follows_tf_slim() {
+        let crop_span = |size| Crop::TF_SLIM.span(size);
         assert_eq!(crop_span(224), (14, 196));
         assert_eq!(crop_span(600), (37, 525));
         assert_eq!(crop_span(451), (28, 395), "394.625 rounds up");
@@ -98,6 +145,45 @@ mod tests {
         assert_eq!(crop_span(1), (0, 1));
         assert_eq!(crop_span(3), (0, 3), "2.625 rounds up");
         assert_eq!(crop_span(0), (0, 1));
+        // The integer rule of 7/8 with ties to even, for every size up to 4096.
+        for size in 0..4096u32 {
+            let (q, r) = (size * 7 / 8, size * 7 % 8);
+            let rounded = match r {
+                5.. => q + 1,
+                4 => q + q % 2,
+                _ => q,
+            };
+            assert_eq!(crop_span(size).1, rounded.clamp(1, size.max(1)), "{size}");
+        }
+    }
+
+    #[test]
+    fn other_crops_and_no_crop() {
+        let whole = Crop::new(1.0).unwrap();
+        assert_eq!(whole.span(224), (0, 224));
+        assert_eq!(whole.span(1), (0, 1));
+        let half = Crop::new(0.5).unwrap();
+        assert_eq!(half.span(100), (25, 50));
+        assert_eq!(half.span(5), (1, 2), "2.5 rounds to even, centred at (5 - 2) / 2");
+        assert_eq!(Crop::new(1e-9).unwrap().span(100), (49, 1), "at least one pixel");
+        for bad in [0.0, -0.5, 1.5, f64::NAN, f64::INFINITY] {
+            assert!(Crop::new(bad).is_err(), "{bad}");
+        }
+        assert_eq!("1".parse::<Crop>().unwrap(), whole);
+        assert!("x".parse::<Crop>().is_err());
+        assert_eq!(Crop::default(), Crop::TF_SLIM);
+    }
+
+    #[test]
+    fn an_image_at_the_resolution_is_not_resampled_without_a_crop() {
+        let image = RgbImage::from_fn(7, 7, |x, y| {
+            Rgb([(x * 37 + y) as u8, (y * 11) as u8, (x ^ y) as u8])
+        });
+        let whole = Crop::new(1.0).unwrap();
+        assert_eq!(preprocess_pixels(&image, 7, whole), image);
+        // Otherwise it is cropped and resized.
+        assert_eq!(preprocess_pixels(&image, 7, Crop::TF_SLIM).dimensions(), (7, 7));
+        assert_ne!(preprocess_pixels(&image, 7, Crop::TF_SLIM), image);
     }
 
     #[test]
@@ -121,13 +207,5 @@ mod tests {
             assert_eq!(input.len(), 3 * 33 * 33);
             assert!((input[0] - (10.0 / 127.5 - 1.0)).abs() < 1e-6);
         }
-    }
-
-    #[test]
-    fn batches_check_their_inputs() {
-        let ok = vec![vec![0f32; 3 * 4 * 4], vec![1f32; 3 * 4 * 4]];
-        let batch = batch_input(&ok, 4).unwrap();
-        assert_eq!((batch.len(), batch[48]), (2 * 48, 1.0));
-        assert!(batch_input(&[vec![0f32; 5]], 4).is_err());
     }
 }

@@ -84,7 +84,7 @@ fn both_engines_give_the_same_labels() {
             .assert()
             .success()
             .stdout(predicate::str::starts_with(
-                "image,model,resolution,status,rank,class_index,imagenet_index,label,probability,error\n",
+                "image,model,precision,resolution,status,rank,class_index,imagenet_index,label,probability,error\n",
             ))
             .stdout(predicate::str::contains("hotdog, hot dog, red hot"));
     }
@@ -236,12 +236,12 @@ fn records_state_the_resolution_and_the_class_layout() {
     );
     let (_, table, _) = classify(&["--res", "160", "--top", "1"], &[&chelsea]);
     assert!(
-        table.starts_with(&format!("{} (1.0_224 at 160x160)\n", chelsea.display())),
+        table.starts_with(&format!("{} (1.0_224 at 160x160, f32)\n", chelsea.display())),
         "{table}"
     );
     let (_, table, _) = classify(&["--top", "1"], &[&chelsea]);
     assert!(
-        table.starts_with(&format!("{} (1.0_224)\n", chelsea.display())),
+        table.starts_with(&format!("{} (1.0_224, f32)\n", chelsea.display())),
         "{table}"
     );
 }
@@ -274,14 +274,14 @@ fn failed_images_are_records_in_json_and_csv() {
     assert_eq!(lines.len(), 3, "{csv}");
     assert!(
         lines[1].starts_with(&format!(
-            "{},1.0_224,224,failed,,,,,,truncated image (",
+            "{},1.0_224,f32,224,failed,,,,,,truncated image (",
             cut.display()
         )),
         "{csv}"
     );
     assert!(
         lines[2].starts_with(&format!(
-            "{},1.0_224,224,ok,1,286,285,Egyptian cat,0.9",
+            "{},1.0_224,f32,224,ok,1,286,285,Egyptian cat,0.9",
             chelsea.display()
         )),
         "{csv}"
@@ -325,11 +325,11 @@ fn control_characters_and_invalid_utf8_in_names_are_escaped() {
         }
         let stdout = String::from_utf8(out.stdout).expect("escaped output is UTF-8");
         assert!(
-            stdout.contains(&format!("{root}/\\x1b[31mred.png (1.0_224)")),
+            stdout.contains(&format!("{root}/\\x1b[31mred.png (1.0_224, f32)")),
             "{stdout}"
         );
         assert!(
-            stdout.contains(&format!("{root}/bad\\xff.png (1.0_224)")),
+            stdout.contains(&format!("{root}/bad\\xff.png (1.0_224, f32)")),
             "{stdout}"
         );
         assert!(!stdout.contains('\u{fffd}'), "no lossy replacement: {stdout}");
@@ -742,7 +742,7 @@ fn classify_runs_the_shipped_v2_on_the_reference_engine() {
         .assert()
         .success();
     let text = String::from_utf8(out.get_output().stdout.clone()).unwrap();
-    assert!(text.contains("(v2_1.0_224)"), "{text}");
+    assert!(text.contains("(v2_1.0_224, f32)"), "{text}");
     assert!(text.contains("military uniform"), "{text}");
     assert!(text.contains("Egyptian cat"), "{text}");
 }
@@ -778,7 +778,7 @@ fn the_shipped_v2_runs_on_the_fast_engine() {
         .assert()
         .success()
         .stdout(predicates::str::contains(
-            "v2_1.0_224,224,ok,1,653,652,military uniform,0.7",
+            "v2_1.0_224,f32,224,ok,1,653,652,military uniform,0.7",
         ));
 }
 
@@ -796,7 +796,7 @@ fn the_shipped_v3_small_runs_on_both_engines() {
             .assert()
             .success()
             .stdout(predicates::str::contains(
-                "v3-small_1.0_224,224,ok,1,653,652,military uniform,",
+                "v3-small_1.0_224,f32,224,ok,1,653,652,military uniform,",
             ));
     }
 }

@@ -12,6 +12,7 @@ mod int8;
 mod measure;
 mod network;
 mod plan;
+mod precision;
 mod properties;
 mod retrain;
 mod schema;

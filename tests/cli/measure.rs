@@ -29,7 +29,7 @@ fn sweep_snapshots_of_every_format() {
 #[test]
 fn sweep_json_schema() {
     let v: Value = serde_json::from_str(&stdout(&[&SWEEP[..], &["--format", "json"]].concat())).unwrap();
-    assert_eq!(v["schema_version"], 3);
+    assert_eq!(v["schema_version"], 4);
     assert_eq!(v["families"], serde_json::json!(["v1"]));
     assert!(v["environment"]["cpu_model"].is_string());
     assert_eq!(v["complete"], true);
@@ -284,10 +284,10 @@ fn sweep_families_with_a_resolution_axis_estimate_by_family() {
         lines
             .next()
             .unwrap()
-            .starts_with("family,minimalistic,alpha,resolution,classes,")
+            .starts_with("family,minimalistic,alpha,resolution,precision,classes,")
     );
     let row = lines.next().unwrap();
-    assert!(row.starts_with("v3-large,true,1,224,1000,"), "{row}");
+    assert!(row.starts_with("v3-large,true,1,224,f32,1000,"), "{row}");
     assert!(
         row.contains(",72.3,published,slim-v3,Large minimalistic (float),,no-fit,,,"),
         "{row}"

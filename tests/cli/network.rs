@@ -750,7 +750,7 @@ mod pipeline {
     use super::*;
     use mobilenet_cli::classify::{EvalError, classify_batch, evaluate};
     use mobilenet_cli::infer::{EngineKind, Runner};
-    use mobilenet_cli::vision::{central_crop, labels, load_rgb, resize};
+    use mobilenet_cli::vision::{Crop, central_crop, labels, load_rgb, resize};
 
     fn photo(name: &str) -> PathBuf {
         fixture("photos").join(name)
@@ -769,7 +769,7 @@ mod pipeline {
                     .to_vec1::<u8>()
                     .unwrap();
                 let image = load_rgb(&photo(file)).unwrap();
-                let got = resize(&central_crop(&image), id.resolution()).into_raw();
+                let got = resize(&central_crop(&image, Crop::TF_SLIM), id.resolution()).into_raw();
                 assert_eq!(got.len(), want.len());
                 let diffs: Vec<u32> = got
                     .iter()
@@ -909,7 +909,7 @@ mod pipeline {
         std::fs::write(root.join("Egyptian cat").join("README.txt"), "ignored").unwrap();
 
         let mut calls = Vec::new();
-        let report = evaluate(&mut model, root, 2, 10, |done, total| {
+        let report = evaluate(&mut model, root, 2, 10, Crop::TF_SLIM, |done, total| {
             calls.push((done, total));
             std::ops::ControlFlow::Continue(())
         })
@@ -945,24 +945,16 @@ mod pipeline {
         serde_json::to_string(&report).unwrap();
 
         std::fs::create_dir(root.join("unicorn")).unwrap();
-        let err = evaluate(
-            &mut model,
-            root,
-            2,
-            10,
-            |_, _| std::ops::ControlFlow::Continue(()),
-        )
+        let err = evaluate(&mut model, root, 2, 10, Crop::TF_SLIM, |_, _| {
+            std::ops::ControlFlow::Continue(())
+        })
         .unwrap_err();
         assert!(matches!(err, EvalError::UnknownClass { .. }), "{err}");
         std::fs::remove_dir(root.join("unicorn")).unwrap();
         std::fs::create_dir(root.join("crane")).unwrap();
-        let err = evaluate(
-            &mut model,
-            root,
-            2,
-            10,
-            |_, _| std::ops::ControlFlow::Continue(()),
-        )
+        let err = evaluate(&mut model, root, 2, 10, Crop::TF_SLIM, |_, _| {
+            std::ops::ControlFlow::Continue(())
+        })
         .unwrap_err()
         .to_string();
         assert!(
@@ -970,7 +962,7 @@ mod pipeline {
             "{err}"
         );
 
-        let err = evaluate(&mut model, &root.join("absent"), 2, 10, |_, _| {
+        let err = evaluate(&mut model, &root.join("absent"), 2, 10, Crop::TF_SLIM, |_, _| {
             std::ops::ControlFlow::Continue(())
         })
         .unwrap_err()
@@ -980,13 +972,9 @@ mod pipeline {
             MobileNet::random(Config::new(0.25, 64, 1, 10, Variant::Standard).unwrap(), 0, &dev).unwrap();
         let mut other = Runner::new(other, EngineKind::Reference, 1).unwrap();
         assert!(matches!(
-            evaluate(
-                &mut other,
-                root,
-                2,
-                10,
-                |_, _| std::ops::ControlFlow::Continue(())
-            ),
+            evaluate(&mut other, root, 2, 10, Crop::TF_SLIM, |_, _| {
+                std::ops::ControlFlow::Continue(())
+            }),
             Err(EvalError::Unnamed { classes: 10 })
         ));
     }

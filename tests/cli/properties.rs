@@ -4,6 +4,7 @@
 use candle_core::Device;
 use mobilenet_cli::arch::{Config, Family, LayerKind, Variant, instantiate};
 use mobilenet_cli::cost::analyze;
+use mobilenet_cli::infer::Precision;
 use mobilenet_cli::nn::MobileNet;
 use mobilenet_cli::published::Store;
 use mobilenet_cli::sweep::{
@@ -116,7 +117,7 @@ proptest! {
     fn accuracy_is_published_estimated_near_the_fit_or_absent_with_its_reason(a in alpha(), r in resolution(), m in 0usize..6) {
         let store = Store::embedded();
         let member = member::ALL[m];
-        let model = AccuracyModel::new(&store, AccuracySource::Slim, member);
+        let model = AccuracyModel::new(&store, AccuracySource::Slim, member, Precision::F32);
         for metric in Metric::ALL {
             let fit = model.fit_of(metric);
             let outside = fit.and_then(|f| f.extrapolation(a, r));
@@ -150,7 +151,7 @@ proptest! {
 
     #[test]
     fn top1_estimates_rise_with_alpha_and_resolution_up_to_the_limit(a in alpha(), b in alpha(), r in resolution(), s in resolution(), m in 0usize..4) {
-        let model = AccuracyModel::new(&Store::embedded(), AccuracySource::Slim, member::ALL[m]);
+        let model = AccuracyModel::new(&Store::embedded(), AccuracySource::Slim, member::ALL[m], Precision::F32);
         let fit = model.top1_fit.as_ref().unwrap();
         let near = |alpha, res| fit.extrapolation(alpha, res).is_none_or(|e| e.within_limit());
         let (a_lo, a_hi) = if a <= b { (a, b) } else { (b, a) };

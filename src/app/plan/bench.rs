@@ -92,6 +92,7 @@ impl TryFrom<&BenchArgs> for BenchPlan {
             source,
         };
         let run = RunPlan::try_from(&args.run)?;
+        model.check_int8(&run)?;
         let batch = args.timing.batch.unwrap_or(1) as usize;
         run.check_batch(&model, batch, 0)?;
         Ok(BenchPlan {

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use super::{ModelChoice, ModelSource, OutputPlan, RunPlan, Target, UsageError};
 use crate::cli::{ClassifyArgs, ClassifyFormat, EvaluateArgs, WeightsArgs};
 use crate::nn::{ModelId, WeightOverrides};
+use crate::vision::Crop;
 
 /// One thing to classify.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -24,6 +25,8 @@ pub struct ClassifyPlan {
     pub inputs: Vec<Input>,
     pub top: usize,
     pub batch: usize,
+    /// `--crop`: the fraction of each side the central crop keeps.
+    pub crop: Crop,
     pub run: RunPlan,
     pub format: ClassifyFormat,
     pub target: Target,
@@ -38,6 +41,8 @@ pub struct EvaluatePlan {
     pub dir: PathBuf,
     pub batch: usize,
     pub confusions: usize,
+    /// `--crop`: the fraction of each side the central crop keeps.
+    pub crop: Crop,
     pub run: RunPlan,
     pub output: OutputPlan,
     /// `--quiet` (global; set by `Plan::try_from`).
@@ -94,6 +99,7 @@ impl TryFrom<&ClassifyArgs> for ClassifyPlan {
     fn try_from(args: &ClassifyArgs) -> Result<Self, UsageError> {
         let model = model_choice(&args.weights)?;
         let run = RunPlan::try_from(&args.run)?;
+        model.check_int8(&run)?;
         // The memory check waits for the image list: a batch is never larger than the images
         // there are (`app::classify`).
         let batch = args.batch as usize;
@@ -117,6 +123,7 @@ impl TryFrom<&ClassifyArgs> for ClassifyPlan {
             inputs,
             top: args.top as usize,
             batch,
+            crop: crop(args.crop)?,
             run,
             format: args.format,
             target: Target::new("--output", args.output.as_deref())?,
@@ -131,15 +138,26 @@ impl TryFrom<&EvaluateArgs> for EvaluatePlan {
     fn try_from(args: &EvaluateArgs) -> Result<Self, UsageError> {
         let model = model_choice(&args.weights)?;
         let run = RunPlan::try_from(&args.run)?;
+        model.check_int8(&run)?;
         let batch = args.batch as usize;
         Ok(EvaluatePlan {
             model,
             dir: args.dir.clone(),
             batch,
             confusions: args.confusions,
+            crop: crop(args.crop)?,
             run,
             output: OutputPlan::try_from(&args.out)?,
             quiet: false,
         })
     }
+}
+
+/// `--crop`: a fraction of each side in (0, 1].
+fn crop(fraction: f64) -> Result<Crop, UsageError> {
+    Crop::new(fraction).map_err(|reason| UsageError::Invalid {
+        flag: "--crop",
+        value: fraction.to_string(),
+        reason,
+    })
 }

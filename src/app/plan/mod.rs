@@ -22,7 +22,7 @@ use std::path::{Path, PathBuf};
 
 use crate::arch::{Config, Family};
 use crate::cli::{Cli, Command, ManArgs, ModelArgs, OutputArgs, RunArgs, TimingArgs};
-use crate::infer::EngineKind;
+use crate::infer::{EngineKind, INT8_MAX_THREADS, Precision, int8_unsupported, kernels_name};
 use crate::memory::{LimitSource, MemoryEstimate, MemoryLimit};
 use crate::nn::{ModelId, WeightOverrides};
 use crate::output::OutputFile;
@@ -205,14 +205,19 @@ impl TryFrom<&ManArgs> for ManPlan {
     }
 }
 
-/// How inference runs: engine, threads (resolved against this machine), memory limit.
+/// How inference runs: engine, precision, threads (resolved against this machine), memory
+/// limit.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct RunPlan {
     pub engine: EngineKind,
+    /// `sweep` runs every precision of its list: this is the first.
+    pub precision: Precision,
     /// At least 1 and at most the logical CPUs: `--threads 0` (or none) is every CPU, so
-    /// reports show the real count.
+    /// reports show the real count; 1 when int8 runs (its kernels are single-threaded).
     pub threads: usize,
     pub memory_limit: MemoryLimit,
+    /// The int8 kernels: `--int8-kernels` (checked against this CPU), else the fastest it runs.
+    pub int8_kernels: crate::quant::Kernels,
 }
 
 /// Logical CPUs available to this process.
@@ -223,11 +228,46 @@ pub fn available_cpus() -> usize {
 impl TryFrom<&RunArgs> for RunPlan {
     type Error = UsageError;
 
+    /// One precision (`--precision` given at most once).
     fn try_from(args: &RunArgs) -> Result<Self, UsageError> {
+        let precision = match args.precision.as_slice() {
+            [] => Precision::F32,
+            [one] => *one,
+            [_, second, ..] => {
+                return Err(UsageError::Invalid {
+                    flag: "--precision",
+                    value: second.to_string(),
+                    reason: "one precision per run; sweep compares several".into(),
+                });
+            }
+        };
+        RunPlan::for_precisions(args, &[precision])
+    }
+}
+
+impl RunPlan {
+    /// The plan for runs at each of `precisions` (at least one; `sweep` gives its list): the
+    /// engine, threads and int8 kernels must suit every one.
+    pub fn for_precisions(args: &RunArgs, precisions: &[Precision]) -> Result<RunPlan, UsageError> {
         let cpus = available_cpus();
+        let int8 = precisions.contains(&Precision::Int8);
+        let engine = args.engine.unwrap_or(EngineKind::Fast);
+        if int8 && engine == EngineKind::Reference {
+            return Err(UsageError::Conflict {
+                flag: "--engine",
+                other: "--precision int8".into(),
+                reason: "the reference engine is candle's f32 network; int8 runs the project's integer kernels (drop --engine reference)".into(),
+            });
+        }
+        let max = if int8 { INT8_MAX_THREADS } else { cpus };
         let threads = match args.threads {
-            None | Some(0) => cpus,
-            Some(n) if n <= cpus => n,
+            None => max,
+            Some(0) if int8 && cpus > INT8_MAX_THREADS => {
+                return Err(int8_threads("0 (every CPU)".into()));
+            }
+            Some(0) => max,
+            Some(n) if n <= max => n,
+            Some(n) if int8 && n <= cpus => return Err(int8_threads(n.to_string())),
             Some(n) => {
                 return Err(UsageError::Invalid {
                     flag: "--threads",
@@ -239,15 +279,45 @@ impl TryFrom<&RunArgs> for RunPlan {
                 });
             }
         };
+        let int8_kernels = match args.int8_kernels {
+            Some(kernels) if !int8 => {
+                return Err(UsageError::Requires {
+                    flag: "--int8-kernels",
+                    needs: format!("--precision int8 (--int8-kernels {})", kernels_name(kernels)),
+                });
+            }
+            Some(kernels) if !kernels.available() => {
+                return Err(UsageError::Invalid {
+                    flag: "--int8-kernels",
+                    value: kernels_name(kernels).into(),
+                    reason: "this CPU cannot run them".into(),
+                });
+            }
+            Some(kernels) => kernels,
+            None => crate::quant::Kernels::best(),
+        };
         Ok(RunPlan {
-            engine: args.engine.unwrap_or(EngineKind::Fast),
+            engine,
+            precision: precisions.first().copied().unwrap_or(Precision::F32),
             threads,
             memory_limit: MemoryLimit::resolve(args.max_memory, threads),
+            int8_kernels,
         })
     }
-}
 
-impl RunPlan {
+    /// Refuses int8 for a configuration it cannot run (MobileNetV3), naming the flag that
+    /// chose the configuration (`--model v3-small_1.0_224`).
+    pub fn check_int8(&self, config: &Config, chosen_by: String) -> Result<(), UsageError> {
+        match int8_unsupported(config) {
+            Some(reason) if self.precision == Precision::Int8 => Err(UsageError::Conflict {
+                flag: "--precision",
+                other: chosen_by,
+                reason: reason.into(),
+            }),
+            _ => Ok(()),
+        }
+    }
+
     /// Refuses a run whose estimated memory exceeds the limit; `what` names the flags that
     /// drove the estimate ("--batch 1000000 at 0.25-MobileNet-128").
     pub fn check_memory(&self, estimate: MemoryEstimate, what: String, hint: &str) -> Result<(), UsageError> {
@@ -263,6 +333,17 @@ impl RunPlan {
     }
 }
 
+/// `--threads` above what the int8 kernels run on.
+fn int8_threads(value: String) -> UsageError {
+    UsageError::Conflict {
+        flag: "--threads",
+        other: format!("--precision int8 (--threads {value})"),
+        reason: format!(
+            "the int8 kernels run on {INT8_MAX_THREADS} thread; drop --threads or pass --threads {INT8_MAX_THREADS}"
+        ),
+    }
+}
+
 impl RunPlan {
     /// Refuses batches of `batch` images of `model` (each decode taking up to `decoding`
     /// bytes) above the memory limit, when the configuration is known before loading (a
@@ -272,7 +353,7 @@ impl RunPlan {
             return Ok(());
         };
         self.check_memory(
-            crate::memory::estimate(&config, batch, self.engine, decoding),
+            crate::memory::estimate(&config, batch, self.engine, self.precision, decoding),
             format!(
                 "--batch {batch} at {} ({r}x{r})",
                 config.label(),
@@ -395,6 +476,23 @@ pub struct ModelChoice {
 }
 
 impl ModelChoice {
+    /// Refuses `--precision int8` for a configuration known now that it cannot run (a file's
+    /// is checked once it is read).
+    pub fn check_int8(&self, run: &RunPlan) -> Result<(), UsageError> {
+        let Some(config) = self.config() else {
+            return Ok(());
+        };
+        let chosen_by = match &self.source {
+            ModelSource::Shipped(id) => format!("--model {id}"),
+            ModelSource::Random(c) if c.depth_multiplier != 1 => {
+                format!("--depth-multiplier {}", c.depth_multiplier)
+            }
+            ModelSource::Random(c) => format!("--family {}", c.family),
+            ModelSource::File { path, .. } => format!("--weights {}", crate::output::path_text(path)),
+        };
+        run.check_int8(&config, chosen_by)
+    }
+
     /// The configuration that will run, when known before loading (not for a file, whose
     /// metadata decides).
     pub fn config(&self) -> Option<Config> {

@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use super::images::model_choice;
 use super::{ModelChoice, OutputPlan, RunPlan, Target, UsageError, distinct_outputs};
 use crate::cli::RetrainArgs;
+use crate::infer::Precision;
 use crate::output::{OutputFile, path_text};
 use crate::transfer::{HeadSettings, Source, SplitRule};
 use crate::vision::MAX_ALLOC_BYTES;
@@ -175,6 +176,16 @@ impl TryFrom<&RetrainArgs> for RetrainPlan {
     fn try_from(args: &RetrainArgs) -> Result<Self, UsageError> {
         let model = model_choice(&args.weights)?;
         let run = RunPlan::try_from(&args.run)?;
+        if run.precision != Precision::F32 {
+            return Err(UsageError::Conflict {
+                flag: "--precision",
+                other: "retrain".into(),
+                reason: format!(
+                    "the head is trained on f32 features of the backbone (--precision {}); drop --precision",
+                    run.precision
+                ),
+            });
+        }
         let batch = args.batch as usize;
         run.check_batch(&model, batch, MAX_ALLOC_BYTES)?;
         let dir = folder("DIR", &args.dir)?;

@@ -8,6 +8,7 @@ use super::{CachePlan, OutputPlan, RunPlan, Target, UsageError, distinct_outputs
 use crate::arch::{Alpha, Config, Resolution};
 use crate::bench::TimingPlan;
 use crate::cli::{MemberChoice, SweepArgs};
+use crate::infer::{Precision, int8_unsupported};
 use crate::memory::estimate;
 use crate::nn::ModelId;
 use crate::output::OutputFile;
@@ -41,6 +42,8 @@ pub struct DataPlan {
 pub struct SweepPlan {
     pub members: Vec<Member>,
     pub points: Vec<SweepPoint>,
+    /// `--precision`: a row per grid point and precision, in this order.
+    pub precisions: Vec<Precision>,
     pub accuracy_source: AccuracySource,
     pub budget: Budget,
     pub no_timing: bool,
@@ -186,6 +189,7 @@ fn timing_flags(args: &SweepArgs) -> Vec<&'static str> {
         ("--batch", t.batch.is_some()),
         ("--threads", timing_only && r.threads.is_some()),
         ("--engine", timing_only && r.engine.is_some()),
+        ("--int8-kernels", r.int8_kernels.is_some()),
         ("--max-memory", timing_only && r.max_memory.is_some()),
         ("--max-latency-ms", args.max_latency_ms.is_some()),
     ]
@@ -231,7 +235,12 @@ impl TryFrom<&SweepArgs> for SweepPlan {
             other => Target::new("--plot", other.as_deref())?,
         };
         distinct_outputs(("--output", &output.target), ("--plot", &plot))?;
-        let run = RunPlan::try_from(&args.run)?;
+        let precisions = match args.run.precision.as_slice() {
+            [] => vec![Precision::F32],
+            list => list.to_vec(),
+        };
+        distinct("--precision", &precisions)?;
+        let run = RunPlan::for_precisions(&args.run, &precisions)?;
         let batch = args.timing.batch.unwrap_or(1) as usize;
 
         let store = Store::embedded();
@@ -244,6 +253,14 @@ impl TryFrom<&SweepArgs> for SweepPlan {
             .as_ref()
             .map(|r| r.iter().map(|r| Resolution::get(*r)).collect());
         let data = data_plan(args)?;
+        if data.is_some() && precisions != [Precision::F32] {
+            return Err(UsageError::Conflict {
+                flag: "--precision",
+                other: "--data".into(),
+                reason: "--data measures accuracy with heads retrained on f32 features; drop --precision"
+                    .into(),
+            });
+        }
         let (members, mut points) = if data.is_some() {
             pretrained_points(resolutions.as_deref())
         } else {
@@ -253,7 +270,13 @@ impl TryFrom<&SweepArgs> for SweepPlan {
         for point in &points {
             if !args.timing.mock_timer {
                 run.check_memory(
-                    estimate(&point.config, batch.max(FEATURE_BATCH), run.engine, 0),
+                    estimate(
+                        &point.config,
+                        batch.max(FEATURE_BATCH),
+                        run.engine,
+                        Precision::F32,
+                        0,
+                    ),
                     format!("{} at --batch {batch}", point.config.label()),
                     "lower --batch or the largest of --resolutions",
                 )?;
@@ -271,12 +294,24 @@ impl TryFrom<&SweepArgs> for SweepPlan {
                         other: format!("the grid point alpha {alpha} at {resolution}"),
                         reason: e.to_string(),
                     })?;
-                if !args.no_timing && !args.timing.mock_timer {
-                    run.check_memory(
-                        estimate(&config, batch, run.engine, 0),
-                        format!("{member} {} at --batch {batch}", config.label()),
-                        "lower --batch or the largest of --resolutions/--alphas",
-                    )?;
+                let timed = !args.no_timing && !args.timing.mock_timer;
+                for &precision in &precisions {
+                    if let Some(reason) = int8_unsupported(&config).filter(|_| precision == Precision::Int8)
+                        && !args.no_timing
+                    {
+                        return Err(UsageError::Conflict {
+                            flag: "--precision",
+                            other: format!("--families {member}"),
+                            reason: format!("{reason}, or sweep with --no-timing"),
+                        });
+                    }
+                    if timed {
+                        run.check_memory(
+                            estimate(&config, batch, run.engine, precision, 0),
+                            format!("{member} {} at --batch {batch}, {precision},", config.label()),
+                            "lower --batch or the largest of --resolutions/--alphas",
+                        )?;
+                    }
                 }
                 points.push(SweepPoint {
                     member: index,
@@ -288,6 +323,7 @@ impl TryFrom<&SweepArgs> for SweepPlan {
         Ok(SweepPlan {
             members,
             points,
+            precisions,
             accuracy_source: if data.is_some() {
                 AccuracySource::Measured
             } else {

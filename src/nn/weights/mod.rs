@@ -8,13 +8,15 @@
 //! - [`metadata`]: the configuration a file fits (metadata, else the caller's flags, else the
 //!   tensors' shapes);
 //! - [`tensors`]: each layer's tensors checked, then read;
-//! - [`names`]: the tensor-naming scheme, shared with writers.
+//! - [`names`]: the tensor-naming scheme, shared with writers;
+//! - [`activations`]: the optional activation quantization (`--precision int8`), typed.
 //!
 //! Weights may be F32, F16, BF16, or U8 with per-tensor NAME.weight_scale and
 //! NAME.weight_zero_point (real = scale * (q - zero_point), the shipped files' format). Floats
 //! are read as f32; U8 weights stay quantized ([`Values::U8`]) until a network is built from
 //! them. Non-finite values, and U8 values that would dequantize to one, are refused.
 
+mod activations;
 mod metadata;
 pub mod names;
 mod tensors;
@@ -25,6 +27,7 @@ use safetensors::SafeTensors;
 
 use super::layers::RawLayer;
 use crate::arch::{Config, ConfigError, Variant, instantiate};
+pub use activations::{ActivationQuantization, LayerActivations};
 pub(crate) use metadata::alpha_text;
 pub use metadata::{DEFAULT_RESOLUTION, LABELS_KEY, WeightOverrides};
 use metadata::{resolve_config, resolve_labels};
@@ -107,6 +110,8 @@ pub(crate) struct ParsedWeights {
     pub labels: Option<Vec<String>>,
     pub layers: Vec<Option<RawLayer>>,
     pub batch_norm: bool,
+    /// The file's activation quantization, when it has one.
+    pub activations: Option<ActivationQuantization>,
 }
 
 /// Parses `bytes` (the content of `file`) into validated per-layer values.
@@ -139,6 +144,7 @@ pub(crate) fn parse(
     for layer in &layers {
         plans.push(plan_layer(&file_ctx, layer, &context, &mut used)?);
     }
+    let activations = activations::read(&file_ctx, &layers, &mut used)?;
     let mut extra: Vec<String> = tensors
         .names()
         .into_iter()
@@ -165,6 +171,7 @@ pub(crate) fn parse(
         labels,
         layers,
         batch_norm,
+        activations,
     })
 }
 

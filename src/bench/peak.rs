@@ -1,0 +1,145 @@
+//! The peak an int8 layer's speed is put against in `bench --per-layer --precision int8`: the
+//! multiply-accumulates per second of one thread issuing nothing but `vpdpbusd` (AVX-512 VNNI,
+//! Intel SDM vol. 2 VPDPBUSD: 64 u8 x s8 products per 512-bit instruction) on registers,
+//! measured once per run the way `benches/engine.rs` measures the FMA peak (independent chains,
+//! no memory traffic, the best of five timings). No layer can beat it; the share says how far
+//! each layer is from it. It is measured rather than derived from a clock and a datasheet
+//! throughput because neither is reliable on a shared VM (turbo, double-pumped 512-bit units):
+//! for comparison, the project's shared int8 notes state ~480 GMAC/s for one core of the Intel
+//! Xeon they were measured on, and this measurement gave 550 GMAC/s on the 2-core AMD EPYC the
+//! README's figures come from.
+
+use serde::Serialize;
+
+use crate::quant::Kernels;
+
+/// How a peak figure was obtained.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PeakSource {
+    /// Timed on this machine by this run.
+    Measured,
+    /// A fixed figure for deterministic test output (`--mock-timer`).
+    Mock,
+}
+
+/// The register-only peak of one instruction on one thread.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Peak {
+    /// "vpdpbusd".
+    pub instruction: String,
+    /// Multiply-accumulates per second, in billions, per thread.
+    pub gmacs: f64,
+    pub source: PeakSource,
+}
+
+impl Peak {
+    /// The peak of the instruction `kernels` compute with, measured now; None for kernels
+    /// without a dot-product instruction (portable, reference).
+    pub fn measure(kernels: Kernels) -> Option<Peak> {
+        match kernels {
+            Kernels::Vnni => vpdpbusd_gmacs().map(|gmacs| Peak {
+                instruction: "vpdpbusd".into(),
+                gmacs,
+                source: PeakSource::Measured,
+            }),
+            Kernels::Portable | Kernels::Reference => None,
+        }
+    }
+
+    /// A fixed peak for the mock timer's output.
+    pub fn mock() -> Peak {
+        Peak {
+            instruction: "mock".into(),
+            gmacs: 100.0,
+            source: PeakSource::Mock,
+        }
+    }
+
+    /// `mult_adds` per image for `batch` images in `ms` milliseconds as a percentage of the
+    /// peak.
+    pub fn share(&self, mult_adds: u64, batch: usize, ms: f64) -> f64 {
+        let gmacs = mult_adds as f64 * batch as f64 / (ms * 1e-3) / 1e9;
+        100.0 * gmacs / self.gmacs
+    }
+}
+
+/// Chains of `vpdpbusd`: more than its latency times its throughput on any core, fewer than
+/// the 32 registers.
+const CHAINS: usize = 24;
+/// Loop trips per timing: 24 x 64 x 2^18 = 403 M multiply-accumulates, about a millisecond.
+const ITERATIONS: usize = 1 << 18;
+
+/// The best of five timings of [`vpdpbusd_loop`], in GMAC/s; None on a CPU without AVX-512
+/// VNNI.
+fn vpdpbusd_gmacs() -> Option<f64> {
+    if !Kernels::Vnni.available() {
+        return None;
+    }
+    #[cfg(target_arch = "x86_64")]
+    {
+        use std::time::Instant;
+        let best = (0..5)
+            .map(|_| {
+                let start = Instant::now();
+                // SAFETY: `Kernels::Vnni.available()` checked AVX-512F and AVX-512 VNNI, the
+                // features `vpdpbusd_loop` is compiled for.
+                let macs = unsafe { vpdpbusd_loop(ITERATIONS) };
+                macs as f64 / start.elapsed().as_secs_f64() / 1e9
+            })
+            .fold(0.0, f64::max);
+        Some(best)
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    None
+}
+
+/// `iterations` rounds of [`CHAINS`] independent `vpdpbusd`s; returns the multiply-accumulates
+/// done (64 per instruction).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512vnni,avx512f")]
+fn vpdpbusd_loop(iterations: usize) -> u64 {
+    use std::arch::x86_64::*;
+    let a = std::hint::black_box(_mm512_set1_epi8(1));
+    let b = std::hint::black_box(_mm512_set1_epi8(-1));
+    let mut acc = [_mm512_setzero_si512(); CHAINS];
+    for _ in 0..iterations {
+        for x in &mut acc {
+            *x = _mm512_dpbusd_epi32(*x, a, b);
+        }
+    }
+    std::hint::black_box(acc);
+    (iterations * CHAINS * 64) as u64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shares_are_of_the_peak() {
+        let peak = Peak::mock();
+        // 1 G MACs in 10 ms is 100 GMAC/s: all of a 100 GMAC/s peak.
+        assert!((peak.share(500_000_000, 2, 10.0) - 100.0).abs() < 1e-9);
+        assert!((peak.share(500_000_000, 1, 10.0) - 50.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn the_vnni_peak_is_measured_where_the_cpu_has_it() {
+        match Peak::measure(Kernels::Vnni) {
+            Some(peak) => {
+                assert_eq!(
+                    (peak.instruction.as_str(), peak.source),
+                    ("vpdpbusd", PeakSource::Measured)
+                );
+                // Anything from one instruction per 8 cycles at 1 GHz to four per cycle at 6 GHz.
+                assert!(peak.gmacs > 8.0 && peak.gmacs < 1600.0, "{peak:?}");
+            }
+            None => {
+                assert!(!Kernels::Vnni.available());
+                eprintln!("note: this CPU lacks AVX-512 VNNI; the vpdpbusd peak is not measured");
+            }
+        }
+        assert_eq!(Peak::measure(Kernels::Portable), None);
+    }
+}
