@@ -6,7 +6,7 @@ use anyhow::{Context, Result};
 
 use super::emit::emit;
 use super::network::{load, off_resolution_note};
-use super::plan::BenchPlan;
+use super::plan::{BenchPlan, Target};
 use super::{exit, interrupt};
 use crate::bench::{
     BenchModel, BenchResult, Environment, MockTimer, Peak, Summary, TimingPlan, WallClock, gflops, measure,
@@ -14,7 +14,7 @@ use crate::bench::{
 };
 use crate::cost::analyze;
 use crate::infer::{EngineKind, Runner};
-use crate::report;
+use crate::report::{self, Format};
 
 /// The machine, engine and threads a timing ran with (fixed under the mock timer, so test
 /// output is stable).
@@ -112,7 +112,11 @@ pub fn run_bench(plan: &BenchPlan) -> Result<ExitCode> {
         per_layer: layer_samples.map(|s| per_layer(runner.net().layers(), &s, plan.batch, peak.as_ref())),
         peak,
     };
-    if !plan.quiet {
+    // The table and Markdown documents end with the warnings; said again on stderr only when
+    // that document is not what the terminal shows (a file, or JSON/CSV for a script).
+    let document_shows_warnings = matches!(plan.output.target, Target::Stdout)
+        && matches!(plan.output.format, Format::Table | Format::Markdown);
+    if !plan.quiet && !document_shows_warnings {
         for line in report::bench_warnings(&result) {
             eprintln!("warning: {line}");
         }

@@ -412,13 +412,21 @@ fn bench_json_has_the_raw_times_and_warns_when_unreliable() {
     assert_eq!(times.len(), 3);
     assert_eq!(v["latency_ms"]["samples"], 3);
     assert_eq!(v["warnings"][0]["kind"], "few_runs");
+    // JSON for a script: the warning is said on stderr too.
     let out = cli()
-        .args(["bench", "--mock-timer", "--runs", "3"])
+        .args(["bench", "--mock-timer", "--runs", "3", "--format", "json"])
         .output()
         .unwrap();
     assert!(String::from_utf8_lossy(&out.stderr).starts_with("warning: only 3 timed run(s)"));
+    // The table on the terminal ends with the warning: it is not said a second time on stderr.
+    let table = cli()
+        .args(["bench", "--mock-timer", "--runs", "3"])
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&table.stdout).contains("warning: only 3 timed run(s)"));
+    assert!(table.stderr.is_empty(), "{}", String::from_utf8_lossy(&table.stderr));
     let quiet = cli()
-        .args(["-q", "bench", "--mock-timer", "--runs", "3"])
+        .args(["-q", "bench", "--mock-timer", "--runs", "3", "--format", "json"])
         .output()
         .unwrap();
     assert!(quiet.stderr.is_empty());
