@@ -7,7 +7,8 @@
 //! integer kernels take the same time on any values. Run with `cargo bench --bench int8`; before
 //! divan's table a summary prints each model's median latency, its rate in GMAC/s (the paper's
 //! mult-adds / time) and where the time goes by layer kind (from the gaps between the trace
-//! callbacks of one run).
+//! callbacks of one run). First it measures the register-only `vpdpbusd` throughput of this core
+//! ([`vnni_peak_gmacs`]), the ceiling every VNNI figure is a share of.
 
 use std::time::Instant;
 
@@ -19,6 +20,17 @@ use mobilenet_cli::quant::{Kernels, NetworkParams, Output, QuantizedNetwork};
 const MODELS: [&str; 3] = ["v1_1.0_224", "v1_0.25_128", "v2_1.0_224"];
 
 fn main() {
+    #[cfg(target_arch = "x86_64")]
+    if Kernels::Vnni.available() {
+        let peak = vnni_peak_gmacs();
+        let macs = analyze(&config("v1_1.0_224")).totals.mult_adds as f64;
+        println!(
+            "vpdpbusd peak: {peak:.1} GMAC/s per core (register-only, 24 independent accumulators); \
+             v1_1.0_224 floor {:.2} ms for {:.1} M MACs",
+            macs / peak / 1e6,
+            macs / 1e6
+        );
+    }
     summary();
     divan::main();
 }
@@ -108,6 +120,42 @@ fn breakdown(net: &QuantizedNetwork, input: &[u8], kernels: Kernels) -> String {
         .map(|(kind, t)| format!("{kind} {:.2}", t * 1e3))
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+/// The best of 5 timings of a register-only loop of `vpdpbusd` (64 u8 x s8 MACs each) on 24
+/// independent accumulators (enough to cover its latency on every core measured), in GMAC/s.
+#[cfg(target_arch = "x86_64")]
+fn vnni_peak_gmacs() -> f64 {
+    use std::arch::x86_64::*;
+
+    /// # Safety
+    /// The CPU must have AVX-512F and AVX-512 VNNI.
+    #[target_feature(enable = "avx512vnni,avx512f")]
+    unsafe fn dot_products(iterations: usize, a: i32, b: i32) -> i32 {
+        let (a, b) = (_mm512_set1_epi32(a), _mm512_set1_epi32(b));
+        let mut acc = [_mm512_setzero_si512(); 24];
+        for _ in 0..iterations {
+            for acc in &mut acc {
+                *acc = _mm512_dpbusd_epi32(*acc, a, b);
+            }
+        }
+        let sum = acc
+            .iter()
+            .fold(_mm512_setzero_si512(), |s, &v| _mm512_add_epi32(s, v));
+        _mm512_reduce_add_epi32(sum)
+    }
+
+    let iterations = 200_000;
+    let best = (0..5)
+        .map(|_| {
+            let start = Instant::now();
+            // SAFETY: main checked that the CPU has the VNNI kernels' features (AVX-512F, BW,
+            // VL, VNNI).
+            divan::black_box(unsafe { dot_products(iterations, divan::black_box(1), divan::black_box(2)) });
+            start.elapsed().as_secs_f64()
+        })
+        .fold(f64::INFINITY, f64::min);
+    (iterations * 24 * 64) as f64 / best / 1e9
 }
 
 #[divan::bench(args = MODELS, sample_count = 10)]

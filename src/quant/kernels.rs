@@ -14,6 +14,8 @@
 //! the input zero point, which equals TFLite's skipping of those taps. The depthwise kernel
 //! accumulates `(x - zx)(w - zw)` over in-image taps directly.
 
+use std::ops::Range;
+
 use super::fixed_point::QuantizedMultiplier;
 
 /// Output channels per block of the GEMM: a block's accumulators stay in registers (four
@@ -185,21 +187,36 @@ pub(crate) fn row_sums(a: &[u8], k: usize) -> Vec<i32> {
         .collect()
 }
 
-/// The im2col rows of one image: for each output pixel, the `kernel x kernel x in_c` input
-/// values under its taps in (ky, kx, c) order, `pad` where a tap falls outside the image.
-pub(crate) fn im2col(image: &[u8], g: &Geometry, pad: u8, cols: &mut Vec<u8>) {
+/// The im2col rows of output rows `rows` of one image: for each output pixel, the
+/// `kernel x kernel x in_c` input values under its taps in (ky, kx, c) order, `pad` where a tap
+/// falls outside the image.
+pub(crate) fn im2col(image: &[u8], g: &Geometry, pad: u8, rows: Range<usize>, cols: &mut Vec<u8>) {
     assert_eq!(image.len(), g.input_len());
+    let c = g.in_c;
+    let span = g.kernel * c;
     cols.clear();
-    for oy in 0..g.out_h {
+    cols.resize(rows.len() * g.out_w * g.kernel * span, pad);
+    let mut dst = cols.chunks_exact_mut(span);
+    for oy in rows {
         for ox in 0..g.out_w {
             for ky in 0..g.kernel {
-                for kx in 0..g.kernel {
-                    match g.tap(oy, ox, ky, kx) {
-                        Some((iy, ix)) => {
-                            let at = (iy * g.in_w + ix) * g.in_c;
-                            cols.extend_from_slice(&image[at..at + g.in_c]);
-                        }
-                        None => cols.extend(std::iter::repeat_n(pad, g.in_c)),
+                let row = dst.next().expect("sized above");
+                let Some(iy) = (oy * g.stride + ky)
+                    .checked_sub(g.pad_top)
+                    .filter(|&iy| iy < g.in_h)
+                else {
+                    continue;
+                };
+                let line = &image[iy * g.in_w * c..][..g.in_w * c];
+                let first = (ox * g.stride).wrapping_sub(g.pad_left);
+                if ox * g.stride >= g.pad_left && first + g.kernel <= g.in_w {
+                    // Every tap of this kernel row is inside: one copy.
+                    row.copy_from_slice(&line[first * c..][..span]);
+                    continue;
+                }
+                for (kx, tap) in row.chunks_exact_mut(c).enumerate() {
+                    if let Some((_, ix)) = g.tap(oy, ox, ky, kx) {
+                        tap.copy_from_slice(&line[ix * c..][..c]);
                     }
                 }
             }
@@ -207,16 +224,29 @@ pub(crate) fn im2col(image: &[u8], g: &Geometry, pad: u8, cols: &mut Vec<u8>) {
     }
 }
 
-/// A depthwise convolution's weights: `w - zw` per tap and channel, `[ky][kx][c]`, and the bias.
+/// A depthwise convolution's weights: `w - zw` per tap and channel, `[ky][kx][c]`, and the bias
+/// (for the portable kernel), and the same weights packed for the vector kernels.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct DepthwiseWeights {
     pub(crate) taps: Vec<i32>,
     pub(crate) bias: Vec<i32>,
+    /// For 512-bit vectors: blocks of 64 channels.
+    pub(crate) wide: PackedDepthwise,
+    /// For 256-bit vectors: blocks of 32 channels.
+    pub(crate) narrow: PackedDepthwise,
 }
 
 impl DepthwiseWeights {
-    /// From uint8 weights in the files' `[C, 1, k, k]` order.
-    pub fn new(weight: &[u8], channels: usize, kernel: usize, weight_zero_point: i32, bias: &[i32]) -> Self {
+    /// From uint8 weights in the files' `[C, 1, k, k]` order, their zero point, the input zero
+    /// point and the int32 bias.
+    pub fn new(
+        weight: &[u8],
+        channels: usize,
+        kernel: usize,
+        weight_zero_point: i32,
+        input_zero_point: i32,
+        bias: &[i32],
+    ) -> Self {
         assert_eq!(weight.len(), channels * kernel * kernel);
         let mut taps = vec![0; weight.len()];
         for (c, filter) in weight.chunks_exact(kernel * kernel).enumerate() {
@@ -224,28 +254,111 @@ impl DepthwiseWeights {
                 taps[t * channels + c] = i32::from(w) - weight_zero_point;
             }
         }
+        let pack = |lanes| PackedDepthwise::new(&taps, bias, channels, kernel, input_zero_point, lanes);
         DepthwiseWeights {
+            wide: pack(16),
+            narrow: pack(8),
             taps,
             bias: bias.to_vec(),
         }
     }
 }
 
-/// One image's depthwise convolution: `sum over in-image taps of (x - zx)(w - zw) + bias`,
-/// requantized (TFLite reference/depthwiseconv_uint8.h).
+/// Depthwise weights for the vector kernels, which multiply pairs of taps with one
+/// `vpmaddwd`/`vpdpwssd` (i16 x i16 pairs summed into i32 lanes).
+///
+/// A block of `4 * lanes` channels is four vectors of `lanes` int32 lanes. The input of a pair
+/// of taps is interleaved by `unpacklo/hi_epi8(a, b)` and widened by `unpacklo/hi_epi8(_, 0)`;
+/// both work within 128-bit lanes, so lane `4 L + i` of vector `j` holds channel
+/// `16 L + 4 j + i` of the block. `packs_epi32(v0, v1)`, `packs_epi32(v2, v3)` and
+/// `packus_epi16` undo exactly that order, so the output needs no further shuffle.
+///
+/// Out-of-image taps read a pixel of input zero points (`pad`), and the bias absorbs
+/// `-zx * sum over all taps of (w - zw)`: `sum over in-image taps of (x - zx)(w - zw)` equals
+/// `sum over all taps of x' (w - zw) - zx * sum (w - zw)` with `x' = zx` outside the image.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct PackedDepthwise {
+    /// int32 lanes per vector.
+    pub(crate) lanes: usize,
+    /// `[block][pair][vector][lane]`: `(w - zw)` of taps `2 p` (low half) and `2 p + 1` (high
+    /// half) as i16, zero past the last tap and the last channel.
+    pub(crate) pairs: Vec<i32>,
+    /// `[block][vector][lane]`: the bias less `zx * sum (w - zw)`.
+    pub(crate) bias: Vec<i32>,
+    /// `blocks * 4 * lanes` input zero points: the pixel out-of-image taps read.
+    pub(crate) pad: Vec<u8>,
+}
+
+impl PackedDepthwise {
+    /// Channels per block.
+    pub(crate) fn block(&self) -> usize {
+        4 * self.lanes
+    }
+
+    fn new(taps: &[i32], bias: &[i32], channels: usize, kernel: usize, zx: i32, lanes: usize) -> Self {
+        let block = 4 * lanes;
+        let blocks = channels.div_ceil(block);
+        let count = kernel * kernel;
+        let pairs_per_block = count.div_ceil(2);
+        let channel = |b: usize, j: usize, lane: usize| b * block + 16 * (lane / 4) + 4 * j + lane % 4;
+        let tap = |t: usize, c: usize| {
+            if t < count && c < channels {
+                taps[t * channels + c]
+            } else {
+                0
+            }
+        };
+        let mut pairs = Vec::with_capacity(blocks * pairs_per_block * block);
+        let mut packed_bias = Vec::with_capacity(blocks * block);
+        for b in 0..blocks {
+            for p in 0..pairs_per_block {
+                for j in 0..4 {
+                    for lane in 0..lanes {
+                        let c = channel(b, j, lane);
+                        let (low, high) = (tap(2 * p, c), tap(2 * p + 1, c));
+                        pairs.push((low & 0xffff) | (high << 16));
+                    }
+                }
+            }
+            for j in 0..4 {
+                for lane in 0..lanes {
+                    let c = channel(b, j, lane);
+                    packed_bias.push(if c < channels {
+                        let sum: i32 = (0..count).map(|t| tap(t, c)).sum();
+                        bias[c] - zx * sum
+                    } else {
+                        0
+                    });
+                }
+            }
+        }
+        PackedDepthwise {
+            lanes,
+            pairs,
+            bias: packed_bias,
+            pad: vec![zx as u8; blocks * block],
+        }
+    }
+}
+
+/// Output rows `rows` of one image's depthwise convolution into `out` (those rows only):
+/// `sum over in-image taps of (x - zx)(w - zw) + bias`, requantized (TFLite
+/// reference/depthwiseconv_uint8.h).
 pub(crate) fn depthwise(
     image: &[u8],
     g: &Geometry,
     w: &DepthwiseWeights,
     input_zero_point: i32,
     requantize: &Requantize,
+    rows: Range<usize>,
     out: &mut [u8],
 ) {
     let c = g.in_c;
     assert_eq!(image.len(), g.input_len());
-    assert_eq!(out.len(), g.output_len());
+    assert!(rows.end <= g.out_h);
+    assert_eq!(out.len(), rows.len() * g.out_w * c);
     let mut acc = vec![0i32; c];
-    for oy in 0..g.out_h {
+    for (oy, out_row) in rows.zip(out.chunks_exact_mut(g.out_w * c)) {
         for ox in 0..g.out_w {
             acc.copy_from_slice(&w.bias);
             for ky in 0..g.kernel {
@@ -260,7 +373,7 @@ pub(crate) fn depthwise(
                     }
                 }
             }
-            let dst = &mut out[(oy * g.out_w + ox) * c..][..c];
+            let dst = &mut out_row[ox * c..][..c];
             for (d, &a) in dst.iter_mut().zip(&acc) {
                 *d = requantize.apply(a);
             }
@@ -268,14 +381,17 @@ pub(crate) fn depthwise(
     }
 }
 
-/// Global average pooling of `batch` images of `pixels x channels` (TFLite reference/pooling.h,
-/// uint8): `(sum + count / 2) / count` in integers, same quantization in and out.
-pub(crate) fn global_average_pool(input: &[u8], batch: usize, pixels: usize, channels: usize) -> Vec<u8> {
-    assert_eq!(input.len(), batch * pixels * channels);
+/// Global average pooling of images of `pixels x channels` (TFLite reference/pooling.h, uint8):
+/// `(sum + count / 2) / count` in integers, same quantization in and out; `out` holds
+/// `channels` values per image.
+pub(crate) fn global_average_pool(input: &[u8], pixels: usize, channels: usize, out: &mut [u8]) {
+    assert_eq!(input.len(), out.len() * pixels);
     let count = pixels as u32;
-    let mut out = Vec::with_capacity(batch * channels);
     let mut sums = vec![0u32; channels];
-    for image in input.chunks_exact(pixels * channels) {
+    for (image, out) in input
+        .chunks_exact(pixels * channels)
+        .zip(out.chunks_exact_mut(channels))
+    {
         sums.fill(0);
         for pixel in image.chunks_exact(channels) {
             for (s, &x) in sums.iter_mut().zip(pixel) {
@@ -283,9 +399,10 @@ pub(crate) fn global_average_pool(input: &[u8], batch: usize, pixels: usize, cha
             }
         }
         // The mean of uint8 values is at most 255: no clamp needed.
-        out.extend(sums.iter().map(|&s| ((s + count / 2) / count) as u8));
+        for (o, &s) in out.iter_mut().zip(&sums) {
+            *o = ((s + count / 2) / count) as u8;
+        }
     }
-    out
 }
 
 #[cfg(test)]
@@ -358,7 +475,7 @@ mod tests {
             pad_left: 0,
         };
         let mut cols = Vec::new();
-        im2col(&[1, 2, 3, 4], &g, 128, &mut cols);
+        im2col(&[1, 2, 3, 4], &g, 128, 0..1, &mut cols);
         assert_eq!(cols, [1, 2, 128, 3, 4, 128, 128, 128, 128]);
     }
 
@@ -377,10 +494,10 @@ mod tests {
             pad_top: 1,
             pad_left: 1,
         };
-        let weights = DepthwiseWeights::new(&[11; 9], 1, 3, 10, &[5]);
+        let weights = DepthwiseWeights::new(&[11; 9], 1, 3, 10, 3, &[5]);
         let mut out = [0u8; 4];
         // Input zero point 3: (x - 3) summed over the four pixels (all are neighbours of all).
-        depthwise(&[4, 5, 6, 7], &g, &weights, 3, &identity(), &mut out);
+        depthwise(&[4, 5, 6, 7], &g, &weights, 3, &identity(), 0..2, &mut out);
         assert_eq!(out, [128 + 5 + 1 + 2 + 3 + 4; 4]);
     }
 
@@ -388,6 +505,8 @@ mod tests {
     fn average_pool_rounds_half_up() {
         // Two images, 4 pixels, 2 channels: sums 2 and 6 of count 4 (0.5 -> 1, 1.5 -> 2).
         let input = [0, 0, 1, 2, 1, 2, 0, 2, 255, 255, 255, 255, 255, 255, 255, 254];
-        assert_eq!(global_average_pool(&input, 2, 4, 2), [1, 2, 255, 255]);
+        let mut out = [0; 4];
+        global_average_pool(&input, 4, 2, &mut out);
+        assert_eq!(out, [1, 2, 255, 255]);
     }
 }

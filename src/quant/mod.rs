@@ -82,4 +82,6 @@ pub enum QuantError {
     Input { got: usize, batch: usize, shape: Shape },
     #[error("the {0:?} kernels do not run on this CPU")]
     Kernels(Kernels),
+    #[error("{0}")]
+    Threads(String),
 }
