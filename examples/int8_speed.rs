@@ -72,6 +72,7 @@ fn main() -> anyhow::Result<()> {
                 "int8" => Kernels::best(),
                 "int8-portable" => Kernels::Portable,
                 "int8-vnni" => Kernels::Vnni,
+                "int8-avx2" => Kernels::Avx2,
                 other => anyhow::bail!("unknown engine {other}"),
             };
             anyhow::ensure!(

@@ -33,6 +33,9 @@ pub enum Kernels {
     /// The AVX-512 kernels, x86-64 with AVX-512 VNNI only: the GEMM on `vpdpbusd`, the depthwise
     /// convolution and both requantizations in 512-bit vectors.
     Vnni,
+    /// The AVX2 kernels, x86-64 with AVX2: the same GEMM on `vpmaddwd` (no `vpmaddubsw`, whose
+    /// i16 sums saturate), depthwise, ADD and requantization in 256-bit vectors.
+    Avx2,
 }
 
 impl Kernels {
@@ -42,22 +45,42 @@ impl Kernels {
             Kernels::Portable | Kernels::Reference => true,
             #[cfg(target_arch = "x86_64")]
             Kernels::Vnni => super::vnni::available(),
+            #[cfg(target_arch = "x86_64")]
+            Kernels::Avx2 => super::avx2::available(),
             #[cfg(not(target_arch = "x86_64"))]
-            Kernels::Vnni => false,
+            Kernels::Vnni | Kernels::Avx2 => false,
         }
     }
 
-    /// The fastest kernels this CPU runs: VNNI where available, else the portable ones.
+    /// The fastest kernels this CPU runs: VNNI, else AVX2, else the portable ones. (This is
+    /// the int8 precision's one ISA dispatch point; AMX-INT8 is not offered: stable Rust has
+    /// neither its detection nor its intrinsics, see `engine::IntIsa`.)
     pub fn best() -> Kernels {
-        if Kernels::Vnni.available() {
-            Kernels::Vnni
-        } else {
-            Kernels::Portable
-        }
+        [Kernels::Vnni, Kernels::Avx2]
+            .into_iter()
+            .find(|k| k.available())
+            .unwrap_or(Kernels::Portable)
+    }
+
+    /// The kernel sets this CPU runs that use their own instructions (not [`Kernels::Reference`]),
+    /// fastest last: what the tests compare byte for byte.
+    pub fn fast() -> Vec<Kernels> {
+        [Kernels::Portable, Kernels::Avx2, Kernels::Vnni]
+            .into_iter()
+            .filter(|k| k.available())
+            .collect()
     }
 
     /// The kernels behind these kernels' name.
     fn set(self) -> KernelSet {
+        #[cfg(target_arch = "x86_64")]
+        if self == Kernels::Avx2 {
+            return KernelSet {
+                gemm: super::avx2::gemm,
+                depthwise: super::avx2::depthwise,
+                add: super::avx2::add,
+            };
+        }
         #[cfg(target_arch = "x86_64")]
         if self == Kernels::Vnni {
             return KernelSet {

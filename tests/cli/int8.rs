@@ -35,14 +35,15 @@ fn ints(tensors: &HashMap<String, (safetensors::Dtype, Vec<usize>, Vec<u8>)>, na
         .collect()
 }
 
-/// The fast kernel sets this CPU runs: the portable ones, and AVX-512 VNNI where available.
+/// The fast kernel sets this CPU runs: the portable ones, AVX2 and AVX-512 VNNI where available
+/// (a note names each set skipped).
 fn fast_kernels() -> Vec<Kernels> {
-    if Kernels::Vnni.available() {
-        vec![Kernels::Portable, Kernels::Vnni]
-    } else {
-        eprintln!("note: this CPU lacks AVX-512 VNNI; the VNNI kernels are not tested");
-        vec![Kernels::Portable]
+    for (kernels, name) in [(Kernels::Avx2, "AVX2"), (Kernels::Vnni, "AVX-512 VNNI")] {
+        if !kernels.available() {
+            println!("skipped: this CPU lacks {name}");
+        }
     }
+    Kernels::fast()
 }
 
 /// A forward pass with the given kernels.
