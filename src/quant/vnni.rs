@@ -377,62 +377,103 @@ unsafe fn depthwise_avx512(
     let taps = g.kernel * g.kernel;
     let pairs = taps.div_ceil(2);
     let epilogue = Epilogue::new(requantize);
-    let zero = _mm512_setzero_si512();
-    let mut tap_pointers = TapPointers::new(image, g, p.pad.as_ptr());
-    let interior_y = tap_pointers.interior_y();
+    let mut left = TapPointers::new(image, g, p.pad.as_ptr());
+    let mut right = TapPointers::new(image, g, p.pad.as_ptr());
+    let interior_y = left.interior_y();
     let first = rows.start;
     for oy in rows {
         let inside_y = interior_y.contains(&oy);
-        for ox in 0..g.out_w {
-            tap_pointers.set(oy, ox, inside_y);
-            let pointers = &tap_pointers.pointers;
-            let dst = &mut out[((oy - first) * g.out_w + ox) * c..][..c];
+        let row = &mut out[(oy - first) * g.out_w * c..][..g.out_w * c];
+        // Two output pixels at a time: each weight vector loaded feeds both, and their eight
+        // accumulator chains overlap.
+        let mut ox = 0;
+        while ox < g.out_w {
+            let n = if ox + 1 < g.out_w { 2 } else { 1 };
+            left.set(oy, ox, inside_y);
+            if n == 2 {
+                right.set(oy, ox + 1, inside_y);
+            }
+            let dst = &mut row[ox * c..][..n * c];
             for (b, start) in (0..c).step_by(64).enumerate() {
-                let mask = u64::MAX >> (64 - (c - start).min(64));
-                let weights = &p.pairs[b * pairs * 64..][..pairs * 64];
-                let bias = &p.bias[b * 64..][..64];
-                let mut acc = [zero; 4];
-                for (j, a) in acc.iter_mut().enumerate() {
-                    // SAFETY: `bias` holds 64 int32: vector j is inside.
-                    *a = unsafe { _mm512_loadu_si512(bias[16 * j..].as_ptr().cast()) };
-                }
-                for pair in 0..pairs {
-                    // SAFETY: every pointer is a pixel of `image` or `pad`, both holding the
-                    // channels [start, start + 64) that the mask selects (`pad` has whole
-                    // blocks); the second tap of an odd last pair is the padding pixel.
-                    let (x0, x1) = unsafe {
-                        (
-                            _mm512_maskz_loadu_epi8(mask, pointers[2 * pair].add(start).cast()),
-                            if 2 * pair + 1 < taps {
-                                _mm512_maskz_loadu_epi8(mask, pointers[2 * pair + 1].add(start).cast())
-                            } else {
-                                zero
-                            },
-                        )
-                    };
-                    let low = _mm512_unpacklo_epi8(x0, x1);
-                    let high = _mm512_unpackhi_epi8(x0, x1);
-                    let x = [
-                        _mm512_unpacklo_epi8(low, zero),
-                        _mm512_unpackhi_epi8(low, zero),
-                        _mm512_unpacklo_epi8(high, zero),
-                        _mm512_unpackhi_epi8(high, zero),
-                    ];
-                    let weights = &weights[pair * 64..][..64];
-                    for (j, (a, x)) in acc.iter_mut().zip(x).enumerate() {
-                        // SAFETY: `weights` holds 64 int32: vector j is inside.
-                        let w = unsafe { _mm512_loadu_si512(weights[16 * j..].as_ptr().cast()) };
-                        *a = _mm512_dpwssd_epi32(*a, x, w);
+                let block = DepthwiseBlock {
+                    mask: u64::MAX >> (64 - (c - start).min(64)),
+                    start,
+                    weights: &p.pairs[b * pairs * 64..][..pairs * 64],
+                    bias: &p.bias[b * 64..][..64],
+                    pairs,
+                    epilogue: &epilogue,
+                };
+                // SAFETY: the CPU has AVX-512F, BW and VNNI (this function's contract); the
+                // pointers are pixels of `image` or `pad` (TapPointers), holding the channels
+                // from `start` the mask selects (`pad` has whole blocks), and `dst` holds
+                // `n` pixels of `c` channels.
+                unsafe {
+                    if n == 2 {
+                        block.run::<2>([&left.pointers, &right.pointers], dst.as_mut_ptr(), c);
+                    } else {
+                        block.run::<1>([&left.pointers], dst.as_mut_ptr(), c);
                     }
                 }
-                for a in &mut acc {
-                    *a = epilogue.apply(*a);
-                }
-                let bytes = epilogue.clamp(pack_lanes(acc));
-                // SAFETY: the masked store writes only the channels [start, start + 64) of
-                // `dst` that exist.
-                unsafe { _mm512_mask_storeu_epi8(dst[start..].as_mut_ptr().cast(), mask, bytes) };
             }
+            ox += n;
+        }
+    }
+}
+
+/// One block of 64 channels of the depthwise convolution.
+struct DepthwiseBlock<'a> {
+    mask: u64,
+    start: usize,
+    /// The block's `[pair][vector][lane]` weights.
+    weights: &'a [i32],
+    bias: &'a [i32],
+    pairs: usize,
+    epilogue: &'a Epilogue,
+}
+
+impl DepthwiseBlock<'_> {
+    /// The block's channels of `N` output pixels, whose taps are at `pointers[i]` (one more
+    /// pointer than taps when their count is odd: the pad pixel, times zero weights), into
+    /// `out + i * stride + start`.
+    ///
+    /// # Safety
+    /// The CPU must have AVX-512F, BW and VNNI; each pointer must hold the channels from
+    /// `start` that the mask selects; `out + i * stride + start` the same, writable.
+    #[inline]
+    #[target_feature(enable = "avx512vnni,avx512bw,avx512f")]
+    unsafe fn run<const N: usize>(&self, pointers: [&[*const u8]; N], out: *mut u8, stride: usize) {
+        let zero = _mm512_setzero_si512();
+        // SAFETY: `bias` holds 64 int32.
+        let bias: [__m512i; 4] =
+            std::array::from_fn(|j| unsafe { _mm512_loadu_si512(self.bias[16 * j..].as_ptr().cast()) });
+        let mut acc = [bias; N];
+        for pair in 0..self.pairs {
+            let weights = &self.weights[pair * 64..][..64];
+            // SAFETY: `weights` holds 64 int32.
+            let w: [__m512i; 4] =
+                std::array::from_fn(|j| unsafe { _mm512_loadu_si512(weights[16 * j..].as_ptr().cast()) });
+            for (acc, pointers) in acc.iter_mut().zip(pointers) {
+                // SAFETY: the caller's contract; taps 2 pair and 2 pair + 1 exist (padded).
+                let (x0, x1) = unsafe {
+                    (
+                        _mm512_maskz_loadu_epi8(self.mask, pointers[2 * pair].add(self.start).cast()),
+                        _mm512_maskz_loadu_epi8(self.mask, pointers[2 * pair + 1].add(self.start).cast()),
+                    )
+                };
+                let low = _mm512_unpacklo_epi8(x0, x1);
+                let high = _mm512_unpackhi_epi8(x0, x1);
+                acc[0] = _mm512_dpwssd_epi32(acc[0], _mm512_unpacklo_epi8(low, zero), w[0]);
+                acc[1] = _mm512_dpwssd_epi32(acc[1], _mm512_unpackhi_epi8(low, zero), w[1]);
+                acc[2] = _mm512_dpwssd_epi32(acc[2], _mm512_unpacklo_epi8(high, zero), w[2]);
+                acc[3] = _mm512_dpwssd_epi32(acc[3], _mm512_unpackhi_epi8(high, zero), w[3]);
+            }
+        }
+        for (i, acc) in acc.into_iter().enumerate() {
+            let q = acc.map(|a| self.epilogue.apply(a));
+            let bytes = self.epilogue.clamp(pack_lanes(q));
+            // SAFETY: the masked store writes only the selected channels of pixel i (the
+            // caller's contract).
+            unsafe { _mm512_mask_storeu_epi8(out.add(i * stride + self.start).cast(), self.mask, bytes) };
         }
     }
 }
