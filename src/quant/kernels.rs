@@ -287,8 +287,14 @@ pub(crate) fn im2col(image: &[u8], g: &Geometry, pad: u8, rows: Range<usize>, co
                 let line = &image[iy * g.in_w * c..][..g.in_w * c];
                 let first = (ox * g.stride).wrapping_sub(g.pad_left);
                 if ox * g.stride >= g.pad_left && first + g.kernel <= g.in_w {
-                    // Every tap of this kernel row is inside: one copy.
-                    row.copy_from_slice(&line[first * c..][..span]);
+                    // Every tap of this kernel row is inside: one copy. The stem's (3 taps x 3
+                    // channels) gets a fixed size: a 9-byte copy_from_slice is a memcpy call,
+                    // which cost more than the stem's GEMM.
+                    let src = &line[first * c..][..span];
+                    match (<&mut [u8; 9]>::try_from(&mut *row), <&[u8; 9]>::try_from(src)) {
+                        (Ok(row), Ok(src)) => *row = *src,
+                        _ => row.copy_from_slice(src),
+                    }
                     continue;
                 }
                 for (kx, tap) in row.chunks_exact_mut(c).enumerate() {
