@@ -150,7 +150,9 @@ enum ConvKernel {
     Im2col(GemmWeights),
     /// A 1x1 convolution straight on the NHWC pixels (pointwise layers and the logits).
     Pointwise(GemmWeights),
-    Depthwise(DepthwiseWeights),
+    /// A depthwise convolution (boxed: its packings for each vector width make it several
+    /// times the size of the other variants).
+    Depthwise(Box<DepthwiseWeights>),
 }
 
 enum Op {
@@ -937,14 +939,14 @@ fn prepare_conv(layer: &Layer, shape: &[usize], conv: &ConvParams) -> Result<Con
     };
     let (o, zw, zx) = (shape[0], conv.weight_quant.zero_point, conv.input.zero_point);
     let kernel = match layer.kind {
-        LayerKind::Depthwise => ConvKernel::Depthwise(DepthwiseWeights::new(
+        LayerKind::Depthwise => ConvKernel::Depthwise(Box::new(DepthwiseWeights::new(
             &conv.weight,
             o,
             geometry.kernel,
             zw,
             zx,
             &conv.bias,
-        )),
+        ))),
         LayerKind::Conv => {
             // OIHW -> [O][(ky, kx, c)]: the order of the im2col rows of NHWC pixels.
             let (c, taps) = (geometry.in_c, geometry.kernel * geometry.kernel);
