@@ -1,23 +1,28 @@
 //! The AVX-512 kernels: the u8 x s8 GEMM of [`super::kernels::gemm`] on VNNI, the depthwise
 //! convolution of [`super::kernels::depthwise`] and v2's residual ADD, the same bytes, with
-//! TFLite's requantization in 512-bit integer vectors.
+//! TFLite's requantization in 512-bit integer vectors (the arithmetic: module [`super`]; the
+//! instructions: Intel's Intrinsics Guide).
 //!
 //! **GEMM.** The packed weights (`[ceil(k/4)][o_pad][4]` int8) are exactly one `vpdpbusd`
 //! (`_mm512_dpbusd_epi32`: four u8 x s8 products summed into each int32 lane) operand per 16
 //! output channels and group of four inputs; the four input bytes of a row are broadcast to
 //! every lane. A tile is up to 4 rows x 64 output channels: 16 accumulators, 4 weight vectors and
 //! a broadcast, 21 of the 32 registers, so each weight load feeds 4 dot products and each
-//! broadcast 4. (6 rows, 29 registers, measured ~1.5x slower on the pointwise layers of v1
-//! 1.0_224 on AMD EPYC/Zen: LLVM spills part of the tile.) The per-row input sums (`vpsadbw`) are computed once per call; the epilogue adds
-//! the column constants, subtracts `(zw - 128) * row sum`, requantizes ([`Epilogue`]) and packs
-//! four vectors to 64 bytes with saturating packs and one `vpermd`.
+//! broadcast 4; full tiles run a written-out k loop ([`Tile::run_full`], which says why). (6
+//! rows, 29 registers, measured ~1.5x slower on the pointwise layers of v1 1.0_224 on AMD
+//! EPYC/Zen: LLVM spills part of the tile.) The per-row input sums (`vpsadbw`) are computed once
+//! per call; the epilogue adds the column constants, subtracts `(zw - 128) * row sum`,
+//! requantizes ([`Epilogue`]) and packs four vectors to 64 bytes with saturating packs and one
+//! `vpermd`.
 //!
-//! **Depthwise.** 64 channels of one output pixel at a time, two taps per instruction: the 64
-//! input bytes of taps `t` and `t + 1` are interleaved and widened to i16 pairs
-//! (`unpacklo/hi_epi8`, six shuffles for four vectors) and multiplied by the pair of weights
-//! `w - zw` (i16) with `vpdpwssd`, exact (|x (w - zw)| <= 255 * 255). The lane order that the
-//! in-lane shuffles leave is undone by the packs of the epilogue ([`super::kernels::PackedDepthwise`]).
-//! Out-of-image taps read a pixel of input zero points, whose contribution the packed bias removes.
+//! **Depthwise.** 64 channels of two adjacent output pixels at a time (each weight load feeds
+//! both), two taps per instruction: the 64 input bytes of taps `t` and `t + 1` are interleaved
+//! and widened to i16 pairs (`unpacklo/hi_epi8`, six shuffles for four vectors) and multiplied
+//! by the pair of weights `w - zw` (i16) with `vpdpwssd`, exact (|x (w - zw)| <= 255 * 255). The
+//! lane order that the in-lane shuffles leave is undone by the packs of the epilogue
+//! ([`super::kernels::PackedDepthwise`]). Out-of-image taps read a pixel of input zero points,
+//! whose contribution the packed bias removes. A 32-channel stride-1 layer runs two interior
+//! pixels as one 64-channel block (their taps are 64 contiguous bytes).
 //!
 //! **ADD.** `SRDHM((x - z) << 20, q)` is `x' * (q >> 11) + ((x' * (q & 2047) + 2^10) >> 11)` for
 //! `x' = x - z` in [-255, 255], exactly, in 32-bit lanes; the output stage is the [`Epilogue`].
