@@ -346,7 +346,7 @@ pub struct RunArgs {
     #[arg(long, value_enum)]
     pub engine: Option<EngineKind>,
     /// Arithmetic [default: f32]: f32, or int8 (TFLite's uint8 reference kernels byte for
-    /// byte: MobileNet v1 and v2 from uint8 weights with activation quantization, one thread).
+    /// byte: MobileNet v1 and v2 from uint8 weights with activation quantization).
     /// sweep takes a comma-separated list and compares them in one table.
     #[arg(long, value_name = "PRECISION", value_enum, value_delimiter = ',')]
     pub precision: Vec<Precision>,

@@ -81,9 +81,6 @@ impl std::fmt::Display for Precision {
     }
 }
 
-/// Threads the int8 network runs on: [`QuantizedNetwork::run`] is single-threaded.
-pub const INT8_MAX_THREADS: usize = 1;
-
 /// Why `config` cannot run at int8, if it cannot: the layers [`crate::quant`] has no exact
 /// kernels for.
 pub fn int8_unsupported(config: &crate::arch::Config) -> Option<&'static str> {
@@ -99,12 +96,18 @@ pub fn int8_unsupported(config: &crate::arch::Config) -> Option<&'static str> {
 }
 
 /// Every int8 kernel set, fastest first (what `--int8-kernels` may name).
-pub const INT8_KERNELS: [Kernels; 3] = [Kernels::Vnni, Kernels::Portable, Kernels::Reference];
+pub const INT8_KERNELS: [Kernels; 4] = [
+    Kernels::Vnni,
+    Kernels::Avx2,
+    Kernels::Portable,
+    Kernels::Reference,
+];
 
 /// How reports and `--int8-kernels` name a set of int8 kernels.
 pub fn kernels_name(kernels: Kernels) -> &'static str {
     match kernels {
         Kernels::Vnni => "avx512vnni",
+        Kernels::Avx2 => "avx2",
         Kernels::Portable => "portable",
         Kernels::Reference => "reference",
     }
@@ -167,7 +170,8 @@ impl Runner {
         Ok(Runner { net, backend })
     }
 
-    /// `net` at int8: `network` (the same configuration, quantized) on `kernels`, one thread.
+    /// `net` at int8: `network` (the same configuration, quantized, with its threads) on
+    /// `kernels`.
     pub fn int8(net: MobileNet, network: QuantizedNetwork, kernels: Kernels) -> anyhow::Result<Runner> {
         if !kernels.available() {
             anyhow::bail!(

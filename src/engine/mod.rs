@@ -71,7 +71,7 @@ mod excite;
 mod gemm;
 mod head;
 mod pack;
-mod parallel;
+pub(crate) mod parallel;
 mod plan;
 mod pointwise;
 mod simd;

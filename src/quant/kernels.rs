@@ -14,6 +14,8 @@
 //! the input zero point, which equals TFLite's skipping of those taps. The depthwise kernel
 //! accumulates `(x - zx)(w - zw)` over in-image taps directly.
 
+use std::ops::Range;
+
 use super::fixed_point::QuantizedMultiplier;
 
 /// Output channels per block of the GEMM: a block's accumulators stay in registers (four
@@ -72,6 +74,88 @@ impl Geometry {
     pub fn output_len(&self) -> usize {
         self.out_h * self.out_w * self.out_c
     }
+}
+
+/// Where each tap of an output pixel reads, for the vector depthwise kernels: a pointer to the
+/// input pixel, or to a pixel of input zero points (`pad`) outside the image.
+///
+/// Interior pixels (every tap inside the image) take the first tap's pixel plus a fixed offset
+/// per tap, computed once: the general bounds check per tap cost about as much as the dot
+/// products on the 112 x 112 layers.
+pub(crate) struct TapPointers<'a> {
+    image: &'a [u8],
+    g: Geometry,
+    pad: *const u8,
+    /// Byte offset of each tap from tap (0, 0).
+    offsets: Vec<usize>,
+    /// Output columns whose taps all lie inside the image horizontally.
+    interior_x: Range<usize>,
+    /// One pointer per tap, and one more (the pad) for an odd last pair.
+    pub(crate) pointers: Vec<*const u8>,
+}
+
+impl<'a> TapPointers<'a> {
+    pub(crate) fn new(image: &'a [u8], g: &Geometry, pad: *const u8) -> Self {
+        let taps = g.kernel * g.kernel;
+        let offsets = (0..taps)
+            .map(|t| ((t / g.kernel) * g.in_w + t % g.kernel) * g.in_c)
+            .collect();
+        TapPointers {
+            image,
+            g: *g,
+            pad,
+            offsets,
+            interior_x: interior(g.pad_left, g.stride, g.kernel, g.in_w, g.out_w),
+            pointers: vec![pad; taps + taps % 2],
+        }
+    }
+
+    /// Output columns whose taps all lie inside the image horizontally.
+    pub(crate) fn interior_x(&self) -> Range<usize> {
+        self.interior_x.clone()
+    }
+
+    /// Output rows whose taps all lie inside the image vertically.
+    pub(crate) fn interior_y(&self) -> Range<usize> {
+        let g = &self.g;
+        interior(g.pad_top, g.stride, g.kernel, g.in_h, g.out_h)
+    }
+
+    /// Points [`Self::pointers`] at the taps of output pixel (`oy`, `ox`); `inside_y`: whether
+    /// `oy` is in [`Self::interior_y`].
+    #[inline]
+    pub(crate) fn set(&mut self, oy: usize, ox: usize, inside_y: bool) {
+        let g = &self.g;
+        if inside_y && self.interior_x.contains(&ox) {
+            let first = ((oy * g.stride - g.pad_top) * g.in_w + ox * g.stride - g.pad_left) * g.in_c;
+            // wrapping_add: pointer arithmetic without a dereference; every tap of an interior
+            // pixel is inside the image, so these are in bounds.
+            let base = self.image.as_ptr().wrapping_add(first);
+            for (p, &offset) in self.pointers.iter_mut().zip(&self.offsets) {
+                *p = base.wrapping_add(offset);
+            }
+            return;
+        }
+        for ky in 0..g.kernel {
+            for kx in 0..g.kernel {
+                self.pointers[ky * g.kernel + kx] = match g.tap(oy, ox, ky, kx) {
+                    Some((iy, ix)) => self.image[(iy * g.in_w + ix) * g.in_c..].as_ptr(),
+                    None => self.pad,
+                };
+            }
+        }
+    }
+}
+
+/// The outputs `o` of one axis with `o * stride - pad >= 0` and `o * stride - pad + kernel <= size`.
+fn interior(pad: usize, stride: usize, kernel: usize, size: usize, out: usize) -> Range<usize> {
+    let start = pad.div_ceil(stride);
+    let end = if size + pad >= kernel {
+        ((size + pad - kernel) / stride + 1).min(out)
+    } else {
+        0
+    };
+    start..end.max(start)
 }
 
 /// A convolution's weights as the u8 x s8 GEMM takes them.
@@ -185,21 +269,42 @@ pub(crate) fn row_sums(a: &[u8], k: usize) -> Vec<i32> {
         .collect()
 }
 
-/// The im2col rows of one image: for each output pixel, the `kernel x kernel x in_c` input
-/// values under its taps in (ky, kx, c) order, `pad` where a tap falls outside the image.
-pub(crate) fn im2col(image: &[u8], g: &Geometry, pad: u8, cols: &mut Vec<u8>) {
+/// The im2col rows of output rows `rows` of one image: for each output pixel, the
+/// `kernel x kernel x in_c` input values under its taps in (ky, kx, c) order, `pad` where a tap
+/// falls outside the image.
+pub(crate) fn im2col(image: &[u8], g: &Geometry, pad: u8, rows: Range<usize>, cols: &mut Vec<u8>) {
     assert_eq!(image.len(), g.input_len());
+    let c = g.in_c;
+    let span = g.kernel * c;
     cols.clear();
-    for oy in 0..g.out_h {
+    cols.resize(rows.len() * g.out_w * g.kernel * span, pad);
+    let mut dst = cols.chunks_exact_mut(span);
+    for oy in rows {
         for ox in 0..g.out_w {
             for ky in 0..g.kernel {
-                for kx in 0..g.kernel {
-                    match g.tap(oy, ox, ky, kx) {
-                        Some((iy, ix)) => {
-                            let at = (iy * g.in_w + ix) * g.in_c;
-                            cols.extend_from_slice(&image[at..at + g.in_c]);
-                        }
-                        None => cols.extend(std::iter::repeat_n(pad, g.in_c)),
+                let row = dst.next().expect("sized above");
+                let Some(iy) = (oy * g.stride + ky)
+                    .checked_sub(g.pad_top)
+                    .filter(|&iy| iy < g.in_h)
+                else {
+                    continue;
+                };
+                let line = &image[iy * g.in_w * c..][..g.in_w * c];
+                let first = (ox * g.stride).wrapping_sub(g.pad_left);
+                if ox * g.stride >= g.pad_left && first + g.kernel <= g.in_w {
+                    // Every tap of this kernel row is inside: one copy. The stem's (3 taps x 3
+                    // channels) gets a fixed size: a 9-byte copy_from_slice is a memcpy call,
+                    // which cost more than the stem's GEMM.
+                    let src = &line[first * c..][..span];
+                    match (<&mut [u8; 9]>::try_from(&mut *row), <&[u8; 9]>::try_from(src)) {
+                        (Ok(row), Ok(src)) => *row = *src,
+                        _ => row.copy_from_slice(src),
+                    }
+                    continue;
+                }
+                for (kx, tap) in row.chunks_exact_mut(c).enumerate() {
+                    if let Some((_, ix)) = g.tap(oy, ox, ky, kx) {
+                        tap.copy_from_slice(&line[ix * c..][..c]);
                     }
                 }
             }
@@ -207,16 +312,32 @@ pub(crate) fn im2col(image: &[u8], g: &Geometry, pad: u8, cols: &mut Vec<u8>) {
     }
 }
 
-/// A depthwise convolution's weights: `w - zw` per tap and channel, `[ky][kx][c]`, and the bias.
+/// A depthwise convolution's weights: `w - zw` per tap and channel, `[ky][kx][c]`, and the bias
+/// (for the portable kernel), and the same weights packed for the vector kernels.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct DepthwiseWeights {
     pub(crate) taps: Vec<i32>,
     pub(crate) bias: Vec<i32>,
+    /// For 512-bit vectors: blocks of 64 channels.
+    pub(crate) wide: PackedDepthwise,
+    /// For 256-bit vectors: blocks of 32 channels.
+    pub(crate) narrow: PackedDepthwise,
+    /// For a layer of exactly 32 channels, 512-bit vectors over two adjacent pixels at once
+    /// (NHWC: pixels `x` and `x + 1` are 64 contiguous bytes): the 32 channels' weights twice.
+    pub(crate) paired: Option<PackedDepthwise>,
 }
 
 impl DepthwiseWeights {
-    /// From uint8 weights in the files' `[C, 1, k, k]` order.
-    pub fn new(weight: &[u8], channels: usize, kernel: usize, weight_zero_point: i32, bias: &[i32]) -> Self {
+    /// From uint8 weights in the files' `[C, 1, k, k]` order, their zero point, the input zero
+    /// point and the int32 bias.
+    pub fn new(
+        weight: &[u8],
+        channels: usize,
+        kernel: usize,
+        weight_zero_point: i32,
+        input_zero_point: i32,
+        bias: &[i32],
+    ) -> Self {
         assert_eq!(weight.len(), channels * kernel * kernel);
         let mut taps = vec![0; weight.len()];
         for (c, filter) in weight.chunks_exact(kernel * kernel).enumerate() {
@@ -224,28 +345,121 @@ impl DepthwiseWeights {
                 taps[t * channels + c] = i32::from(w) - weight_zero_point;
             }
         }
+        let pack = |lanes| PackedDepthwise::new(&taps, bias, channels, kernel, input_zero_point, lanes);
+        let paired = (channels == 32).then(|| {
+            let twice: Vec<i32> = taps
+                .chunks_exact(32)
+                .flat_map(|tap| tap.iter().chain(tap))
+                .copied()
+                .collect();
+            let bias: Vec<i32> = bias.iter().chain(bias).copied().collect();
+            PackedDepthwise::new(&twice, &bias, 64, kernel, input_zero_point, 16)
+        });
         DepthwiseWeights {
+            wide: pack(16),
+            narrow: pack(8),
+            paired,
             taps,
             bias: bias.to_vec(),
         }
     }
 }
 
-/// One image's depthwise convolution: `sum over in-image taps of (x - zx)(w - zw) + bias`,
-/// requantized (TFLite reference/depthwiseconv_uint8.h).
+/// Depthwise weights for the vector kernels, which multiply pairs of taps with one
+/// `vpmaddwd`/`vpdpwssd` (i16 x i16 pairs summed into i32 lanes).
+///
+/// A block of `4 * lanes` channels is four vectors of `lanes` int32 lanes. The input of a pair
+/// of taps is interleaved by `unpacklo/hi_epi8(a, b)` and widened by `unpacklo/hi_epi8(_, 0)`;
+/// both work within 128-bit lanes, so lane `4 L + i` of vector `j` holds channel
+/// `16 L + 4 j + i` of the block. `packs_epi32(v0, v1)`, `packs_epi32(v2, v3)` and
+/// `packus_epi16` undo exactly that order, so the output needs no further shuffle.
+///
+/// Out-of-image taps read a pixel of input zero points (`pad`), and the bias absorbs
+/// `-zx * sum over all taps of (w - zw)`: `sum over in-image taps of (x - zx)(w - zw)` equals
+/// `sum over all taps of x' (w - zw) - zx * sum (w - zw)` with `x' = zx` outside the image.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct PackedDepthwise {
+    /// int32 lanes per vector.
+    pub(crate) lanes: usize,
+    /// `[block][pair][vector][lane]`: `(w - zw)` of taps `2 p` (low half) and `2 p + 1` (high
+    /// half) as i16, zero past the last tap and the last channel.
+    pub(crate) pairs: Vec<i32>,
+    /// `[block][vector][lane]`: the bias less `zx * sum (w - zw)`.
+    pub(crate) bias: Vec<i32>,
+    /// `blocks * 4 * lanes` input zero points: the pixel out-of-image taps read.
+    pub(crate) pad: Vec<u8>,
+}
+
+impl PackedDepthwise {
+    /// Channels per block.
+    pub(crate) fn block(&self) -> usize {
+        4 * self.lanes
+    }
+
+    fn new(taps: &[i32], bias: &[i32], channels: usize, kernel: usize, zx: i32, lanes: usize) -> Self {
+        let block = 4 * lanes;
+        let blocks = channels.div_ceil(block);
+        let count = kernel * kernel;
+        let pairs_per_block = count.div_ceil(2);
+        let channel = |b: usize, j: usize, lane: usize| b * block + 16 * (lane / 4) + 4 * j + lane % 4;
+        let tap = |t: usize, c: usize| {
+            if t < count && c < channels {
+                taps[t * channels + c]
+            } else {
+                0
+            }
+        };
+        let mut pairs = Vec::with_capacity(blocks * pairs_per_block * block);
+        let mut packed_bias = Vec::with_capacity(blocks * block);
+        for b in 0..blocks {
+            for p in 0..pairs_per_block {
+                for j in 0..4 {
+                    for lane in 0..lanes {
+                        let c = channel(b, j, lane);
+                        let (low, high) = (tap(2 * p, c), tap(2 * p + 1, c));
+                        pairs.push((low & 0xffff) | (high << 16));
+                    }
+                }
+            }
+            for j in 0..4 {
+                for lane in 0..lanes {
+                    let c = channel(b, j, lane);
+                    packed_bias.push(if c < channels {
+                        let sum: i32 = (0..count).map(|t| tap(t, c)).sum();
+                        bias[c] - zx * sum
+                    } else {
+                        0
+                    });
+                }
+            }
+        }
+        PackedDepthwise {
+            lanes,
+            pairs,
+            bias: packed_bias,
+            pad: vec![zx as u8; blocks * block],
+        }
+    }
+}
+
+/// Output rows `rows` of one image's depthwise convolution into `out` (those rows only):
+/// `sum over in-image taps of (x - zx)(w - zw) + bias`, requantized (TFLite
+/// reference/depthwiseconv_uint8.h).
 pub(crate) fn depthwise(
     image: &[u8],
     g: &Geometry,
     w: &DepthwiseWeights,
     input_zero_point: i32,
     requantize: &Requantize,
+    rows: Range<usize>,
     out: &mut [u8],
 ) {
     let c = g.in_c;
     assert_eq!(image.len(), g.input_len());
-    assert_eq!(out.len(), g.output_len());
+    assert!(rows.end <= g.out_h);
+    assert_eq!(out.len(), rows.len() * g.out_w * c);
     let mut acc = vec![0i32; c];
-    for oy in 0..g.out_h {
+    for (oy, out_row) in rows.zip(out.chunks_exact_mut(g.out_w * c)) {
         for ox in 0..g.out_w {
             acc.copy_from_slice(&w.bias);
             for ky in 0..g.kernel {
@@ -260,7 +474,7 @@ pub(crate) fn depthwise(
                     }
                 }
             }
-            let dst = &mut out[(oy * g.out_w + ox) * c..][..c];
+            let dst = &mut out_row[ox * c..][..c];
             for (d, &a) in dst.iter_mut().zip(&acc) {
                 *d = requantize.apply(a);
             }
@@ -268,14 +482,17 @@ pub(crate) fn depthwise(
     }
 }
 
-/// Global average pooling of `batch` images of `pixels x channels` (TFLite reference/pooling.h,
-/// uint8): `(sum + count / 2) / count` in integers, same quantization in and out.
-pub(crate) fn global_average_pool(input: &[u8], batch: usize, pixels: usize, channels: usize) -> Vec<u8> {
-    assert_eq!(input.len(), batch * pixels * channels);
+/// Global average pooling of images of `pixels x channels` (TFLite reference/pooling.h, uint8):
+/// `(sum + count / 2) / count` in integers, same quantization in and out; `out` holds
+/// `channels` values per image.
+pub(crate) fn global_average_pool(input: &[u8], pixels: usize, channels: usize, out: &mut [u8]) {
+    assert_eq!(input.len(), out.len() * pixels);
     let count = pixels as u32;
-    let mut out = Vec::with_capacity(batch * channels);
     let mut sums = vec![0u32; channels];
-    for image in input.chunks_exact(pixels * channels) {
+    for (image, out) in input
+        .chunks_exact(pixels * channels)
+        .zip(out.chunks_exact_mut(channels))
+    {
         sums.fill(0);
         for pixel in image.chunks_exact(channels) {
             for (s, &x) in sums.iter_mut().zip(pixel) {
@@ -283,9 +500,10 @@ pub(crate) fn global_average_pool(input: &[u8], batch: usize, pixels: usize, cha
             }
         }
         // The mean of uint8 values is at most 255: no clamp needed.
-        out.extend(sums.iter().map(|&s| ((s + count / 2) / count) as u8));
+        for (o, &s) in out.iter_mut().zip(&sums) {
+            *o = ((s + count / 2) / count) as u8;
+        }
     }
-    out
 }
 
 #[cfg(test)]
@@ -358,7 +576,7 @@ mod tests {
             pad_left: 0,
         };
         let mut cols = Vec::new();
-        im2col(&[1, 2, 3, 4], &g, 128, &mut cols);
+        im2col(&[1, 2, 3, 4], &g, 128, 0..1, &mut cols);
         assert_eq!(cols, [1, 2, 128, 3, 4, 128, 128, 128, 128]);
     }
 
@@ -377,17 +595,66 @@ mod tests {
             pad_top: 1,
             pad_left: 1,
         };
-        let weights = DepthwiseWeights::new(&[11; 9], 1, 3, 10, &[5]);
+        let weights = DepthwiseWeights::new(&[11; 9], 1, 3, 10, 3, &[5]);
         let mut out = [0u8; 4];
         // Input zero point 3: (x - 3) summed over the four pixels (all are neighbours of all).
-        depthwise(&[4, 5, 6, 7], &g, &weights, 3, &identity(), &mut out);
+        depthwise(&[4, 5, 6, 7], &g, &weights, 3, &identity(), 0..2, &mut out);
         assert_eq!(out, [128 + 5 + 1 + 2 + 3 + 4; 4]);
+    }
+
+    #[test]
+    fn tap_pointers_match_the_bounds_checked_taps() {
+        for (size, stride, kernel, pad) in [
+            (7usize, 1usize, 3usize, 1usize),
+            (8, 2, 3, 0),
+            (7, 2, 3, 1),
+            (6, 1, 5, 2),
+            (2, 1, 3, 1),
+        ] {
+            let out = size.div_ceil(stride);
+            let g = Geometry {
+                kernel,
+                stride,
+                in_h: size,
+                in_w: size,
+                in_c: 3,
+                out_h: out,
+                out_w: out,
+                out_c: 3,
+                pad_top: pad,
+                pad_left: pad,
+            };
+            let image = vec![0u8; g.input_len()];
+            let pad_pixel = [0u8; 3];
+            let mut taps = TapPointers::new(&image, &g, pad_pixel.as_ptr());
+            let rows = taps.interior_y();
+            for oy in 0..out {
+                for ox in 0..out {
+                    taps.set(oy, ox, rows.contains(&oy));
+                    for ky in 0..kernel {
+                        for kx in 0..kernel {
+                            let expected = match g.tap(oy, ox, ky, kx) {
+                                Some((iy, ix)) => image[(iy * size + ix) * 3..].as_ptr(),
+                                None => pad_pixel.as_ptr(),
+                            };
+                            assert_eq!(
+                                taps.pointers[ky * kernel + kx],
+                                expected,
+                                "{g:?} {oy} {ox} {ky} {kx}"
+                            );
+                        }
+                    }
+                }
+            }
+        }
     }
 
     #[test]
     fn average_pool_rounds_half_up() {
         // Two images, 4 pixels, 2 channels: sums 2 and 6 of count 4 (0.5 -> 1, 1.5 -> 2).
         let input = [0, 0, 1, 2, 1, 2, 0, 2, 255, 255, 255, 255, 255, 255, 255, 254];
-        assert_eq!(global_average_pool(&input, 2, 4, 2), [1, 2, 255, 255]);
+        let mut out = [0; 4];
+        global_average_pool(&input, 4, 2, &mut out);
+        assert_eq!(out, [1, 2, 255, 255]);
     }
 }

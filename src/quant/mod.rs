@@ -22,7 +22,9 @@
 //!   input sums and per-channel constants: the formulation of `vpdpbusd` / AMX), checked against
 //!   the straightforward `(x - zx)(w - zw)` loops ([`Kernels::Reference`]); on x86-64 with
 //!   AVX-512 VNNI the same GEMM runs on `vpdpbusd` and the depthwise convolution and the
-//!   requantization in 512-bit vectors ([`Kernels::Vnni`], the same bytes).
+//!   requantization in 512-bit vectors ([`Kernels::Vnni`], the same bytes), and on AVX2 in
+//!   256-bit vectors with exact `vpmaddwd` ([`Kernels::Avx2`]). A forward pass may share each
+//!   layer out to several threads ([`QuantizedNetwork::with_threads`], the same bytes).
 //!
 //! Sources, read for this module (the project's `shared/int8/README.md` has the details and
 //! `shared/int8/tflite_u8_ref.py`, a bit-exact NumPy transcription, the same arithmetic):
@@ -36,6 +38,8 @@
 use std::fmt;
 
 mod add;
+#[cfg(target_arch = "x86_64")]
+mod avx2;
 pub mod fixed_point;
 mod kernels;
 mod network;
@@ -82,4 +86,6 @@ pub enum QuantError {
     Input { got: usize, batch: usize, shape: Shape },
     #[error("the {0:?} kernels do not run on this CPU")]
     Kernels(Kernels),
+    #[error("{0}")]
+    Threads(String),
 }

@@ -1,6 +1,9 @@
 //! A prepared quantized network and its forward pass: TFLite's uint8 graph for MobileNet v1
 //! and v2 (README section 1), op by op.
 
+use std::ops::Range;
+use std::sync::Mutex;
+
 use super::add::{AddParams, AddQuant};
 use super::fixed_point::{QuantizedMultiplier, activation_range};
 use super::kernels::{self, DepthwiseWeights, GemmWeights, Geometry, Requantize};
@@ -8,6 +11,7 @@ use super::params::{LayerParams, NetworkParams, add_name, supported_shape};
 use super::softmax::SoftmaxParams;
 use super::{ConvParams, Quant, QuantError, reference};
 use crate::arch::{Layer, LayerKind, Shape, instantiate};
+use crate::engine::parallel::{Ctx, SyncPtr, Team};
 use crate::nn::SplitMix64;
 
 /// The largest reduction length (taps x input channels) a convolution may have. With biases below
@@ -29,6 +33,9 @@ pub enum Kernels {
     /// The AVX-512 kernels, x86-64 with AVX-512 VNNI only: the GEMM on `vpdpbusd`, the depthwise
     /// convolution and both requantizations in 512-bit vectors.
     Vnni,
+    /// The AVX2 kernels, x86-64 with AVX2: the same GEMM on `vpmaddwd` (no `vpmaddubsw`, whose
+    /// i16 sums saturate), depthwise, ADD and requantization in 256-bit vectors.
+    Avx2,
 }
 
 impl Kernels {
@@ -38,37 +45,71 @@ impl Kernels {
             Kernels::Portable | Kernels::Reference => true,
             #[cfg(target_arch = "x86_64")]
             Kernels::Vnni => super::vnni::available(),
+            #[cfg(target_arch = "x86_64")]
+            Kernels::Avx2 => super::avx2::available(),
             #[cfg(not(target_arch = "x86_64"))]
-            Kernels::Vnni => false,
+            Kernels::Vnni | Kernels::Avx2 => false,
         }
     }
 
-    /// The fastest kernels this CPU runs: VNNI where available, else the portable ones.
+    /// The fastest kernels this CPU runs: VNNI, else AVX2, else the portable ones. (This is
+    /// the int8 precision's one ISA dispatch point; AMX-INT8 is not offered: stable Rust has
+    /// neither its detection nor its intrinsics, see `engine::IntIsa`.)
     pub fn best() -> Kernels {
-        if Kernels::Vnni.available() {
-            Kernels::Vnni
-        } else {
-            Kernels::Portable
-        }
+        [Kernels::Vnni, Kernels::Avx2]
+            .into_iter()
+            .find(|k| k.available())
+            .unwrap_or(Kernels::Portable)
     }
 
-    /// The u8 x s8 GEMM of these kernels.
-    fn gemm(self) -> fn(&[u8], usize, &GemmWeights, &Requantize, &mut [u8]) {
-        #[cfg(target_arch = "x86_64")]
-        if self == Kernels::Vnni {
-            return super::vnni::gemm;
-        }
-        kernels::gemm
+    /// The kernel sets this CPU runs that use their own instructions (not [`Kernels::Reference`]),
+    /// fastest last: what the tests compare byte for byte.
+    pub fn fast() -> Vec<Kernels> {
+        [Kernels::Portable, Kernels::Avx2, Kernels::Vnni]
+            .into_iter()
+            .filter(|k| k.available())
+            .collect()
     }
 
-    /// The depthwise kernel of these kernels.
-    fn depthwise(self) -> fn(&[u8], &Geometry, &DepthwiseWeights, i32, &Requantize, &mut [u8]) {
+    /// The kernels behind these kernels' name.
+    fn set(self) -> KernelSet {
+        #[cfg(target_arch = "x86_64")]
+        if self == Kernels::Avx2 {
+            return KernelSet {
+                gemm: super::avx2::gemm,
+                depthwise: super::avx2::depthwise,
+                add: super::avx2::add,
+            };
+        }
         #[cfg(target_arch = "x86_64")]
         if self == Kernels::Vnni {
-            return super::vnni::depthwise;
+            return KernelSet {
+                gemm: super::vnni::gemm,
+                depthwise: super::vnni::depthwise,
+                add: super::vnni::add,
+            };
         }
-        kernels::depthwise
+        KernelSet {
+            gemm: kernels::gemm,
+            depthwise: kernels::depthwise,
+            add: AddParams::run,
+        }
     }
+}
+
+/// What sees every layer's output in a traced run.
+type Trace<'a> = &'a mut dyn FnMut(&str, &[u8]);
+
+type GemmFn = fn(&[u8], usize, &GemmWeights, &Requantize, &mut [u8]);
+type DepthwiseFn = fn(&[u8], &Geometry, &DepthwiseWeights, i32, &Requantize, Range<usize>, &mut [u8]);
+type AddFn = fn(&AddParams, &[u8], &[u8], &mut [u8]);
+
+/// One instruction set's kernels.
+#[derive(Clone, Copy)]
+struct KernelSet {
+    gemm: GemmFn,
+    depthwise: DepthwiseFn,
+    add: AddFn,
 }
 
 /// Where the forward pass stops.
@@ -109,7 +150,9 @@ enum ConvKernel {
     Im2col(GemmWeights),
     /// A 1x1 convolution straight on the NHWC pixels (pointwise layers and the logits).
     Pointwise(GemmWeights),
-    Depthwise(DepthwiseWeights),
+    /// A depthwise convolution (boxed: its packings for each vector width make it several
+    /// times the size of the other variants).
+    Depthwise(Box<DepthwiseWeights>),
 }
 
 enum Op {
@@ -123,10 +166,136 @@ pub struct QuantizedNetwork {
     params: NetworkParams,
     layers: Vec<Layer>,
     ops: Vec<Op>,
-    /// For each layer, whether its input is needed again by a later residual ADD.
-    kept: Vec<bool>,
     features: Quant,
     softmax: SoftmaxParams,
+    /// The forward pass as steps over buffers.
+    plan: Plan,
+    /// The threads of [`Self::with_threads`]; `None` for one.
+    team: Option<Mutex<Team>>,
+    threads: usize,
+    /// The buffers of the last pass, reused by the next one that finds them free.
+    workspace: Mutex<Vec<u8>>,
+}
+
+impl std::fmt::Debug for QuantizedNetwork {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "QuantizedNetwork({}, {} threads)",
+            self.params.config.label(),
+            self.threads()
+        )
+    }
+}
+
+/// Where a step reads a tensor: the caller's input or one of the plan's buffers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Tensor {
+    Input,
+    Buffer(usize),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum StepKind {
+    /// The layer's convolution or pool.
+    Layer,
+    /// The residual ADD after the layer: the layer's output plus `skip`.
+    Add { skip: Tensor },
+}
+
+/// One op of the forward pass: layer `layer`'s op or its ADD, from `input` into buffer `output`
+/// (`len` bytes per image).
+#[derive(Debug, Clone, Copy)]
+struct Step {
+    layer: usize,
+    kind: StepKind,
+    input: Tensor,
+    output: usize,
+    len: usize,
+}
+
+/// The steps and the buffers they use: a buffer is reused once the tensor it holds has been
+/// read for the last time, so a step's output never shares a buffer with a tensor it reads or
+/// one a later step still needs.
+#[derive(Debug, Clone)]
+struct Plan {
+    steps: Vec<Step>,
+    /// Bytes per image of each buffer.
+    buffers: Vec<usize>,
+}
+
+impl Plan {
+    fn new(layers: &[Layer], ops: &[Op]) -> Plan {
+        // Tensors: 0 is the input; each step produces the next one.
+        let mut steps: Vec<(usize, StepKind, usize, Option<usize>, usize)> = Vec::new(); // layer, kind, input, skip, len
+        let mut layer_input = Vec::with_capacity(layers.len());
+        let mut current = 0;
+        for (index, (layer, op)) in layers.iter().zip(ops).enumerate() {
+            layer_input.push(current);
+            let len = match op {
+                Op::Conv(op) => op.geometry.output_len(),
+                Op::Pool => layer.input.c as usize,
+            };
+            steps.push((index, StepKind::Layer, current, None, len));
+            current = steps.len();
+            if let Some((_, from)) = op.add() {
+                let skip = layer_input[from];
+                steps.push((
+                    index,
+                    StepKind::Add { skip: Tensor::Input },
+                    current,
+                    Some(skip),
+                    len,
+                ));
+                current = steps.len();
+            }
+        }
+        // The last step reading each tensor (the final output lives to the end).
+        let mut last_use = vec![0; steps.len() + 1];
+        for (s, &(_, _, input, skip, _)) in steps.iter().enumerate() {
+            last_use[input] = s + 1;
+            if let Some(skip) = skip {
+                last_use[skip] = s + 1;
+            }
+        }
+        for l in last_use.iter_mut().skip(1) {
+            *l = (*l).max(steps.len() + 1);
+        }
+        // Step s produces tensor s + 1; `busy[b]`: the step after which buffer b is free.
+        let mut buffers: Vec<usize> = Vec::new();
+        let mut busy: Vec<usize> = Vec::new();
+        let mut holder = vec![Tensor::Input; steps.len() + 1];
+        let mut planned = Vec::with_capacity(steps.len());
+        for (s, &(layer, kind, input, skip, len)) in steps.iter().enumerate() {
+            let step = s + 1;
+            let free = (0..buffers.len()).find(|&b| busy[b] < step);
+            let b = free.unwrap_or_else(|| {
+                buffers.push(0);
+                busy.push(0);
+                buffers.len() - 1
+            });
+            buffers[b] = buffers[b].max(len);
+            busy[b] = last_use[step];
+            holder[step] = Tensor::Buffer(b);
+            let kind = match kind {
+                StepKind::Layer => StepKind::Layer,
+                StepKind::Add { .. } => StepKind::Add {
+                    skip: holder[skip.expect("an ADD has a skip input")],
+                },
+            };
+            planned.push(Step {
+                layer,
+                kind,
+                input: holder[input],
+                output: b,
+                len,
+            });
+        }
+        Plan {
+            steps: planned,
+            buffers,
+        }
+    }
 }
 
 impl QuantizedNetwork {
@@ -147,7 +316,6 @@ impl QuantizedNetwork {
             });
         }
         let mut ops = Vec::with_capacity(layers.len());
-        let mut kept = vec![false; layers.len()];
         // The quantization of the tensor flowing into each layer.
         let mut inputs: Vec<Quant> = Vec::with_capacity(layers.len());
         let mut current: Option<Quant> = None;
@@ -185,7 +353,6 @@ impl QuantizedNetwork {
                                 prepare_add(add, conv.output, inputs[from]).map_err(invalid)?,
                                 from,
                             ));
-                            kept[from] = true;
                             current = Some(add.output);
                         }
                         (Some(_), None) => {
@@ -220,14 +387,40 @@ impl QuantizedNetwork {
                 logits_quant.scale
             ),
         })?;
+        let plan = Plan::new(&layers, &ops);
         Ok(QuantizedNetwork {
             params,
             layers,
             ops,
-            kept,
             features,
             softmax,
+            plan,
+            team: None,
+            threads: 1,
+            workspace: Mutex::new(Vec::new()),
         })
+    }
+
+    /// The same network run by `threads` threads (the calling one and `threads - 1` workers):
+    /// each layer's rows, pixels or elements are shared out, with the same bytes as one thread.
+    pub fn with_threads(mut self, threads: usize) -> Result<Self, QuantError> {
+        if threads == 0 {
+            return Err(QuantError::Threads("threads must be at least 1".into()));
+        }
+        self.team = if threads > 1 {
+            let team =
+                Team::new(threads, self.plan.steps.len()).map_err(|e| QuantError::Threads(e.to_string()))?;
+            Some(Mutex::new(team))
+        } else {
+            None
+        };
+        self.threads = threads;
+        Ok(self)
+    }
+
+    /// The threads a forward pass uses.
+    pub fn threads(&self) -> usize {
+        self.threads
     }
 
     /// The description the network was built from.
@@ -296,9 +489,20 @@ impl QuantizedNetwork {
     }
 
     /// Runs `batch` images (`input`: `batch x H x W x 3` uint8, NHWC) with the fastest kernels
-    /// this CPU runs ([`Kernels::best`]) up to `output`.
+    /// this CPU runs ([`Kernels::best`]) up to `output`, on [`Self::threads`] threads.
     pub fn run(&self, input: &[u8], batch: usize, output: Output) -> Result<Vec<u8>, QuantError> {
-        self.run_traced(input, batch, output, Kernels::best(), &mut |_, _| {})
+        self.forward(input, batch, output, Kernels::best(), None)
+    }
+
+    /// As [`Self::run`] with a choice of kernels (the same bytes on every set).
+    pub fn run_with(
+        &self,
+        input: &[u8],
+        batch: usize,
+        output: Output,
+        kernels: Kernels,
+    ) -> Result<Vec<u8>, QuantError> {
+        self.forward(input, batch, output, kernels, None)
     }
 
     /// As [`Self::run`] with a choice of kernels; `trace` sees every layer's uint8 output (NHWC,
@@ -312,6 +516,17 @@ impl QuantizedNetwork {
         kernels: Kernels,
         trace: &mut dyn FnMut(&str, &[u8]),
     ) -> Result<Vec<u8>, QuantError> {
+        self.forward(input, batch, output, kernels, Some(trace))
+    }
+
+    fn forward(
+        &self,
+        input: &[u8],
+        batch: usize,
+        output: Output,
+        kernels: Kernels,
+        mut trace: Option<Trace<'_>>,
+    ) -> Result<Vec<u8>, QuantError> {
         if !kernels.available() {
             return Err(QuantError::Kernels(kernels));
         }
@@ -324,59 +539,322 @@ impl QuantizedNetwork {
                 shape,
             });
         }
-        let mut x = input.to_vec();
-        let mut kept: Vec<Option<Vec<u8>>> = vec![None; self.layers.len()];
-        for (index, ((layer, op), layer_params)) in self
-            .layers
+        // The steps to run: up to the pool for the features.
+        let steps = match output {
+            Output::Features => {
+                let fc = self.layers.iter().position(|l| l.kind == LayerKind::Fc);
+                self.plan.steps.iter().take_while(|s| Some(s.layer) != fc).count()
+            }
+            Output::Logits | Output::Probabilities => self.plan.steps.len(),
+        };
+        // The buffers: the cached workspace if no other pass holds it.
+        let offsets: Vec<usize> = self
+            .plan
+            .buffers
             .iter()
-            .zip(&self.ops)
-            .zip(&self.params.layers)
-            .enumerate()
-        {
-            if output == Output::Features && layer.kind == LayerKind::Fc {
-                return Ok(x);
-            }
-            if self.kept[index] {
-                kept[index] = Some(x.clone());
-            }
-            let y = match (op, layer_params) {
-                (Op::Pool, _) => {
-                    let pixels = (layer.input.h * layer.input.w) as usize;
-                    kernels::global_average_pool(&x, batch, pixels, layer.input.c as usize)
-                }
-                (Op::Conv(op), LayerParams::Conv { conv, .. }) => op.run(&x, batch, kernels, conv),
-                (Op::Conv(_), LayerParams::Pool) => unreachable!("validated in new"),
-            };
-            trace(&layer.name, &y);
-            x = match self.conv_constants(index).and_then(|c| c.add) {
-                None => y,
-                Some((add, from)) => {
-                    let skip = kept[from].take().expect("kept for the residual");
-                    let mut sum = vec![0; y.len()];
-                    add.run(&y, &skip, &mut sum);
-                    trace(&add_name(layer), &sum);
-                    sum
-                }
-            };
+            .scan(0, |at, &len| {
+                let start = *at;
+                *at += len * batch;
+                Some(start)
+            })
+            .collect();
+        let total: usize = self.plan.buffers.iter().map(|len| len * batch).sum();
+        let mut cached = self.workspace.try_lock().ok();
+        let mut own = Vec::new();
+        let workspace: &mut Vec<u8> = match cached.as_deref_mut() {
+            Some(w) => w,
+            None => &mut own,
+        };
+        if workspace.len() < total {
+            workspace.resize(total, 0);
         }
-        if output == Output::Logits {
-            return Ok(x);
+        let pass = Pass {
+            network: self,
+            set: kernels.set(),
+            reference: kernels == Kernels::Reference,
+            input,
+            batch,
+            steps,
+            offsets: &offsets,
+            workspace: SyncPtr(workspace.as_mut_ptr()),
+        };
+        let gate = trace.is_some().then_some(0);
+        let main = |ctx: Ctx<'_>| {
+            pass.steps(ctx, &mut |index, values| {
+                if let Some(trace) = trace.as_deref_mut() {
+                    let step = &self.plan.steps[index];
+                    let layer = &self.layers[step.layer];
+                    match step.kind {
+                        StepKind::Layer => trace(&layer.name, values),
+                        StepKind::Add { .. } => trace(&add_name(layer), values),
+                    }
+                }
+            })
+        };
+        let worker = |ctx: Ctx<'_>| pass.steps(ctx, &mut |_, _| {});
+        let team = self.team.as_ref().and_then(|team| team.try_lock().ok());
+        match team {
+            Some(mut team) => team.run(gate, worker, main),
+            None => Team::new(1, steps)
+                .map_err(|e| QuantError::Threads(e.to_string()))?
+                .run(None, worker, main),
         }
-        let mut probabilities = vec![0; x.len()];
-        self.softmax.run(&x, x.len() / batch, &mut probabilities);
-        trace("softmax", &probabilities);
+        let result = match steps.checked_sub(1) {
+            // SAFETY: every step has finished (`Team::run` returned); the last one's output
+            // lies inside the workspace.
+            Some(last) => unsafe {
+                pass.tensor(
+                    Tensor::Buffer(self.plan.steps[last].output),
+                    self.plan.steps[last].len,
+                )
+            }
+            .to_vec(),
+            None => input.to_vec(),
+        };
+        if output != Output::Probabilities {
+            return Ok(result);
+        }
+        let mut probabilities = vec![0; result.len()];
+        self.softmax
+            .run(&result, result.len() / batch, &mut probabilities);
+        if let Some(trace) = trace {
+            trace("softmax", &probabilities);
+        }
         Ok(probabilities)
     }
 }
 
+/// One forward pass in progress: what every thread needs to run the steps.
+struct Pass<'a> {
+    network: &'a QuantizedNetwork,
+    set: KernelSet,
+    reference: bool,
+    input: &'a [u8],
+    batch: usize,
+    /// Steps to run (a prefix of the plan's).
+    steps: usize,
+    /// Each buffer's start in the workspace.
+    offsets: &'a [usize],
+    workspace: SyncPtr<u8>,
+}
+
+// SAFETY: the workspace pointer is shared by the threads of one pass, which write disjoint
+// ranges of a step's output buffer and read only tensors no step of the pass writes until
+// their last reader has finished (see `Pass::steps`); the rest is shared references.
+unsafe impl Sync for Pass<'_> {}
+
+/// Rows per unit of work of the GEMMs (a whole number of the VNNI tile's rows).
+const ROW_ALIGN: usize = 4;
+/// Bytes per unit of work of the ADDs (one vector).
+const BYTE_ALIGN: usize = 64;
+
+impl Pass<'_> {
+    /// The whole batch of `tensor`, `len` bytes per image.
+    ///
+    /// # Safety
+    /// No thread may write the tensor's buffer while the slice lives.
+    unsafe fn tensor(&self, tensor: Tensor, len: usize) -> &[u8] {
+        match tensor {
+            Tensor::Input => self.input,
+            // SAFETY: the buffer lies inside the workspace (sized for the plan's buffers at
+            // this batch); the caller rules out writers.
+            Tensor::Buffer(b) => unsafe {
+                std::slice::from_raw_parts(self.workspace.get().add(self.offsets[b]), len * self.batch)
+            },
+        }
+    }
+
+    /// Bytes `range` of buffer `b`, to write.
+    ///
+    /// # Safety
+    /// No other slice of that range may live meanwhile.
+    #[allow(clippy::mut_from_ref)]
+    unsafe fn output(&self, b: usize, range: Range<usize>) -> &mut [u8] {
+        // SAFETY: inside the workspace (the range is within the buffer's batch of outputs);
+        // exclusive by the caller's contract.
+        unsafe {
+            std::slice::from_raw_parts_mut(
+                self.workspace.get().add(self.offsets[b] + range.start),
+                range.len(),
+            )
+        }
+    }
+
+    /// Runs the steps on this thread's share of each; `after(step, output)` is called on
+    /// thread 0 once every thread has finished the step.
+    fn steps(&self, ctx: Ctx<'_>, after: &mut dyn FnMut(usize, &[u8])) {
+        let network = self.network;
+        for (index, step) in network.plan.steps[..self.steps].iter().enumerate() {
+            let work = ctx.layer(index);
+            let layer = &network.layers[step.layer];
+            let in_len = match step.input {
+                Tensor::Input => network.input_shape().elements() as usize,
+                Tensor::Buffer(_) => match &network.ops[step.layer] {
+                    Op::Conv(op) if step.kind == StepKind::Layer => op.geometry.input_len(),
+                    Op::Pool if step.kind == StepKind::Layer => {
+                        (layer.input.h * layer.input.w * layer.input.c) as usize
+                    }
+                    _ => step.len,
+                },
+            };
+            // SAFETY: the plan gives a step's output a buffer that holds none of the tensors
+            // it reads, and reuses a buffer only after the last step reading its tensor: every
+            // thread has passed that step's `for_each`, which returns once all its units are
+            // done. So while this step runs, no one writes what it reads.
+            let x = unsafe { self.tensor(step.input, in_len) };
+            // Units write disjoint ranges of the output (below), each through its own slice.
+            match (step.kind, &network.ops[step.layer]) {
+                (StepKind::Add { skip }, Op::Conv(op)) => {
+                    let (add, _) = op.constants.add.expect("planned for an ADD");
+                    // SAFETY: as for `x`.
+                    let skip = unsafe { self.tensor(skip, step.len) };
+                    work.for_each(step.len * self.batch, BYTE_ALIGN, |range| {
+                        // SAFETY: this unit's range only.
+                        let out = unsafe { self.output(step.output, range.clone()) };
+                        (self.set.add)(&add, &x[range.clone()], &skip[range], out);
+                    });
+                }
+                (StepKind::Layer, Op::Pool) => {
+                    let (pixels, channels) =
+                        ((layer.input.h * layer.input.w) as usize, layer.input.c as usize);
+                    work.for_each(self.batch, 1, |images| {
+                        // SAFETY: this unit's images only.
+                        let out = unsafe {
+                            self.output(step.output, images.start * channels..images.end * channels)
+                        };
+                        let x = &x[images.start * pixels * channels..images.end * pixels * channels];
+                        kernels::global_average_pool(x, pixels, channels, out);
+                    });
+                }
+                (StepKind::Layer, Op::Conv(op)) => self.conv(op, &work, x, step),
+                (StepKind::Add { .. }, Op::Pool) => unreachable!("a pool has no ADD"),
+            }
+            if ctx.tid == 0 {
+                // SAFETY: the step is done and no thread writes its output before thread 0
+                // marks it inspected (when gated) or a later step reuses the buffer.
+                after(index, unsafe {
+                    self.tensor(Tensor::Buffer(step.output), step.len)
+                });
+                ctx.inspected(index);
+            }
+        }
+    }
+
+    /// One convolution's share.
+    fn conv(&self, op: &ConvOp, work: &crate::engine::parallel::Work<'_>, x: &[u8], step: &Step) {
+        let g = &op.geometry;
+        let (input_len, output_len) = (g.input_len(), g.output_len());
+        let row = g.out_w * g.out_c;
+        let params = match &self.network.params.layers[step.layer] {
+            LayerParams::Conv { conv, .. } => conv,
+            LayerParams::Pool => unreachable!("validated in new"),
+        };
+        if self.reference {
+            let depthwise = matches!(op.kernel, ConvKernel::Depthwise(_));
+            work.for_each(self.batch, 1, |images| {
+                for i in images {
+                    // SAFETY: this unit's images only.
+                    let out = unsafe { self.output(step.output, i * output_len..(i + 1) * output_len) };
+                    reference::conv(
+                        &x[i * input_len..][..input_len],
+                        g,
+                        depthwise,
+                        params,
+                        &op.requantize,
+                        out,
+                    );
+                }
+            });
+            return;
+        }
+        match &op.kernel {
+            ConvKernel::Pointwise(w) => {
+                let rows = self.batch * g.in_h * g.in_w;
+                work.for_each(rows, ROW_ALIGN, |rows| {
+                    // SAFETY: this unit's rows only.
+                    let out = unsafe { self.output(step.output, rows.start * w.o..rows.end * w.o) };
+                    (self.set.gemm)(
+                        &x[rows.start * w.k..rows.end * w.k],
+                        rows.len(),
+                        w,
+                        &op.requantize,
+                        out,
+                    );
+                });
+            }
+            ConvKernel::Im2col(w) => {
+                // The input zero point is a uint8 value (checked in prepare_conv).
+                let pad = op.input_zero_point as u8;
+                work.for_each(self.batch * g.out_h, 1, |rows| {
+                    let mut cols = Vec::new();
+                    for (image, oy) in image_rows(rows, g.out_h) {
+                        // SAFETY: this unit's output rows only.
+                        let out = unsafe {
+                            self.output(
+                                step.output,
+                                image * output_len + oy.start * row..image * output_len + oy.end * row,
+                            )
+                        };
+                        kernels::im2col(
+                            &x[image * input_len..][..input_len],
+                            g,
+                            pad,
+                            oy.clone(),
+                            &mut cols,
+                        );
+                        (self.set.gemm)(&cols, oy.len() * g.out_w, w, &op.requantize, out);
+                    }
+                });
+            }
+            ConvKernel::Depthwise(w) => {
+                work.for_each(self.batch * g.out_h, 1, |rows| {
+                    for (image, oy) in image_rows(rows, g.out_h) {
+                        // SAFETY: this unit's output rows only.
+                        let out = unsafe {
+                            self.output(
+                                step.output,
+                                image * output_len + oy.start * row..image * output_len + oy.end * row,
+                            )
+                        };
+                        let x = &x[image * input_len..][..input_len];
+                        (self.set.depthwise)(x, g, w, op.input_zero_point, &op.requantize, oy, out);
+                    }
+                });
+            }
+        }
+    }
+}
+
+/// Rows `rows` of a batch of images of `height` rows each, as (image, rows of that image).
+fn image_rows(rows: Range<usize>, height: usize) -> impl Iterator<Item = (usize, Range<usize>)> {
+    let (first, last) = (rows.start / height, rows.end.div_ceil(height));
+    (first..last).map(move |image| {
+        let start = rows.start.max(image * height) - image * height;
+        let end = rows.end.min((image + 1) * height) - image * height;
+        (image, start..end)
+    })
+}
+
+impl Op {
+    /// The residual ADD after this op, if any.
+    fn add(&self) -> Option<(AddParams, usize)> {
+        match self {
+            Op::Conv(op) => op.constants.add,
+            Op::Pool => None,
+        }
+    }
+}
+
 impl ConvOp {
-    /// The layer's output for the whole batch.
+    /// The layer's output for the whole batch on one thread (for tests).
+    #[cfg(test)]
     fn run(&self, x: &[u8], batch: usize, kernels: Kernels, params: &ConvParams) -> Vec<u8> {
         let g = &self.geometry;
         let mut out = vec![0; batch * g.output_len()];
         let images = x
             .chunks_exact(g.input_len())
             .zip(out.chunks_exact_mut(g.output_len()));
+        let set = kernels.set();
         match (kernels, &self.kernel) {
             (Kernels::Reference, kernel) => {
                 let depthwise = matches!(kernel, ConvKernel::Depthwise(_));
@@ -385,20 +863,26 @@ impl ConvOp {
                 }
             }
             (_, ConvKernel::Pointwise(w)) => {
-                kernels.gemm()(x, batch * g.in_h * g.in_w, w, &self.requantize, &mut out);
+                (set.gemm)(x, batch * g.in_h * g.in_w, w, &self.requantize, &mut out);
             }
             (_, ConvKernel::Im2col(w)) => {
-                let mut cols = Vec::with_capacity(g.out_h * g.out_w * w.k);
-                // The input zero point is a uint8 value (checked in prepare_conv).
-                let pad = self.input_zero_point as u8;
+                let mut cols = Vec::new();
                 for (image, out) in images {
-                    kernels::im2col(image, g, pad, &mut cols);
-                    kernels.gemm()(&cols, g.out_h * g.out_w, w, &self.requantize, out);
+                    kernels::im2col(image, g, self.input_zero_point as u8, 0..g.out_h, &mut cols);
+                    (set.gemm)(&cols, g.out_h * g.out_w, w, &self.requantize, out);
                 }
             }
             (_, ConvKernel::Depthwise(w)) => {
                 for (image, out) in images {
-                    kernels.depthwise()(image, g, w, self.input_zero_point, &self.requantize, out);
+                    (set.depthwise)(
+                        image,
+                        g,
+                        w,
+                        self.input_zero_point,
+                        &self.requantize,
+                        0..g.out_h,
+                        out,
+                    );
                 }
             }
         }
@@ -455,13 +939,14 @@ fn prepare_conv(layer: &Layer, shape: &[usize], conv: &ConvParams) -> Result<Con
     };
     let (o, zw, zx) = (shape[0], conv.weight_quant.zero_point, conv.input.zero_point);
     let kernel = match layer.kind {
-        LayerKind::Depthwise => ConvKernel::Depthwise(DepthwiseWeights::new(
+        LayerKind::Depthwise => ConvKernel::Depthwise(Box::new(DepthwiseWeights::new(
             &conv.weight,
             o,
             geometry.kernel,
             zw,
+            zx,
             &conv.bias,
-        )),
+        ))),
         LayerKind::Conv => {
             // OIHW -> [O][(ky, kx, c)]: the order of the im2col rows of NHWC pixels.
             let (c, taps) = (geometry.in_c, geometry.kernel * geometry.kernel);

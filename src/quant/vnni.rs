@@ -1,30 +1,45 @@
-//! The AVX-512 kernels: the u8 x s8 GEMM of [`super::kernels::gemm`] on VNNI and the depthwise
-//! convolution of [`super::kernels::depthwise`], the same bytes, with `vpdpbusd`
-//! (`_mm512_dpbusd_epi32`: four u8 x s8 products summed into each int32 lane) for the GEMM's dot
-//! products and TFLite's requantization in 512-bit integer vectors for both.
+//! The AVX-512 kernels: the u8 x s8 GEMM of [`super::kernels::gemm`] on VNNI, the depthwise
+//! convolution of [`super::kernels::depthwise`] and v2's residual ADD, the same bytes, with
+//! TFLite's requantization in 512-bit integer vectors (the arithmetic: module [`super`]; the
+//! instructions: Intel's Intrinsics Guide).
 //!
-//! The packed weights (`[ceil(k/4)][o_pad][4]` int8) are exactly one `vpdpbusd` operand per 16
+//! **GEMM.** The packed weights (`[ceil(k/4)][o_pad][4]` int8) are exactly one `vpdpbusd`
+//! (`_mm512_dpbusd_epi32`: four u8 x s8 products summed into each int32 lane) operand per 16
 //! output channels and group of four inputs; the four input bytes of a row are broadcast to
-//! every lane. A tile is up to 4 rows x 64 output channels (16 accumulators, 4 weight vectors, 1
-//! broadcast: 21 of the 32 registers). The epilogue adds the column constants, subtracts
-//! `(zw - 128) * row sum`, and requantizes: `SaturatingRoundingDoublingHighMul` as
-//! `(v * q + 2^30) >> 31` on the even and odd lanes in 64 bits (`vpmuldq`; equal to gemmlowp's
-//! nudge-and-truncate for every product but `i32::MIN * i32::MIN`, and multipliers are
-//! non-negative), then `RoundingDivideByPOT` by mask and compare, the zero point and the clamp.
+//! every lane. A tile is up to 4 rows x 64 output channels: 16 accumulators, 4 weight vectors and
+//! a broadcast, 21 of the 32 registers, so each weight load feeds 4 dot products and each
+//! broadcast 4; full tiles run a written-out k loop ([`Tile::run_full`], which says why). (6
+//! rows, 29 registers, measured ~1.5x slower on the pointwise layers of v1 1.0_224 on AMD
+//! EPYC/Zen: LLVM spills part of the tile.) The per-row input sums (`vpsadbw`) are computed once
+//! per call; the epilogue adds the column constants, subtracts `(zw - 128) * row sum`,
+//! requantizes ([`Epilogue`]) and packs four vectors to 64 bytes with saturating packs and one
+//! `vpermd`.
 //!
-//! The depthwise kernel computes 16 channels of one output pixel at a time: `(x - zx)` widened to
-//! int32 times the int32 `w - zw` of each in-image tap (`vpmulld`), then the same epilogue.
+//! **Depthwise.** 64 channels of two adjacent output pixels at a time (each weight load feeds
+//! both), two taps per instruction: the 64 input bytes of taps `t` and `t + 1` are interleaved
+//! and widened to i16 pairs (`unpacklo/hi_epi8`, six shuffles for four vectors) and multiplied
+//! by the pair of weights `w - zw` (i16) with `vpdpwssd`, exact (|x (w - zw)| <= 255 * 255). The
+//! lane order that the in-lane shuffles leave is undone by the packs of the epilogue
+//! ([`super::kernels::PackedDepthwise`]). Out-of-image taps read a pixel of input zero points,
+//! whose contribution the packed bias removes. A 32-channel stride-1 layer runs two interior
+//! pixels as one 64-channel block (their taps are 64 contiguous bytes).
+//!
+//! **ADD.** `SRDHM((x - z) << 20, q)` is `x' * (q >> 11) + ((x' * (q & 2047) + 2^10) >> 11)` for
+//! `x' = x - z` in [-255, 255], exactly, in 32-bit lanes; the output stage is the [`Epilogue`].
 
 use std::arch::x86_64::*;
+use std::ops::Range;
 
-use super::kernels::{DepthwiseWeights, GROUP, GemmWeights, Geometry, LANES, Requantize, row_sums};
+use super::add::AddParams;
+use super::fixed_point::QuantizedMultiplier;
+use super::kernels::{DepthwiseWeights, GROUP, GemmWeights, Geometry, LANES, Requantize, TapPointers};
 
 /// Output channels per tile: four vectors of 16 int32.
 const VECTORS: usize = 4;
 /// Rows per tile.
 const ROWS: usize = 4;
 
-/// Whether this CPU runs [`gemm`] and [`depthwise`].
+/// Whether this CPU runs the kernels of this module.
 pub(crate) fn available() -> bool {
     is_x86_feature_detected!("avx512f")
         && is_x86_feature_detected!("avx512bw")
@@ -40,35 +55,288 @@ pub(crate) fn gemm(a: &[u8], rows: usize, w: &GemmWeights, requantize: &Requanti
     assert_eq!(w.packed.len(), w.k.div_ceil(GROUP) * w.o_pad * GROUP);
     assert!(w.o <= w.o_pad && w.o_pad.is_multiple_of(LANES) && w.column_bias.len() == w.o);
     // SAFETY: the CPU has AVX-512F, AVX-512BW and AVX-512 VNNI (asserted above), the features
-    // `gemm_avx512` is compiled for.
+    // `gemm_avx512` is compiled for; the shapes it relies on are asserted above.
     unsafe { gemm_avx512(a, rows, w, requantize, out) }
 }
 
-/// The GEMM; every memory access stays within the slices (shapes asserted by [`gemm`]).
+/// The GEMM.
+///
+/// # Safety
+/// The CPU must have AVX-512F, BW and VNNI, and the shapes must be those [`gemm`] asserts.
 #[target_feature(enable = "avx512vnni,avx512bw,avx512f")]
-fn gemm_avx512(a: &[u8], rows: usize, w: &GemmWeights, requantize: &Requantize, out: &mut [u8]) {
-    let sums = row_sums(a, w.k);
+unsafe fn gemm_avx512(a: &[u8], rows: usize, w: &GemmWeights, requantize: &Requantize, out: &mut [u8]) {
+    let k = w.k;
+    let corrections: Vec<i32> = a.chunks_exact(k).map(|row| w.row_factor * row_sum(row)).collect();
     let epilogue = Epilogue::new(requantize);
     for start in (0..w.o).step_by(VECTORS * LANES) {
         let width = (VECTORS * LANES).min(w.o - start);
         let tile = Tile {
-            a,
-            w,
-            sums: &sums,
-            start,
-            width,
+            a: a.as_ptr(),
+            k,
+            weights: w.packed[start * GROUP..].as_ptr(),
+            weight_stride: w.o_pad * GROUP,
+            bias: w.column_bias[start..].as_ptr(),
             epilogue: &epilogue,
+            width,
+            o: w.o,
         };
         let mut row = 0;
-        while row + ROWS <= rows {
-            tile.run::<ROWS>(row, out);
-            row += ROWS;
-        }
         while row < rows {
-            tile.run::<1>(row, out);
-            row += 1;
+            let count = ROWS.min(rows - row);
+            // SAFETY: rows [row, row + count) lie inside `a`, `corrections` and `out` (shapes
+            // asserted by `gemm`), and output channels [start, start + width) inside `o`; the
+            // weights of those channels are inside every group of `packed` (start + 64 <= o_pad
+            // or the tile reads only ceil(width / 16) vectors).
+            unsafe {
+                let out = out.as_mut_ptr().add(row * w.o + start);
+                let corrections = &corrections[row..row + count];
+                match count {
+                    4 => tile.run::<4>(row, corrections, out),
+                    3 => tile.run::<3>(row, corrections, out),
+                    2 => tile.run::<2>(row, corrections, out),
+                    _ => tile.run::<1>(row, corrections, out),
+                }
+            }
+            row += count;
         }
     }
+}
+
+/// The sum of a row's bytes (`vpsadbw` against zero, 64 bytes at a time).
+#[target_feature(enable = "avx512bw,avx512f")]
+fn row_sum(row: &[u8]) -> i32 {
+    let mut sums = _mm512_setzero_si512();
+    let zero = _mm512_setzero_si512();
+    for chunk in row.chunks(64) {
+        let mask = u64::MAX >> (64 - chunk.len());
+        // SAFETY: the masked load touches only the `chunk.len()` bytes of `chunk`.
+        let x = unsafe { _mm512_maskz_loadu_epi8(mask, chunk.as_ptr().cast()) };
+        sums = _mm512_add_epi64(sums, _mm512_sad_epu8(x, zero));
+    }
+    // At most 12,288 x 255 (MAX_REDUCTION): fits.
+    _mm512_reduce_add_epi64(sums) as i32
+}
+
+/// One block of up to 64 output channels, any rows.
+struct Tile<'a> {
+    a: *const u8,
+    k: usize,
+    /// The block's first channel in group 0 of the packed weights.
+    weights: *const i8,
+    /// Bytes from one group to the next: `o_pad * 4`.
+    weight_stride: usize,
+    /// The block's first column constant.
+    bias: *const i32,
+    epilogue: &'a Epilogue,
+    width: usize,
+    o: usize,
+}
+
+impl Tile<'_> {
+    /// Rows `[row, row + R)` of this block into `out` (the first row's first channel of the
+    /// block; rows `o` apart), with as many vectors as the width needs.
+    ///
+    /// # Safety
+    /// The CPU must have AVX-512F, BW and VNNI; rows `[row, row + R)` of `a` (k bytes each),
+    /// `width` output channels of those rows at `out`, `ceil(width / 16)` vectors of every
+    /// group at `weights` and `width` constants at `bias` must be valid.
+    #[target_feature(enable = "avx512vnni,avx512bw,avx512f")]
+    unsafe fn run<const R: usize>(&self, row: usize, corrections: &[i32], out: *mut u8) {
+        // SAFETY: forwarded from the caller.
+        unsafe {
+            if R == 4 && self.width == VECTORS * LANES {
+                return self.run_full(row, corrections, out);
+            }
+            match self.width.div_ceil(LANES) {
+                1 => self.run_vectors::<R, 1>(row, corrections, out),
+                2 => self.run_vectors::<R, 2>(row, corrections, out),
+                3 => self.run_vectors::<R, 3>(row, corrections, out),
+                _ => self.run_vectors::<R, 4>(row, corrections, out),
+            }
+        }
+    }
+
+    /// A full tile, 4 rows x 64 channels: the k loop on 16 named accumulators.
+    ///
+    /// Written out because LLVM handles neither form of the generic loop well here: inlined
+    /// into the GEMM, it keeps the epilogue's constants in registers across the k loop, runs out
+    /// of the 32 and spills an accumulator every iteration (a store-to-load round trip on its
+    /// dependency chain); not inlined, it stores all 16 accumulator arrays' elements to the
+    /// stack every iteration. Either way the pointwise layers of v1 1.0_224 ran at 25-47% of
+    /// the `vpdpbusd` peak. Not inlined, so the epilogue's constants are loaded after the loop.
+    ///
+    /// # Safety
+    /// As [`Tile::run`] with `R = 4` and `width = 64`.
+    #[inline(never)]
+    #[target_feature(enable = "avx512vnni,avx512bw,avx512f")]
+    unsafe fn run_full(&self, row: usize, corrections: &[i32], out: *mut u8) {
+        let k = self.k;
+        // SAFETY: rows [row, row + 4) of `a` are valid (the caller's contract).
+        let (r0, r1, r2, r3) = unsafe {
+            let first = self.a.add(row * k);
+            (first, first.add(k), first.add(2 * k), first.add(3 * k))
+        };
+        let z = _mm512_setzero_si512();
+        let (mut c00, mut c01, mut c02, mut c03) = (z, z, z, z);
+        let (mut c10, mut c11, mut c12, mut c13) = (z, z, z, z);
+        let (mut c20, mut c21, mut c22, mut c23) = (z, z, z, z);
+        let (mut c30, mut c31, mut c32, mut c33) = (z, z, z, z);
+        let full = k / GROUP;
+        let mut weights = self.weights;
+        for group in 0..full {
+            // SAFETY: the four vectors of this group's block lie inside the packed weights
+            // (width 64); bytes [4 group, 4 group + 4) lie inside each row (group < k / 4).
+            unsafe {
+                let w0 = _mm512_loadu_si512(weights.cast());
+                let w1 = _mm512_loadu_si512(weights.add(LANES * GROUP).cast());
+                let w2 = _mm512_loadu_si512(weights.add(2 * LANES * GROUP).cast());
+                let w3 = _mm512_loadu_si512(weights.add(3 * LANES * GROUP).cast());
+                let at = group * GROUP;
+                let x = _mm512_set1_epi32(r0.add(at).cast::<i32>().read_unaligned());
+                c00 = _mm512_dpbusd_epi32(c00, x, w0);
+                c01 = _mm512_dpbusd_epi32(c01, x, w1);
+                c02 = _mm512_dpbusd_epi32(c02, x, w2);
+                c03 = _mm512_dpbusd_epi32(c03, x, w3);
+                let x = _mm512_set1_epi32(r1.add(at).cast::<i32>().read_unaligned());
+                c10 = _mm512_dpbusd_epi32(c10, x, w0);
+                c11 = _mm512_dpbusd_epi32(c11, x, w1);
+                c12 = _mm512_dpbusd_epi32(c12, x, w2);
+                c13 = _mm512_dpbusd_epi32(c13, x, w3);
+                let x = _mm512_set1_epi32(r2.add(at).cast::<i32>().read_unaligned());
+                c20 = _mm512_dpbusd_epi32(c20, x, w0);
+                c21 = _mm512_dpbusd_epi32(c21, x, w1);
+                c22 = _mm512_dpbusd_epi32(c22, x, w2);
+                c23 = _mm512_dpbusd_epi32(c23, x, w3);
+                let x = _mm512_set1_epi32(r3.add(at).cast::<i32>().read_unaligned());
+                c30 = _mm512_dpbusd_epi32(c30, x, w0);
+                c31 = _mm512_dpbusd_epi32(c31, x, w1);
+                c32 = _mm512_dpbusd_epi32(c32, x, w2);
+                c33 = _mm512_dpbusd_epi32(c33, x, w3);
+                weights = weights.add(self.weight_stride);
+            }
+        }
+        let acc = [
+            [c00, c01, c02, c03],
+            [c10, c11, c12, c13],
+            [c20, c21, c22, c23],
+            [c30, c31, c32, c33],
+        ];
+        // SAFETY: forwarded from the caller; `weights` is the group after the last full one.
+        unsafe { self.finish::<4, 4>(acc, full, weights, row, corrections, out) };
+    }
+
+    /// # Safety
+    /// As [`Tile::run`], with `V = ceil(width / 16)`.
+    #[target_feature(enable = "avx512vnni,avx512bw,avx512f")]
+    unsafe fn run_vectors<const R: usize, const V: usize>(
+        &self,
+        row: usize,
+        corrections: &[i32],
+        out: *mut u8,
+    ) {
+        let k = self.k;
+        // SAFETY: rows [row, row + R) of `a` are valid (the caller's contract).
+        let rows: [*const u8; R] = std::array::from_fn(|i| unsafe { self.a.add((row + i) * k) });
+        let mut acc = [[_mm512_setzero_si512(); V]; R];
+        let full = k / GROUP;
+        let mut weights = self.weights;
+        for group in 0..full {
+            let mut wv = [_mm512_setzero_si512(); V];
+            for (j, v) in wv.iter_mut().enumerate() {
+                // SAFETY: vector j of this group's block lies inside the packed weights.
+                *v = unsafe { _mm512_loadu_si512(weights.add(j * LANES * GROUP).cast()) };
+            }
+            for (acc, &r) in acc.iter_mut().zip(&rows) {
+                // SAFETY: group < k / 4, so bytes [4 group, 4 group + 4) lie inside the row.
+                let x = _mm512_set1_epi32(unsafe { r.add(group * GROUP).cast::<i32>().read_unaligned() });
+                for (a, &w) in acc.iter_mut().zip(&wv) {
+                    *a = _mm512_dpbusd_epi32(*a, x, w);
+                }
+            }
+            // SAFETY: at most one past the last group, which is not read.
+            weights = unsafe { weights.add(self.weight_stride) };
+        }
+        // SAFETY: forwarded from the caller; `weights` is the group after the last full one.
+        unsafe { self.finish::<R, V>(acc, full, weights, row, corrections, out) };
+    }
+
+    /// The last partial group of four inputs (k % 4 != 0), then the epilogue and the store.
+    ///
+    /// # Safety
+    /// As [`Tile::run_vectors`]; `weights` must point at group `full = k / 4` of the block.
+    #[inline]
+    #[target_feature(enable = "avx512vnni,avx512bw,avx512f")]
+    unsafe fn finish<const R: usize, const V: usize>(
+        &self,
+        mut acc: [[__m512i; V]; R],
+        full: usize,
+        weights: *const i8,
+        row: usize,
+        corrections: &[i32],
+        out: *mut u8,
+    ) {
+        let k = self.k;
+        // SAFETY: rows [row, row + R) of `a` are valid (the caller's contract).
+        let rows: [*const u8; R] = std::array::from_fn(|i| unsafe { self.a.add((row + i) * k) });
+        if full * GROUP < k {
+            // The last inputs, zero past k (the packed weights are zero there too).
+            let mut wv = [_mm512_setzero_si512(); V];
+            for (j, v) in wv.iter_mut().enumerate() {
+                // SAFETY: as above, for the last (partial) group.
+                *v = unsafe { _mm512_loadu_si512(weights.add(j * LANES * GROUP).cast()) };
+            }
+            for (acc, &r) in acc.iter_mut().zip(&rows) {
+                let mut bytes = [0u8; GROUP];
+                for (i, b) in bytes[..k - full * GROUP].iter_mut().enumerate() {
+                    // SAFETY: full * 4 + i < k: inside the row.
+                    *b = unsafe { *r.add(full * GROUP + i) };
+                }
+                let x = _mm512_set1_epi32(i32::from_le_bytes(bytes));
+                for (a, &w) in acc.iter_mut().zip(&wv) {
+                    *a = _mm512_dpbusd_epi32(*a, x, w);
+                }
+            }
+        }
+        let mut bias = [_mm512_setzero_si512(); V];
+        for (j, b) in bias.iter_mut().enumerate() {
+            let lanes = (self.width - j * LANES).min(LANES);
+            // SAFETY: the masked load touches only channels [16 j, 16 j + lanes) < width.
+            *b = unsafe { _mm512_maskz_loadu_epi32(((1u32 << lanes) - 1) as u16, self.bias.add(j * LANES)) };
+        }
+        let mask = u64::MAX >> (64 - self.width);
+        for (i, acc) in acc.iter().enumerate() {
+            let correction = _mm512_set1_epi32(corrections[i]);
+            let mut q = [_mm512_setzero_si512(); VECTORS];
+            for j in 0..V {
+                q[j] = self
+                    .epilogue
+                    .apply(_mm512_sub_epi32(_mm512_add_epi32(acc[j], bias[j]), correction));
+            }
+            let bytes = self.epilogue.clamp(pack_in_order(q));
+            // SAFETY: the masked store writes only the `width` channels of row `row + i`.
+            unsafe { _mm512_mask_storeu_epi8(out.add(i * self.o).cast(), mask, bytes) };
+        }
+    }
+}
+
+/// Four vectors of int32 (channels 0-15, 16-31, 32-47, 48-63) to 64 bytes in channel order,
+/// saturated to [0, 255].
+#[inline]
+#[target_feature(enable = "avx512bw,avx512f")]
+fn pack_in_order(q: [__m512i; 4]) -> __m512i {
+    // packs/packus interleave per 128-bit lane: dword 4 L + j of the result holds channels
+    // 16 j + 4 L .. +4; move it to dword 4 j + L.
+    let packed = pack_lanes(q);
+    let order = _mm512_set_epi32(15, 11, 7, 3, 14, 10, 6, 2, 13, 9, 5, 1, 12, 8, 4, 0);
+    _mm512_permutexvar_epi32(order, packed)
+}
+
+/// `packus_epi16(packs_epi32(q0, q1), packs_epi32(q2, q3))`: int32 to uint8 with saturation,
+/// in the per-128-bit-lane order of the packs.
+#[inline]
+#[target_feature(enable = "avx512bw,avx512f")]
+fn pack_lanes(q: [__m512i; 4]) -> __m512i {
+    _mm512_packus_epi16(_mm512_packs_epi32(q[0], q[1]), _mm512_packs_epi32(q[2], q[3]))
 }
 
 /// [`super::kernels::depthwise`]'s contract and bytes. Panics on a CPU without AVX-512 VNNI.
@@ -76,208 +344,360 @@ pub(crate) fn depthwise(
     image: &[u8],
     g: &Geometry,
     w: &DepthwiseWeights,
-    input_zero_point: i32,
+    _input_zero_point: i32,
     requantize: &Requantize,
+    rows: Range<usize>,
     out: &mut [u8],
 ) {
     assert!(available(), "this CPU lacks AVX-512 VNNI");
+    let p = &w.wide;
+    let blocks = g.in_c.div_ceil(p.block());
+    let pairs = (g.kernel * g.kernel).div_ceil(2);
     assert_eq!(image.len(), g.input_len());
-    assert_eq!(out.len(), g.output_len());
-    assert!(g.in_c == g.out_c && w.bias.len() == g.in_c && w.taps.len() == g.kernel * g.kernel * g.in_c);
-    // SAFETY: the CPU has AVX-512F, BW, VL and VNNI (asserted above), the features
-    // `depthwise_avx512` is compiled for.
-    unsafe { depthwise_avx512(image, g, w, input_zero_point, requantize, out) }
+    assert!(rows.end <= g.out_h && out.len() == rows.len() * g.out_w * g.in_c);
+    assert!(g.in_c == g.out_c && p.lanes == LANES);
+    assert!(
+        p.pairs.len() == blocks * pairs * 64 && p.bias.len() == blocks * 64 && p.pad.len() == blocks * 64
+    );
+    // SAFETY: the CPU has AVX-512F, BW and VNNI (asserted above), the features
+    // `depthwise_avx512` is compiled for; the shapes it relies on are asserted above.
+    unsafe { depthwise_avx512(image, g, w, requantize, rows, out) }
 }
 
-/// The depthwise convolution; every memory access stays within the slices (shapes asserted by
-/// [`depthwise`]).
-#[target_feature(enable = "avx512vnni,avx512bw,avx512vl,avx512f")]
-fn depthwise_avx512(
+/// The depthwise convolution.
+///
+/// # Safety
+/// The CPU must have AVX-512F, BW and VNNI, and the shapes must be those [`depthwise`] asserts.
+#[target_feature(enable = "avx512vnni,avx512bw,avx512f")]
+unsafe fn depthwise_avx512(
     image: &[u8],
     g: &Geometry,
     w: &DepthwiseWeights,
-    input_zero_point: i32,
     requantize: &Requantize,
+    rows: Range<usize>,
     out: &mut [u8],
 ) {
+    let p = &w.wide;
     let c = g.in_c;
+    let taps = g.kernel * g.kernel;
+    let pairs = taps.div_ceil(2);
     let epilogue = Epilogue::new(requantize);
-    let zero_point = _mm512_set1_epi32(input_zero_point);
-    for oy in 0..g.out_h {
-        for ox in 0..g.out_w {
-            let dst = &mut out[(oy * g.out_w + ox) * c..][..c];
-            for start in (0..c).step_by(LANES) {
-                let lanes = LANES.min(c - start);
-                let mask: __mmask16 = ((1u32 << lanes) - 1) as u16;
-                let bias = &w.bias[start..][..lanes];
-                // SAFETY: the masked load touches only the `lanes` elements of `bias`.
-                let mut acc = unsafe { _mm512_maskz_loadu_epi32(mask, bias.as_ptr()) };
-                for ky in 0..g.kernel {
-                    for kx in 0..g.kernel {
-                        let Some((iy, ix)) = g.tap(oy, ox, ky, kx) else {
-                            continue;
-                        };
-                        let x = &image[(iy * g.in_w + ix) * c + start..][..lanes];
-                        let taps = &w.taps[(ky * g.kernel + kx) * c + start..][..lanes];
-                        // SAFETY: the masked loads touch only the `lanes` elements of `x` and
-                        // `taps`.
-                        let (x, taps) = unsafe {
-                            (
-                                _mm_maskz_loadu_epi8(mask, x.as_ptr().cast()),
-                                _mm512_maskz_loadu_epi32(mask, taps.as_ptr()),
-                            )
-                        };
-                        let centred = _mm512_sub_epi32(_mm512_cvtepu8_epi32(x), zero_point);
-                        acc = _mm512_add_epi32(acc, _mm512_mullo_epi32(centred, taps));
+    let mut left = TapPointers::new(image, g, p.pad.as_ptr());
+    let mut right = TapPointers::new(image, g, p.pad.as_ptr());
+    let interior_y = left.interior_y();
+    let interior_x = left.interior_x();
+    // Two pixels of a 32-channel stride-1 layer make one 64-channel block (below).
+    let paired = w.paired.as_ref().filter(|_| g.stride == 1);
+    let first = rows.start;
+    for oy in rows {
+        let inside_y = interior_y.contains(&oy);
+        let row = &mut out[(oy - first) * g.out_w * c..][..g.out_w * c];
+        // Two output pixels at a time: each weight vector loaded feeds both, and their eight
+        // accumulator chains overlap.
+        let mut ox = 0;
+        while ox < g.out_w {
+            let n = if ox + 1 < g.out_w { 2 } else { 1 };
+            left.set(oy, ox, inside_y);
+            if n == 2 {
+                right.set(oy, ox + 1, inside_y);
+            }
+            let dst = &mut row[ox * c..][..n * c];
+            if let Some(paired) = paired
+                .filter(|_| n == 2 && inside_y && interior_x.contains(&ox) && interior_x.contains(&(ox + 1)))
+            {
+                // 32 channels, stride 1, both pixels inside: their taps are 64 contiguous
+                // bytes from the left pixel's, one block of the paired weights.
+                let block = DepthwiseBlock {
+                    mask: u64::MAX,
+                    start: 0,
+                    weights: &paired.pairs,
+                    bias: &paired.bias,
+                    pairs,
+                    epilogue: &epilogue,
+                };
+                // SAFETY: the CPU has AVX-512F, BW and VNNI (this function's contract); every
+                // tap of both pixels is inside the image, so the 64 bytes from each of the left
+                // pixel's tap pointers are those two pixels' 32 channels; `dst` holds 64 bytes.
+                unsafe { block.run::<1>([&left.pointers], dst.as_mut_ptr(), c) };
+                ox += n;
+                continue;
+            }
+            for (b, start) in (0..c).step_by(64).enumerate() {
+                let block = DepthwiseBlock {
+                    mask: u64::MAX >> (64 - (c - start).min(64)),
+                    start,
+                    weights: &p.pairs[b * pairs * 64..][..pairs * 64],
+                    bias: &p.bias[b * 64..][..64],
+                    pairs,
+                    epilogue: &epilogue,
+                };
+                // SAFETY: the CPU has AVX-512F, BW and VNNI (this function's contract); the
+                // pointers are pixels of `image` or `pad` (TapPointers), holding the channels
+                // from `start` the mask selects (`pad` has whole blocks), and `dst` holds
+                // `n` pixels of `c` channels.
+                unsafe {
+                    if n == 2 {
+                        block.run::<2>([&left.pointers, &right.pointers], dst.as_mut_ptr(), c);
+                    } else {
+                        block.run::<1>([&left.pointers], dst.as_mut_ptr(), c);
                     }
                 }
-                let q = epilogue.apply(acc);
-                let dst = &mut dst[start..][..lanes];
-                // SAFETY: the masked store writes only the `lanes` bytes of `dst`.
-                unsafe { _mm512_mask_cvtepi32_storeu_epi8(dst.as_mut_ptr().cast(), mask, q) };
             }
+            ox += n;
         }
     }
 }
 
-/// One block of output channels `[start, start + width)` over any rows.
-struct Tile<'a> {
-    a: &'a [u8],
-    w: &'a GemmWeights,
-    sums: &'a [i32],
+/// One block of 64 channels of the depthwise convolution.
+struct DepthwiseBlock<'a> {
+    mask: u64,
     start: usize,
-    width: usize,
+    /// The block's `[pair][vector][lane]` weights.
+    weights: &'a [i32],
+    bias: &'a [i32],
+    pairs: usize,
     epilogue: &'a Epilogue,
 }
 
-impl Tile<'_> {
-    /// Rows `[row, row + R)` of this block, with as many vectors as the width needs.
-    #[target_feature(enable = "avx512vnni,avx512bw,avx512f")]
-    fn run<const R: usize>(&self, row: usize, out: &mut [u8]) {
-        match self.width.div_ceil(LANES) {
-            1 => self.run_vectors::<R, 1>(row, out),
-            2 => self.run_vectors::<R, 2>(row, out),
-            3 => self.run_vectors::<R, 3>(row, out),
-            _ => self.run_vectors::<R, 4>(row, out),
-        }
-    }
-
-    #[target_feature(enable = "avx512vnni,avx512bw,avx512f")]
-    fn run_vectors<const R: usize, const V: usize>(&self, row: usize, out: &mut [u8]) {
-        let (k, o) = (self.w.k, self.w.o);
-        let rows: [&[u8]; R] = std::array::from_fn(|i| &self.a[(row + i) * k..(row + i + 1) * k]);
-        let mut acc = [[_mm512_setzero_si512(); V]; R];
-        let full = k / GROUP;
-        for group in 0..full {
-            let x: [i32; R] = std::array::from_fn(|i| {
-                // SAFETY: group < k / 4, so bytes [4 group, 4 group + 4) lie inside the row.
-                unsafe { rows[i].as_ptr().add(group * GROUP).cast::<i32>().read_unaligned() }
-            });
-            self.step(group, x, &mut acc);
-        }
-        if full * GROUP < k {
-            // The last inputs, zero past k (the packed weights are zero there too).
-            let x: [i32; R] = rows.map(|r| {
-                let mut bytes = [0u8; GROUP];
-                bytes[..k - full * GROUP].copy_from_slice(&r[full * GROUP..]);
-                i32::from_le_bytes(bytes)
-            });
-            self.step(full, x, &mut acc);
-        }
-        for (i, acc) in acc.iter().enumerate() {
-            let correction = _mm512_set1_epi32(self.w.row_factor * self.sums[row + i]);
-            let dst = &mut out[(row + i) * o + self.start..][..self.width];
-            for (j, &a) in acc.iter().enumerate() {
-                let lanes = (self.width - j * LANES).min(LANES);
-                let mask: __mmask16 = ((1u32 << lanes) - 1) as u16;
-                let bias = &self.w.column_bias[self.start + j * LANES..][..lanes];
-                // SAFETY: the masked load touches only the `lanes` elements of `bias`.
-                let bias = unsafe { _mm512_maskz_loadu_epi32(mask, bias.as_ptr()) };
-                let v = _mm512_sub_epi32(_mm512_add_epi32(a, bias), correction);
-                let q = self.epilogue.apply(v);
-                let dst = &mut dst[j * LANES..][..lanes];
-                // SAFETY: the masked store writes only the `lanes` bytes of `dst`.
-                unsafe { _mm512_mask_cvtepi32_storeu_epi8(dst.as_mut_ptr().cast(), mask, q) };
-            }
-        }
-    }
-}
-
-impl Tile<'_> {
-    /// One group of four inputs: `acc[i][j] += x[i] (4 x u8) . w[group][start + 16 j ..] (4 x s8)`.
-    /// (A method, not a closure: a closure does not run with the target features.)
+impl DepthwiseBlock<'_> {
+    /// The block's channels of `N` output pixels, whose taps are at `pointers[i]` (one more
+    /// pointer than taps when their count is odd: the pad pixel, times zero weights), into
+    /// `out + i * stride + start`.
+    ///
+    /// # Safety
+    /// The CPU must have AVX-512F, BW and VNNI; each pointer must hold the channels from
+    /// `start` that the mask selects; `out + i * stride + start` the same, writable.
     #[inline]
     #[target_feature(enable = "avx512vnni,avx512bw,avx512f")]
-    fn step<const R: usize, const V: usize>(&self, group: usize, x: [i32; R], acc: &mut [[__m512i; V]; R]) {
-        let base = (group * self.w.o_pad + self.start) * GROUP;
-        // start + 16 V <= o_pad: the V vectors lie inside this group's o_pad x 4 bytes.
-        let weights = &self.w.packed[base..base + V * LANES * GROUP];
-        let mut wv = [_mm512_setzero_si512(); V];
-        for (j, v) in wv.iter_mut().enumerate() {
-            // SAFETY: `weights` holds V * 64 bytes; vector j reads bytes [64 j, 64 j + 64).
-            *v = unsafe { _mm512_loadu_si512(weights.as_ptr().add(j * LANES * GROUP).cast()) };
-        }
-        for (acc, &x) in acc.iter_mut().zip(&x) {
-            let xb = _mm512_set1_epi32(x);
-            for (a, &w) in acc.iter_mut().zip(&wv) {
-                *a = _mm512_dpbusd_epi32(*a, xb, w);
+    unsafe fn run<const N: usize>(&self, pointers: [&[*const u8]; N], out: *mut u8, stride: usize) {
+        let zero = _mm512_setzero_si512();
+        // SAFETY: `bias` holds 64 int32.
+        let bias: [__m512i; 4] =
+            std::array::from_fn(|j| unsafe { _mm512_loadu_si512(self.bias[16 * j..].as_ptr().cast()) });
+        let mut acc = [bias; N];
+        for pair in 0..self.pairs {
+            let weights = &self.weights[pair * 64..][..64];
+            // SAFETY: `weights` holds 64 int32.
+            let w: [__m512i; 4] =
+                std::array::from_fn(|j| unsafe { _mm512_loadu_si512(weights[16 * j..].as_ptr().cast()) });
+            for (acc, pointers) in acc.iter_mut().zip(pointers) {
+                // SAFETY: the caller's contract; taps 2 pair and 2 pair + 1 exist (padded).
+                let (x0, x1) = unsafe {
+                    (
+                        _mm512_maskz_loadu_epi8(self.mask, pointers[2 * pair].add(self.start).cast()),
+                        _mm512_maskz_loadu_epi8(self.mask, pointers[2 * pair + 1].add(self.start).cast()),
+                    )
+                };
+                let low = _mm512_unpacklo_epi8(x0, x1);
+                let high = _mm512_unpackhi_epi8(x0, x1);
+                acc[0] = _mm512_dpwssd_epi32(acc[0], _mm512_unpacklo_epi8(low, zero), w[0]);
+                acc[1] = _mm512_dpwssd_epi32(acc[1], _mm512_unpackhi_epi8(low, zero), w[1]);
+                acc[2] = _mm512_dpwssd_epi32(acc[2], _mm512_unpacklo_epi8(high, zero), w[2]);
+                acc[3] = _mm512_dpwssd_epi32(acc[3], _mm512_unpackhi_epi8(high, zero), w[3]);
             }
+        }
+        for (i, acc) in acc.into_iter().enumerate() {
+            let q = acc.map(|a| self.epilogue.apply(a));
+            let bytes = self.epilogue.clamp(pack_lanes(q));
+            // SAFETY: the masked store writes only the selected channels of pixel i (the
+            // caller's contract).
+            unsafe { _mm512_mask_storeu_epi8(out.add(i * stride + self.start).cast(), self.mask, bytes) };
         }
     }
 }
 
-/// [`Requantize`] in vectors.
-struct Epilogue {
+/// [`AddParams::run`]'s bytes. Panics on a CPU without AVX-512 VNNI.
+pub(crate) fn add(params: &AddParams, a: &[u8], b: &[u8], out: &mut [u8]) {
+    assert!(available(), "this CPU lacks AVX-512 VNNI");
+    assert!(a.len() == b.len() && a.len() == out.len());
+    assert!(params.input1.shift <= 0 && params.input2.shift <= 0 && params.output.shift <= 0);
+    // SAFETY: the CPU has AVX-512F and BW (asserted above); the slices have one length.
+    unsafe { add_avx512(params, a, b, out) }
+}
+
+/// One input of ADD: `RDBPOT(SRDHM((x - z) << 20, q), r)` per lane.
+struct AddInput {
+    offset: __m512i,
+    high: __m512i,
+    low: __m512i,
+    shift: u32,
+    half: __m512i,
+}
+
+impl AddInput {
+    #[target_feature(enable = "avx512bw,avx512f")]
+    fn new(offset: i32, m: QuantizedMultiplier) -> Self {
+        let shift = (-m.shift) as u32;
+        AddInput {
+            offset: _mm512_set1_epi32(offset),
+            high: _mm512_set1_epi32(m.multiplier >> 11),
+            low: _mm512_set1_epi32(m.multiplier & 2047),
+            shift,
+            half: _mm512_set1_epi32(if shift > 0 { 1 << (shift - 1) } else { 0 }),
+        }
+    }
+
+    /// 16 bytes, widened.
+    #[inline]
+    #[target_feature(enable = "avx512bw,avx512f")]
+    fn scale(&self, x: __m128i) -> __m512i {
+        let x = _mm512_add_epi32(_mm512_cvtepu8_epi32(x), self.offset);
+        // (x q 2^20 + 2^30) >> 31 = x (q >> 11) + ((x (q & 2047) + 2^10) >> 11): |x| <= 255.
+        let low = _mm512_srai_epi32(
+            _mm512_add_epi32(_mm512_mullo_epi32(x, self.low), _mm512_set1_epi32(1 << 10)),
+            11,
+        );
+        let v = _mm512_add_epi32(_mm512_mullo_epi32(x, self.high), low);
+        if self.shift == 0 {
+            return v;
+        }
+        // (v + 2^(r-1) - (v < 0)) >> r: |v| < 2^29, no overflow.
+        let rounded = _mm512_add_epi32(_mm512_add_epi32(v, self.half), _mm512_srai_epi32(v, 31));
+        _mm512_sra_epi32(rounded, _mm_cvtsi32_si128(self.shift as i32))
+    }
+}
+
+/// The ADD.
+///
+/// # Safety
+/// The CPU must have AVX-512F and BW; `a`, `b` and `out` must have one length.
+#[target_feature(enable = "avx512bw,avx512f")]
+unsafe fn add_avx512(params: &AddParams, a: &[u8], b: &[u8], out: &mut [u8]) {
+    let first = AddInput::new(params.input1_offset, params.input1);
+    let second = AddInput::new(params.input2_offset, params.input2);
+    let epilogue = Epilogue::new(&Requantize {
+        multiplier: params.output,
+        zero_point: params.output_offset,
+        min: params.act_min,
+        max: params.act_max,
+    });
+    for start in (0..a.len()).step_by(64) {
+        let n = (a.len() - start).min(64);
+        let mask = u64::MAX >> (64 - n);
+        // SAFETY: the masked loads touch only the `n` bytes from `start` of `a` and `b`.
+        let (x, y) = unsafe {
+            (
+                _mm512_maskz_loadu_epi8(mask, a[start..].as_ptr().cast()),
+                _mm512_maskz_loadu_epi8(mask, b[start..].as_ptr().cast()),
+            )
+        };
+        let quarters = [
+            (
+                _mm512_extracti32x4_epi32::<0>(x),
+                _mm512_extracti32x4_epi32::<0>(y),
+            ),
+            (
+                _mm512_extracti32x4_epi32::<1>(x),
+                _mm512_extracti32x4_epi32::<1>(y),
+            ),
+            (
+                _mm512_extracti32x4_epi32::<2>(x),
+                _mm512_extracti32x4_epi32::<2>(y),
+            ),
+            (
+                _mm512_extracti32x4_epi32::<3>(x),
+                _mm512_extracti32x4_epi32::<3>(y),
+            ),
+        ];
+        let mut sums = [_mm512_setzero_si512(); 4];
+        for (s, (xj, yj)) in sums.iter_mut().zip(quarters) {
+            *s = epilogue.apply(_mm512_add_epi32(first.scale(xj), second.scale(yj)));
+        }
+        let bytes = epilogue.clamp(pack_in_order(sums));
+        // SAFETY: the masked store writes only the `n` bytes from `start` of `out`.
+        unsafe { _mm512_mask_storeu_epi8(out[start..].as_mut_ptr().cast(), mask, bytes) };
+    }
+}
+
+/// [`Requantize`] in vectors: `clamp(RDBPOT(SRDHM(v << left, q), r) + zero_point, min, max)`.
+///
+/// With `p = (v << left) q` in 64 bits, `t = SRDHM = floor((p + 2^30) / 2^31)` and RDBPOT's
+/// closed form `(t + 2^(r-1) - (t < 0)) >> r`, both floors merge into one:
+/// `floor((p + 2^30 + 2^(30+r) - 2^31 (p < -2^30) + z 2^(31+r)) / 2^(31+r))` (`t < 0` exactly
+/// when `p + 2^30 < 0`; the zero point `z` rides along while `r <= 22`, where the sum stays
+/// below 2^63). Per 64-bit lane: one `vpmuldq`, a compare, two adds and one shift; the even
+/// and odd lanes are merged by one masked `vpshufd`. The clamp happens on the packed bytes.
+pub(crate) struct Epilogue {
     left: __m128i,
-    right: __m128i,
+    shift_left: bool,
     multiplier: __m512i,
-    nudge: __m512i,
-    remainder_mask: __m512i,
-    half_mask: __m512i,
-    one: __m512i,
-    zero_point: __m512i,
+    constant: __m512i,
+    negative: __m512i,
+    negative_correction: __m512i,
+    shift: __m128i,
+    late_zero_point: Option<__m512i>,
     min: __m512i,
     max: __m512i,
+    clamp: bool,
 }
 
 impl Epilogue {
-    #[target_feature(enable = "avx512vnni,avx512bw,avx512f")]
-    fn new(r: &Requantize) -> Self {
+    #[target_feature(enable = "avx512bw,avx512f")]
+    pub(crate) fn new(r: &Requantize) -> Self {
         let left = r.multiplier.shift.max(0);
         let right = (-r.multiplier.shift).max(0);
-        let mask = ((1i64 << right) - 1) as i32;
+        let fold = right <= 22;
+        let mut constant = 1i64 << 30;
+        if right > 0 {
+            constant += 1i64 << (30 + right);
+        }
+        if fold {
+            constant += i64::from(r.zero_point) << (31 + right);
+        }
         Epilogue {
             left: _mm_cvtsi32_si128(left),
-            right: _mm_cvtsi32_si128(right),
+            shift_left: left > 0,
             multiplier: _mm512_set1_epi32(r.multiplier.multiplier),
-            nudge: _mm512_set1_epi64(1 << 30),
-            remainder_mask: _mm512_set1_epi32(mask),
-            half_mask: _mm512_set1_epi32(mask >> 1),
-            one: _mm512_set1_epi32(1),
-            zero_point: _mm512_set1_epi32(r.zero_point),
-            min: _mm512_set1_epi32(i32::from(r.min)),
-            max: _mm512_set1_epi32(i32::from(r.max)),
+            constant: _mm512_set1_epi64(constant),
+            negative: _mm512_set1_epi64(-(1i64 << 30)),
+            negative_correction: _mm512_set1_epi64(if right > 0 { 1i64 << 31 } else { 0 }),
+            shift: _mm_cvtsi32_si128(31 + right),
+            late_zero_point: (!fold).then(|| _mm512_set1_epi32(r.zero_point)),
+            min: _mm512_set1_epi8(r.min as i8),
+            max: _mm512_set1_epi8(r.max as i8),
+            clamp: (r.min, r.max) != (0, 255),
         }
     }
 
-    /// `clamp(RDBPOT(SRDHM(v << left, q), right) + zero_point, min, max)` per lane.
-    #[target_feature(enable = "avx512vnni,avx512bw,avx512f")]
-    fn apply(&self, v: __m512i) -> __m512i {
-        let v = _mm512_sll_epi32(v, self.left);
-        // SRDHM: the even lanes' and the odd lanes' 64-bit products, rounded high halves.
+    /// The requantized value plus the zero point, unclamped.
+    #[inline]
+    #[target_feature(enable = "avx512bw,avx512f")]
+    pub(crate) fn apply(&self, v: __m512i) -> __m512i {
+        let v = if self.shift_left {
+            _mm512_sll_epi32(v, self.left)
+        } else {
+            v
+        };
         let even = _mm512_mul_epi32(v, self.multiplier);
-        let odd = _mm512_mul_epi32(_mm512_srli_epi64(v, 32), self.multiplier);
-        let even = _mm512_srai_epi64(_mm512_add_epi64(even, self.nudge), 31);
-        let odd = _mm512_srai_epi64(_mm512_add_epi64(odd, self.nudge), 31);
-        let high = _mm512_mask_blend_epi32(0xAAAA, even, _mm512_slli_epi64(odd, 32));
-        // RDBPOT: shift, plus one where the remainder exceeds half (+1 for negative values).
-        let remainder = _mm512_and_si512(high, self.remainder_mask);
-        let threshold = _mm512_sub_epi32(self.half_mask, _mm512_srai_epi32(high, 31));
-        let shifted = _mm512_sra_epi32(high, self.right);
-        let round_up = _mm512_cmpgt_epi32_mask(remainder, threshold);
-        let rounded = _mm512_mask_add_epi32(shifted, round_up, shifted, self.one);
-        let biased = _mm512_add_epi32(rounded, self.zero_point);
-        _mm512_min_epi32(_mm512_max_epi32(biased, self.min), self.max)
+        let odd = _mm512_mul_epi32(_mm512_srli_epi64::<32>(v), self.multiplier);
+        let (even, odd) = (self.round(even), self.round(odd));
+        // Odd lanes: the low half of each 64-bit result moves up.
+        let merged = _mm512_mask_shuffle_epi32::<_MM_PERM_CDAB>(even, 0xAAAA, odd);
+        match self.late_zero_point {
+            Some(z) => _mm512_add_epi32(merged, z),
+            None => merged,
+        }
+    }
+
+    /// One 64-bit lane's `floor((p + constant - correction) / 2^(31+r))`.
+    #[inline]
+    #[target_feature(enable = "avx512bw,avx512f")]
+    fn round(&self, p: __m512i) -> __m512i {
+        let negative = _mm512_cmplt_epi64_mask(p, self.negative);
+        let sum = _mm512_add_epi64(p, self.constant);
+        let sum = _mm512_mask_sub_epi64(sum, negative, sum, self.negative_correction);
+        _mm512_sra_epi64(sum, self.shift)
+    }
+
+    /// The activation range on packed bytes (saturating packs already clamp to [0, 255]).
+    #[inline]
+    #[target_feature(enable = "avx512bw,avx512f")]
+    pub(crate) fn clamp(&self, bytes: __m512i) -> __m512i {
+        if self.clamp {
+            _mm512_min_epu8(_mm512_max_epu8(bytes, self.min), self.max)
+        } else {
+            bytes
+        }
     }
 }
 
@@ -285,8 +705,9 @@ impl Epilogue {
 mod tests {
     use super::*;
     use crate::nn::SplitMix64;
+    use crate::quant::add::AddQuant;
     use crate::quant::fixed_point::QuantizedMultiplier;
-    use crate::quant::kernels;
+    use crate::quant::{Quant, kernels};
 
     /// A seeded generator of values below `n`; `None`, with a note, on a CPU without the kernels.
     fn values(seed: u64) -> Option<impl FnMut(u64) -> u64> {
@@ -299,11 +720,48 @@ mod tests {
     }
 
     #[test]
+    fn the_epilogue_gives_the_scalar_requantization() {
+        let Some(mut next) = values(10) else {
+            return;
+        };
+        let edges = [i32::MIN, i32::MIN + 1, -(1 << 30), -1, 0, 1, 1 << 30, i32::MAX];
+        for case in 0..400 {
+            let real = 2f64.powf(next(44) as f64 - 36.0) * (1.0 + next(1000) as f64 / 1000.0);
+            let requantize = Requantize {
+                multiplier: QuantizedMultiplier::from_real(real),
+                zero_point: next(256) as i32,
+                min: next(40) as u8,
+                max: 215 + next(41) as u8,
+            };
+            // SAFETY: the CPU has AVX-512F and BW (`values` checked).
+            let epilogue = unsafe { Epilogue::new(&requantize) };
+            let v: [i32; 16] = std::array::from_fn(|i| match case % 3 {
+                0 => edges[i % edges.len()].wrapping_add(next(3) as i32 - 1),
+                1 => (next(1 << 32) as u32) as i32,
+                _ => next(1 << 20) as i32 - (1 << 19),
+            });
+            let mut lanes = [0i32; 16];
+            // SAFETY: the CPU has AVX-512F and BW; the load and store touch 16 int32 each.
+            unsafe {
+                let q = epilogue.apply(_mm512_loadu_si512(v.as_ptr().cast()));
+                let q = _mm512_max_epi32(
+                    _mm512_min_epi32(q, _mm512_set1_epi32(i32::from(requantize.max))),
+                    _mm512_set1_epi32(i32::from(requantize.min)),
+                );
+                _mm512_storeu_si512(lanes.as_mut_ptr().cast(), q);
+            }
+            for (l, &x) in lanes.iter().zip(&v) {
+                assert_eq!(*l, i32::from(requantize.apply(x)), "{x} {requantize:?}");
+            }
+        }
+    }
+
+    #[test]
     fn gemm_gives_the_portable_bytes() {
         let Some(mut next) = values(11) else {
             return;
         };
-        // Partial groups of four (k = 3, 27, 37), partial vectors and blocks (o = 1, 8, 17, 70,
+        // Partial groups of four (k = 3, 27, 37; also under full 4 x 64 tiles), partial vectors and blocks (o = 1, 8, 17, 70,
         // 1001), row counts around the tile of 4, and multipliers above one (left shifts).
         for (k, o, rows) in [
             (3, 8, 5),
@@ -311,8 +769,10 @@ mod tests {
             (37, 17, 4),
             (64, 70, 7),
             (256, 1001, 3),
-            (1024, 64, 2),
+            (1024, 64, 13),
             (8, 1, 1),
+            (96, 24, 12),
+            (37, 128, 8),
         ] {
             for case in 0..4 {
                 let a: Vec<u8> = (0..rows * k).map(|_| next(256) as u8).collect();
@@ -341,13 +801,18 @@ mod tests {
         let Some(mut next) = values(12) else {
             return;
         };
-        // Channel counts with partial vectors; strides 1 and 2 on even and odd sizes (SAME
-        // padding on both sides, or only bottom/right).
+        // Channel counts with partial vectors and blocks; strides 1 and 2 on even and odd
+        // sizes (SAME padding on both sides, or only bottom/right); row ranges.
         for (c, size, stride, kernel) in [
             (8usize, 9usize, 1usize, 3usize),
             (17, 8, 2, 3),
             (32, 7, 2, 3),
+            (32, 7, 1, 3),
+            (32, 8, 1, 3),
             (40, 6, 1, 5),
+            (64, 5, 1, 3),
+            (144, 6, 2, 3),
+            (200, 4, 1, 3),
         ] {
             let out_size = size.div_ceil(stride);
             let total = ((out_size - 1) * stride + kernel).saturating_sub(size);
@@ -366,22 +831,57 @@ mod tests {
             let image: Vec<u8> = (0..g.input_len()).map(|_| next(256) as u8).collect();
             let weight: Vec<u8> = (0..c * kernel * kernel).map(|_| next(256) as u8).collect();
             let bias: Vec<i32> = (0..c).map(|_| next(20_001) as i32 - 10_000).collect();
-            let weights = DepthwiseWeights::new(&weight, c, kernel, next(256) as i32, &bias);
+            let zx = next(256) as i32;
+            let weights = DepthwiseWeights::new(&weight, c, kernel, next(256) as i32, zx, &bias);
             let requantize = Requantize {
                 multiplier: QuantizedMultiplier::from_real(0.002),
                 zero_point: next(256) as i32,
                 min: next(30) as u8,
                 max: 225 + next(31) as u8,
             };
-            let zx = next(256) as i32;
+            let row = g.out_w * c;
             let mut portable = vec![0; g.output_len()];
-            kernels::depthwise(&image, &g, &weights, zx, &requantize, &mut portable);
+            kernels::depthwise(&image, &g, &weights, zx, &requantize, 0..g.out_h, &mut portable);
             let mut avx512 = vec![0; g.output_len()];
-            depthwise(&image, &g, &weights, zx, &requantize, &mut avx512);
+            depthwise(&image, &g, &weights, zx, &requantize, 0..g.out_h, &mut avx512);
             assert_eq!(
                 avx512, portable,
                 "c {c} size {size} stride {stride} kernel {kernel}"
             );
+            // The last rows alone.
+            let from = g.out_h / 2;
+            let mut part = vec![0; (g.out_h - from) * row];
+            depthwise(&image, &g, &weights, zx, &requantize, from..g.out_h, &mut part);
+            assert_eq!(part, portable[from * row..], "c {c} rows {from}..");
+        }
+    }
+
+    #[test]
+    fn add_gives_the_portable_bytes() {
+        let Some(mut next) = values(13) else {
+            return;
+        };
+        for case in 0..50 {
+            let mut quant = || Quant {
+                scale: 0.01 + next(1000) as f32 / 1000.0,
+                zero_point: next(256) as i32,
+            };
+            let add = AddQuant {
+                input1: quant(),
+                input2: quant(),
+                output: quant(),
+            };
+            let Some(params) = AddParams::new(add, next(30) as u8, 225 + next(31) as u8) else {
+                continue;
+            };
+            let n = 1 + next(300) as usize;
+            let a: Vec<u8> = (0..n).map(|_| next(256) as u8).collect();
+            let b: Vec<u8> = (0..n).map(|_| next(256) as u8).collect();
+            let mut expected = vec![0; n];
+            params.run(&a, &b, &mut expected);
+            let mut ours = vec![0; n];
+            super::add(&params, &a, &b, &mut ours);
+            assert_eq!(ours, expected, "case {case} {params:?}");
         }
     }
 }

@@ -35,14 +35,15 @@ fn ints(tensors: &HashMap<String, (safetensors::Dtype, Vec<usize>, Vec<u8>)>, na
         .collect()
 }
 
-/// The fast kernel sets this CPU runs: the portable ones, and AVX-512 VNNI where available.
+/// The fast kernel sets this CPU runs: the portable ones, AVX2 and AVX-512 VNNI where available
+/// (a note names each set skipped).
 fn fast_kernels() -> Vec<Kernels> {
-    if Kernels::Vnni.available() {
-        vec![Kernels::Portable, Kernels::Vnni]
-    } else {
-        eprintln!("note: this CPU lacks AVX-512 VNNI; the VNNI kernels are not tested");
-        vec![Kernels::Portable]
+    for (kernels, name) in [(Kernels::Avx2, "AVX2"), (Kernels::Vnni, "AVX-512 VNNI")] {
+        if !kernels.available() {
+            println!("skipped: this CPU lacks {name}");
+        }
     }
+    Kernels::fast()
 }
 
 /// A forward pass with the given kernels.
@@ -283,6 +284,19 @@ fn shipped_models_give_tflites_logits_and_probabilities() {
         // Batch 1 gives the batch's first image.
         let single = run(&net, &batch[..batch.len() / 3], 1, Output::Probabilities, kernels);
         assert_eq!(single, probabilities[..classes]);
+        // Two threads share out every layer and give the same bytes, traced or not, at batch 3
+        // and 1.
+        let two = network(id).with_threads(2).unwrap();
+        assert_eq!(two.threads(), 2);
+        assert_eq!(
+            run(&two, &batch, 3, Output::Probabilities, kernels),
+            probabilities,
+            "{id} {kernels:?} 2 threads"
+        );
+        let untraced = two
+            .run_with(&batch[..batch.len() / 3], 1, Output::Logits, kernels)
+            .unwrap();
+        assert_eq!(untraced, logits[..classes], "{id} {kernels:?} 2 threads, batch 1");
     }
     let n = 3 * fast_kernels().len();
     assert_eq!(
@@ -327,8 +341,15 @@ fn the_u8_s8_formulation_equals_the_straightforward_loops_on_random_networks() {
         let net = QuantizedNetwork::new(NetworkParams::random(&config, seed as u64).unwrap()).unwrap();
         let input = net.random_input(batch, seed as u64);
         let reference = trace(&net, &input, batch, Kernels::Reference);
-        let fast = fast_kernels().into_iter().flat_map(|kernels| {
-            let tensors = trace(&net, &input, batch, kernels);
+        let threaded = QuantizedNetwork::new(NetworkParams::random(&config, seed as u64).unwrap())
+            .unwrap()
+            .with_threads(3)
+            .unwrap();
+        let runs = fast_kernels()
+            .into_iter()
+            .flat_map(|kernels| [(kernels, &net), (kernels, &threaded)]);
+        let fast = runs.flat_map(|(kernels, net)| {
+            let tensors = trace(net, &input, batch, kernels);
             assert_eq!(tensors.len(), reference.len(), "{kernels:?}");
             tensors
                 .into_iter()

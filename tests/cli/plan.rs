@@ -424,7 +424,11 @@ fn bench_json_has_the_raw_times_and_warns_when_unreliable() {
         .output()
         .unwrap();
     assert!(String::from_utf8_lossy(&table.stdout).contains("warning: only 3 timed run(s)"));
-    assert!(table.stderr.is_empty(), "{}", String::from_utf8_lossy(&table.stderr));
+    assert!(
+        table.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&table.stderr)
+    );
     let quiet = cli()
         .args(["-q", "bench", "--mock-timer", "--runs", "3", "--format", "json"])
         .output()

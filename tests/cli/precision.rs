@@ -408,13 +408,7 @@ fn int8_refusals_name_the_reason_in_one_line() {
         e.starts_with("error: --engine cannot be used with --precision int8: "),
         "{e}"
     );
-    // The int8 kernels are single-threaded; one precision per classify; the forced kernels
-    // need int8.
-    let (_, e) = refusal(&[&["bench", "--mock-timer", "--threads", "2"][..], &int8].concat());
-    assert!(
-        e.starts_with("error: --threads cannot be used with --precision int8 (--threads 2)"),
-        "{e}"
-    );
+    // One precision per classify; the forced kernels need int8.
     let (_, e) = refusal(&["classify", chelsea, "--precision", "f32,int8"]);
     assert_eq!(
         e,
@@ -503,6 +497,8 @@ fn bench_and_sweep_record_the_precision() {
         "0.25_128",
         "--precision",
         "int8",
+        "--threads",
+        "0",
         "--runs",
         "3",
         "--format",
@@ -512,7 +508,9 @@ fn bench_and_sweep_record_the_precision() {
         (v["schema_version"].as_u64(), v["precision"].as_str()),
         (Some(3), Some("int8"))
     );
-    assert_eq!(v["threads"], 1);
+    // --threads 0 is every CPU, at int8 as at f32.
+    let cpus = std::thread::available_parallelism().unwrap().get();
+    assert_eq!(v["threads"], cpus);
     let isa = v["isa"].as_str().unwrap();
     assert!(INT8_KERNELS.iter().any(|&k| kernels_name(k) == isa), "{isa}");
     assert!(v["latency_ms"]["median"].as_f64().unwrap() > 0.0);
@@ -627,7 +625,34 @@ fn bench_and_sweep_record_the_precision() {
     ]);
     assert_eq!(v["rows"][0]["precision"], "int8");
     assert!(v["rows"][0]["latency_ms"]["median"].as_f64().unwrap() > 0.0);
-    assert_eq!(v["environment"]["threads"], 1);
+    let cpus = std::thread::available_parallelism().unwrap().get();
+    assert_eq!(v["environment"]["threads"], cpus);
+}
+
+#[test]
+fn int8_answers_do_not_depend_on_the_threads() {
+    let image = photo("grace_hopper.jpg");
+    let run = |threads: &str| {
+        let v = json_of(&[
+            "classify",
+            image.to_str().unwrap(),
+            "--model",
+            "v2_1.0_224",
+            "--precision",
+            "int8",
+            "--threads",
+            threads,
+            "--top",
+            "5",
+            "--format",
+            "json",
+        ]);
+        (v[0]["threads"].clone(), v[0]["predictions"].clone())
+    };
+    let (one_thread, one) = run("1");
+    let (all_threads, all) = run("0");
+    assert_eq!(one, all, "threads {one_thread} and {all_threads}");
+    assert_eq!(one[0]["label"], "military uniform");
 }
 
 #[test]

@@ -22,7 +22,7 @@ use std::path::{Path, PathBuf};
 
 use crate::arch::{Config, Family};
 use crate::cli::{Cli, Command, ManArgs, ModelArgs, OutputArgs, RunArgs, TimingArgs};
-use crate::infer::{EngineKind, INT8_MAX_THREADS, Precision, int8_unsupported, kernels_name};
+use crate::infer::{EngineKind, Precision, int8_unsupported, kernels_name};
 use crate::memory::{LimitSource, MemoryEstimate, MemoryLimit};
 use crate::nn::{ModelId, WeightOverrides};
 use crate::output::OutputFile;
@@ -259,15 +259,9 @@ impl RunPlan {
                 reason: "the reference engine is candle's f32 network; int8 runs the project's integer kernels (drop --engine reference)".into(),
             });
         }
-        let max = if int8 { INT8_MAX_THREADS } else { cpus };
         let threads = match args.threads {
-            None => max,
-            Some(0) if int8 && cpus > INT8_MAX_THREADS => {
-                return Err(int8_threads("0 (every CPU)".into()));
-            }
-            Some(0) => max,
-            Some(n) if n <= max => n,
-            Some(n) if int8 && n <= cpus => return Err(int8_threads(n.to_string())),
+            None | Some(0) => cpus,
+            Some(n) if n <= cpus => n,
             Some(n) => {
                 return Err(UsageError::Invalid {
                     flag: "--threads",
@@ -330,17 +324,6 @@ impl RunPlan {
             limit: self.memory_limit,
             hint: format!("{hint}, or raise --max-memory"),
         })
-    }
-}
-
-/// `--threads` above what the int8 kernels run on.
-fn int8_threads(value: String) -> UsageError {
-    UsageError::Conflict {
-        flag: "--threads",
-        other: format!("--precision int8 (--threads {value})"),
-        reason: format!(
-            "the int8 kernels run on {INT8_MAX_THREADS} thread; drop --threads or pass --threads {INT8_MAX_THREADS}"
-        ),
     }
 }
 
