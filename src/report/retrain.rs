@@ -116,33 +116,38 @@ fn score_text(s: &Score) -> String {
 
 fn cost_lines(report: &RetrainReport) -> Vec<String> {
     let f = &report.features;
+    let rate = |t: Option<f64>| t.map_or_else(String::new, |t| format!(": {t:.1} images/s"));
     let mut lines = vec![format!(
-        "time: features {:.2} s (read and hash {:.2} s, decode {:.2} s, forward {:.2} s{}, cache writes {:.2} s), training {:.2} s, total {:.2} s",
+        "time: features {:.2} s{} (forward {:.2} s{}, cache writes {:.2} s, waiting for decoded images {:.2} s; beside them, read and hash {:.2} s, decode {:.2} s), training {:.2} s, total {:.2} s",
         f.total_seconds(),
+        rate(f.throughput()),
+        f.forward_seconds,
+        rate(f.forward_throughput()),
+        f.write_seconds,
+        f.wait_seconds,
         f.read_seconds,
         f.decode_seconds,
-        f.forward_seconds,
-        f.forward_throughput()
-            .map_or_else(String::new, |t| format!(": {t:.1} images/s")),
-        f.write_seconds,
         report.training.seconds,
         report.total_seconds
     )];
     if let Some(a) = &report.augmentation {
         lines.push(format!(
-            "augmentation: {} views, {:.2} s (decode {:.2} s, forward {:.2} s), not cached",
+            "augmentation: {} views, {:.2} s (forward {:.2} s, waiting for decoded images {:.2} s; beside them, decode {:.2} s), not cached",
             a.forwarded,
             a.total_seconds(),
-            a.decode_seconds,
-            a.forward_seconds
+            a.forward_seconds,
+            a.wait_seconds,
+            a.decode_seconds
         ));
     }
+    let plural = |n: usize| if n == 1 { "" } else { "s" };
     lines.push(format!(
-        "engine {}, {} thread{}, batch {}",
+        "engine {}, {} thread{}, batch {}; images decoded {} at a time beside them",
         report.engine,
         report.threads,
-        if report.threads == 1 { "" } else { "s" },
-        report.batch
+        plural(report.threads),
+        report.batch,
+        report.decode_threads
     ));
     lines.push(match &report.cache_dir {
         Some(dir) => format!(
