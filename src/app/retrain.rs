@@ -13,7 +13,7 @@ use serde_json::json;
 
 use super::emit::emit;
 use super::network::{load_from, off_resolution_note, weights_bytes};
-use super::plan::{CachePlan, RetrainPlan, RunPlan};
+use super::plan::{CachePlan, RetrainPlan, RunPlan, available_cpus};
 use super::{exit, interrupt, progress_bar};
 use crate::arch::Config;
 use crate::infer::Runner;
@@ -28,13 +28,18 @@ use crate::transfer::{
 };
 use crate::vision::{CROP_FRACTION, MAX_ALLOC_BYTES};
 
-/// Images decoded at once: one per thread, as many as the memory limit leaves room for beside
-/// the run's own estimate (each decode may take [`MAX_ALLOC_BYTES`]), at least one.
+/// Images decoded at once. Decoding overlaps the forward passes, which keep `--threads` CPUs
+/// busy, so it takes the CPUs left beside them (one thread, the reading thread itself, when
+/// `--threads` takes them all), no more than the rayon pool's `--threads` workers or the batch,
+/// and no more than the memory limit leaves room for beside the run's own estimate (each
+/// decode may take [`MAX_ALLOC_BYTES`]); at least one.
 pub(super) fn decoders(run: &RunPlan, config: &Config, batch: usize) -> usize {
     let own = estimate(config, batch, run.engine, run.precision, 0).total();
     let room = run.memory_limit.bytes.saturating_sub(own) / MAX_ALLOC_BYTES;
+    let spare = available_cpus().saturating_sub(run.threads);
     usize::try_from(room)
         .unwrap_or(usize::MAX)
+        .min(spare)
         .clamp(1, run.threads.min(batch).max(1))
 }
 
@@ -248,6 +253,7 @@ pub fn run_retrain(plan: &RetrainPlan) -> Result<ExitCode> {
         features_out: plan.features_out.as_ref().map(|f| path_text(f.shown())),
         engine: plan.run.engine,
         threads: plan.run.threads,
+        decode_threads: options.decoders,
         batch: plan.batch,
         data: DataInfo {
             dir: path_text(&data.dir),

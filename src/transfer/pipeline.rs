@@ -99,6 +99,7 @@ impl From<ExtractError> for TransferError {
         match e {
             ExtractError::Stopped => TransferError::Stopped,
             ExtractError::Inference(message) => TransferError::Inference(message),
+            thread @ ExtractError::Thread(_) => TransferError::Inference(thread.to_string()),
         }
     }
 }

@@ -25,7 +25,11 @@ pub struct RetrainReport {
     /// The features file written with `--features-out` (null: none).
     pub features_out: Option<String>,
     pub engine: EngineKind,
+    /// Threads of the forward passes.
     pub threads: usize,
+    /// Images decoded at once, beside the forward passes (on the reading thread, or the
+    /// rayon pool's workers).
+    pub decode_threads: usize,
     /// Images per forward pass.
     pub batch: usize,
     pub data: DataInfo,

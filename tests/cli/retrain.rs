@@ -638,3 +638,52 @@ fn walk(dir: &Path) -> Vec<PathBuf> {
     }
     files
 }
+
+#[test]
+fn the_table_shows_a_compact_curve_and_json_and_csv_every_epoch() {
+    let task = Task::new();
+    let extra = ["--epochs", "30", "--patience", "30"];
+    let json = task.run("m.safetensors", &extra);
+    let epochs = json["training"]["epochs"].as_array().unwrap();
+    assert_eq!(epochs.len(), 30, "patience 30 never stops 30 epochs early");
+    let kept = json["training"]["best_epoch"].as_u64().unwrap();
+
+    let args = task.args("m.safetensors", &extra);
+    let mut args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let format = args.iter().position(|a| *a == "--format").unwrap();
+    args.drain(format..format + 2);
+    let table = String::from_utf8(cli().args(&args).output().unwrap().stdout).unwrap();
+    assert!(
+        table.contains(
+            "30 epochs ran; shown: the first 3, every 5th, the kept one and the last (--format json and csv hold every epoch)"
+        ),
+        "{table}"
+    );
+    // The epoch column of the curve, up to the next heading.
+    let curve = table.split("Training (per epoch)").nth(1).unwrap();
+    let curve = curve.split("\n\n").next().unwrap();
+    let shown: Vec<String> = curve
+        .lines()
+        .filter_map(|l| l.strip_prefix('│')?.split('┆').next())
+        .map(|cell| cell.trim().to_string())
+        .filter(|cell| cell != "epoch")
+        .collect();
+    let mut expected: Vec<u64> = vec![1, 2, 3, 5, 10, 15, 20, 25, 30, kept];
+    expected.sort_unstable();
+    expected.dedup();
+    let expected: Vec<String> = expected
+        .iter()
+        .map(|e| {
+            if *e == kept {
+                format!("{e} (kept)")
+            } else {
+                e.to_string()
+            }
+        })
+        .collect();
+    assert_eq!(shown, expected, "{table}");
+
+    args.extend(["--format", "csv"]);
+    let csv = String::from_utf8(cli().args(&args).output().unwrap().stdout).unwrap();
+    assert_eq!(csv.lines().count(), 31, "a header and every epoch: {csv}");
+}
