@@ -275,3 +275,39 @@ fn mismatched_labels_and_missing_quantization_are_refused_before_any_work() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("duplicate value"));
 }
+
+#[test]
+fn a_file_with_activation_quantization_gets_a_row_per_precision() {
+    // The shipped uint8 file, given as a file: its own quantization runs the int8 row.
+    let file = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("presets/weights/mobilenet_v1_0.25_128.safetensors");
+    let v = json_of(&[
+        "sweep",
+        "--alphas",
+        "0.5",
+        "--resolutions",
+        "160",
+        "--precision",
+        "f32,int8",
+        "--mock-timer",
+        "--runs",
+        "2",
+        "--weights",
+        file.to_str().unwrap(),
+        "--format",
+        "json",
+    ]);
+    let rows = v["rows"].as_array().unwrap();
+    assert_eq!(rows.len(), 4, "{v}");
+    let files: Vec<&Value> = rows.iter().filter(|r| r.get("weights").is_some()).collect();
+    assert_eq!(files.len(), 2);
+    assert_eq!(files[0]["precision"], "f32");
+    assert_eq!(files[1]["precision"], "int8");
+    for row in files {
+        assert_eq!(
+            (&row["alpha"], &row["resolution"], &row["classes"]),
+            (&Value::from(0.25), &Value::from(128), &Value::from(1001))
+        );
+        assert!(row["latency_ms"]["median"].as_f64().unwrap() > 0.0);
+    }
+}
