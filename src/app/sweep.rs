@@ -261,7 +261,8 @@ fn score_as_given(
         .map(|name| classes.iter().find(|(n, _)| n == name).map(|(_, i)| *i))
         .collect();
     let resolution = runner.net().config().resolution;
-    let crop = Crop::new(CROP_FRACTION).map_err(anyhow::Error::msg)?;
+    // retrain's features use the TF-slim crop (CROP_FRACTION), so the file's head expects it.
+    let crop = Crop::TF_SLIM;
     let test: Vec<_> = split.split(Split::Test).collect();
     let (mut correct, mut images) = (0, 0);
     for chunk in test.chunks(FEATURE_BATCH) {

@@ -138,6 +138,7 @@ impl SweepPlan {
                 config = Some(*loaded.net.config());
                 labels = loaded.net.labels().map(<[String]>::to_vec);
             }
+            // `precisions` is never empty (f32 by default), so every file was loaded.
             let Some(config) = config else { continue };
             let classes = match (&self.data, &folders) {
                 (Some(data), Some(folders)) => {
