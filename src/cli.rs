@@ -144,7 +144,8 @@ Examples:
   mobilenet-cli sweep --precision f32,int8 --plot tradeoff.svg  # both in one table
   mobilenet-cli sweep --alphas 0.35,0.6,1.0 --resolutions 96,176 --format json --output sweep.json
   mobilenet-cli sweep --data photos/ --plot mine.svg       # accuracy measured on your own images
-  mobilenet-cli sweep --data train/ --test val/ --resolutions 160 --no-timing";
+  mobilenet-cli sweep --data train/ --test val/ --resolutions 160 --no-timing
+  mobilenet-cli sweep --data photos/ --weights mine.safetensors  # your retrained file beside them";
 
 const ANALYZE_EXAMPLES: &str = "\
 Examples:
@@ -567,6 +568,13 @@ pub struct SweepArgs {
     /// retrain caches them.
     #[arg(long, value_name = "DIR")]
     pub data: Option<PathBuf>,
+    /// Your own weights file (safetensors: retrain's output, or any file in the documented
+    /// format), repeatable: each is one more row, at the family, alpha, resolution and classes
+    /// its metadata gives (--alphas and --resolutions do not apply to it). Its top-1 is "-"
+    /// (nothing publishes it), or with --data measured as given on the test split when its
+    /// labels match the class folders.
+    #[arg(long, value_name = "FILE")]
+    pub weights: Vec<PathBuf>,
     /// With --data: validation images from this folder instead of a share of DIR.
     #[arg(
         long,

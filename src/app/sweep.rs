@@ -16,7 +16,9 @@ use anyhow::{Context, Result};
 use super::bench::{environment, time_runner};
 use super::emit::{render, write};
 use super::network::{load, load_from};
-use super::plan::{DataPlan, FEATURE_BATCH, ModelChoice, ModelSource, RunPlan, SweepPlan, Target};
+use super::plan::{
+    DataPlan, FEATURE_BATCH, ModelChoice, ModelSource, RunPlan, SweepPlan, Target, WeightsRow,
+};
 use super::retrain::{checkpoint, decoders, open_cache};
 use super::{exit, interrupt, progress_bar};
 use crate::arch::Config;
@@ -30,9 +32,10 @@ use crate::report;
 use crate::sweep::{Accuracy, AccuracyModel, MeasuredOn, Provenance, SweepReport, SweepRow, Unavailable};
 use crate::transfer::report::ClassInfo;
 use crate::transfer::{
-    CacheKey, Epoch, Observer, Options, SplitDataset, TransferError, retrain, sha256, split_folder,
+    CacheKey, Epoch, Observer, Options, Split, SplitDataset, TransferError, retrain, sha256, split_folder,
+    wilson,
 };
-use crate::vision::{CROP_FRACTION, MAX_ALLOC_BYTES};
+use crate::vision::{CROP_FRACTION, Crop, MAX_ALLOC_BYTES, load_pixels};
 
 /// Shortest time between two checkpoint rewrites of `--output`.
 const CHECKPOINT_INTERVAL: Duration = Duration::from_secs(1);
@@ -177,6 +180,118 @@ fn measured_row(
     Ok(row)
 }
 
+/// A `--weights` file's row at `precision`: the file's own network (its classes, its
+/// resolution), timed as it is unless --no-timing; with `--data` its test accuracy as given.
+fn weights_row(
+    plan: &SweepPlan,
+    file: &WeightsRow,
+    precision: Precision,
+    split: Option<&SplitDataset>,
+) -> Result<SweepRow> {
+    let run = RunPlan {
+        precision,
+        ..plan.run
+    };
+    let loaded = load_from(
+        &file.choice(),
+        Some(&file.bytes),
+        &run,
+        WeightsRow::batch(plan),
+        MAX_ALLOC_BYTES,
+    )?;
+    let config = *loaded.net.config();
+    let totals = analyze(&config).totals;
+    let mut runner = loaded.runner(&run)?;
+    let (top1, top5) = match (split, &file.classes) {
+        (Some(split), Some(classes)) => {
+            let (correct, images) = score_as_given(&mut runner, split, classes)?;
+            let top1 = match wilson(correct, images) {
+                Some(interval) => Ok(Accuracy {
+                    value: correct as f64 / images as f64 * 100.0,
+                    provenance: Provenance::MeasuredAsGiven {
+                        data: path_text(&split.dir),
+                        weights: path_text(&file.path),
+                        images,
+                        correct,
+                        interval: [interval.low * 100.0, interval.high * 100.0],
+                    },
+                }),
+                None => Err(Unavailable::NotMeasured),
+            };
+            (top1, Err(Unavailable::NotMeasured))
+        }
+        _ => (
+            Err(Unavailable::NoPublishedFigure),
+            Err(Unavailable::NoPublishedFigure),
+        ),
+    };
+    let mut row = SweepRow {
+        weights: Some(path_text(&file.path)),
+        precision,
+        ..SweepRow::with_figures(&config, &totals, top1, top5)
+    };
+    if !plan.no_timing {
+        let samples = if plan.mock_timer {
+            measure(
+                &plan.timing,
+                &mut MockTimer::new(totals.mult_adds, plan.batch),
+                &mut || Ok(()),
+            )?
+        } else {
+            time_runner(&mut runner, &plan.timing, plan.batch)?
+        };
+        row.latency_ms = Summary::of(&samples);
+        row.throughput = row.latency_ms.as_ref().map(|l| throughput(plan.batch, l.median));
+    }
+    Ok(row)
+}
+
+/// The file's network as it is on `split`'s test images: (correct, scored) top-1, each image
+/// preprocessed as retrain's features are (its resolution, the TF-slim crop). Images that do
+/// not decode are left out (the pretrained rows' runs list them).
+fn score_as_given(
+    runner: &mut Runner,
+    split: &SplitDataset,
+    classes: &[(String, usize)],
+) -> Result<(usize, usize)> {
+    // The file's output for each of the split's classes, by folder name.
+    let truth: Vec<Option<usize>> = split
+        .classes
+        .iter()
+        .map(|name| classes.iter().find(|(n, _)| n == name).map(|(_, i)| *i))
+        .collect();
+    let resolution = runner.net().config().resolution;
+    // retrain's features use the TF-slim crop (CROP_FRACTION), so the file's head expects it.
+    let crop = Crop::TF_SLIM;
+    let test: Vec<_> = split.split(Split::Test).collect();
+    let (mut correct, mut images) = (0, 0);
+    for chunk in test.chunks(FEATURE_BATCH) {
+        interrupt::check()?;
+        let mut inputs = Vec::with_capacity(chunk.len());
+        let mut owners = Vec::with_capacity(chunk.len());
+        for example in chunk {
+            if let (Ok(pixels), Some(Some(class))) = (
+                load_pixels(&example.path, resolution, crop),
+                truth.get(example.class),
+            ) {
+                inputs.push(pixels);
+                owners.push(*class);
+            }
+        }
+        let probabilities = crate::classify::probabilities(runner, &inputs)?;
+        for (class, probs) in owners.into_iter().zip(probabilities) {
+            let best = probs
+                .iter()
+                .enumerate()
+                .max_by(|a, b| a.1.total_cmp(b.1))
+                .map(|(i, _)| i);
+            images += 1;
+            correct += usize::from(best == Some(class));
+        }
+    }
+    Ok((correct, images))
+}
+
 /// Times `config` at `precision` into `row` (unless --no-timing): random weights, at int8 with
 /// synthetic quantization (latency does not depend on the values).
 fn time_row(
@@ -214,7 +329,17 @@ fn time_row(
     Ok(())
 }
 
+/// What one row of the sweep measures: a grid or pretrained point (with the index of its
+/// accuracy model), or a `--weights` file.
+#[derive(Clone, Copy)]
+enum Row<'a> {
+    Point(&'a super::plan::SweepPoint, usize),
+    File(&'a WeightsRow),
+}
+
 pub fn run_sweep(plan: &SweepPlan) -> Result<ExitCode> {
+    // Every --weights file is read and checked before any work.
+    let files = plan.weights_rows()?;
     let store = Store::embedded();
     // With --data every figure is measured: no published table is read. Otherwise one model per
     // member and precision: member m's at precision p is m * precisions + p.
@@ -255,7 +380,7 @@ pub fn run_sweep(plan: &SweepPlan) -> Result<ExitCode> {
         });
     }
     let bar = progress_bar(
-        (plan.points.len() * plan.precisions.len()) as u64,
+        ((plan.points.len() + files.len()) * plan.precisions.len()) as u64,
         plan.quiet,
         "sweep",
         "rows",
@@ -266,17 +391,32 @@ pub fn run_sweep(plan: &SweepPlan) -> Result<ExitCode> {
     };
     let mut interrupted = None;
     // A row per point and precision; `model` indexes `accuracy` (unused with --data).
-    let rows = plan.points.iter().flat_map(|point| {
-        (0..plan.precisions.len()).map(move |p| (point, p, point.member * plan.precisions.len() + p))
+    // The --weights files' rows come after the grid's, in the order given.
+    let grid = plan.points.iter().flat_map(|point| {
+        (0..plan.precisions.len())
+            .map(move |p| (Row::Point(point, point.member * plan.precisions.len() + p), p))
     });
-    for (point, precision, model) in rows {
-        bar.set_message(format!("{} {}", point.config.label(), plan.precisions[precision]));
+    let given = files
+        .iter()
+        .flat_map(|file| (0..plan.precisions.len()).map(move |p| (Row::File(file), p)));
+    for (item, precision) in grid.chain(given) {
+        let label = match item {
+            Row::Point(point, _) => point.config.label(),
+            Row::File(file) => path_text(&file.path),
+        };
+        bar.set_message(format!("{label} {}", plan.precisions[precision]));
         let row = match interrupt::check().map_err(anyhow::Error::from).and_then(|()| {
-            match (point.model, &plan.data, &split, report.data.as_mut()) {
-                (Some(id), Some(data), Some(split), Some(on)) => {
-                    measured_row(plan, point, id, data, split, on)
+            match (item, &plan.data, &split, report.data.as_mut()) {
+                (Row::File(file), _, split, _) => {
+                    weights_row(plan, file, plan.precisions[precision], split.as_ref())
                 }
-                _ => measure_row(plan, point, &accuracy[model]),
+                (
+                    Row::Point(point @ &super::plan::SweepPoint { model: Some(id), .. }, _),
+                    Some(data),
+                    Some(split),
+                    Some(on),
+                ) => measured_row(plan, point, id, data, split, on),
+                (Row::Point(point, model), ..) => measure_row(plan, point, &accuracy[model]),
             }
         }) {
             Ok(row) => row,

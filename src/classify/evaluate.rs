@@ -336,23 +336,28 @@ pub fn evaluate(
     })
 }
 
+/// The output index of the model's own label a class folder named `folder` stands for: the
+/// label written as the folder is named, else the one label it equals ignoring case and with
+/// '_' for a space. `sweep --weights` matches `--data`'s folders by this too.
+pub fn custom_label(folder: &str, labels: &[String]) -> Option<usize> {
+    let normalise = |s: &str| s.trim().replace('_', " ").to_lowercase();
+    labels.iter().position(|l| l == folder).or_else(|| {
+        let wanted = normalise(folder);
+        let found: Vec<usize> = (0..labels.len())
+            .filter(|&i| normalise(&labels[i]) == wanted)
+            .collect();
+        match found.as_slice() {
+            [one] => Some(*one),
+            _ => None,
+        }
+    })
+}
+
 /// The output index of the model's own label each class folder names, in folder order.
 fn custom_classes(folder: &LabelledFolder, labels: &[String]) -> Result<Vec<usize>, EvalError> {
-    let normalise = |s: &str| s.trim().replace('_', " ").to_lowercase();
     let mut indices: Vec<usize> = Vec::with_capacity(folder.classes.len());
     for class in &folder.classes {
-        let exact = labels.iter().position(|l| *l == class.name);
-        let loose = || {
-            let wanted = normalise(&class.name);
-            let found: Vec<usize> = (0..labels.len())
-                .filter(|&i| normalise(&labels[i]) == wanted)
-                .collect();
-            match found.as_slice() {
-                [one] => Some(*one),
-                _ => None,
-            }
-        };
-        let Some(index) = exact.or_else(loose) else {
+        let Some(index) = custom_label(&class.name, labels) else {
             return Err(EvalError::LabelMismatch {
                 folder: path_text(&class.path),
                 labels: labels.to_vec(),

@@ -20,7 +20,9 @@ use crate::vision::{
     ClassLayout, ClassNames, Crop, ImageError, ImageErrorKind, decode_bytes, load_pixels, preprocess_pixels,
 };
 
-pub use evaluate::{ClassReport, Confusion, EvalError, EvalReport, FailedImage, TOP5, evaluate};
+pub use evaluate::{
+    ClassReport, Confusion, EvalError, EvalReport, FailedImage, TOP5, custom_label, evaluate,
+};
 
 /// Most images decoded and run at once by [`classify_batch`].
 pub const MAX_BATCH: usize = 32;

@@ -13,19 +13,26 @@ use crate::sweep::{
     Unavailable,
 };
 
-/// The grid point as plots label it: "0.5-160".
+/// The grid point as plots label it: "0.5-160"; a `--weights` file's row by the file.
 pub(super) fn point_label(row: &SweepRow) -> String {
-    format!("{}-{}", format_alpha(row.alpha), row.resolution)
+    match &row.weights {
+        Some(file) => file.clone(),
+        None => format!("{}-{}", format_alpha(row.alpha), row.resolution),
+    }
 }
 
-/// The row as lists name it: "v1 0.5-160", and at int8 "v1 0.5-160 int8".
+/// The row as lists name it: "v1 0.5-160", and at int8 "v1 0.5-160 int8"; a `--weights`
+/// file's row by the file ("mine.safetensors int8").
 fn row_label(row: &SweepRow) -> String {
-    format!(
-        "{} {}{}",
-        row.member(),
-        point_label(row),
-        int8_suffix(row.precision)
-    )
+    match &row.weights {
+        Some(file) => format!("{file}{}", int8_suffix(row.precision)),
+        None => format!(
+            "{} {}{}",
+            row.member(),
+            point_label(row),
+            int8_suffix(row.precision)
+        ),
+    }
 }
 
 /// " int8" for int8, nothing for f32: how lists tell int8 rows and fits apart.
@@ -36,8 +43,12 @@ fn int8_suffix(precision: Precision) -> &'static str {
     }
 }
 
-/// The shipped backbone a `--data` row's top-1 was measured on.
-fn measured_model(row: &SweepRow) -> Option<&str> {
+/// The weights a row ran: a `--weights` file, or the shipped backbone a `--data` row's top-1
+/// was measured on.
+fn row_weights(row: &SweepRow) -> Option<&str> {
+    if let Some(file) = &row.weights {
+        return Some(file);
+    }
     match &row.top1.as_ref().ok()?.provenance {
         Provenance::Measured { model, .. } => Some(model),
         _ => None,
@@ -50,11 +61,16 @@ fn provenance_id(figure: &Figure) -> &'static str {
     match figure {
         Ok(a) if a.is_extrapolated() => "extrapolated",
         Ok(a) if a.is_estimated() => "estimated",
+        Ok(Accuracy {
+            provenance: Provenance::MeasuredAsGiven { .. },
+            ..
+        }) => "measured-as-given",
         Ok(a) if a.is_measured() => "measured",
         Ok(_) => "published",
         Err(Unavailable::NoFit) => "no-fit",
         Err(Unavailable::BeyondLimit { .. }) => "beyond-limit",
         Err(Unavailable::NotMeasured) => "not-measured",
+        Err(Unavailable::NoPublishedFigure) => "no-published-figure",
     }
 }
 
@@ -64,6 +80,7 @@ fn source_id(report: &SweepReport, row: &SweepRow, metric: Metric) -> String {
         Ok(a) => match &a.provenance {
             Provenance::Published { source, .. } => source.clone(),
             Provenance::Measured { .. } => "measured".into(),
+            Provenance::MeasuredAsGiven { .. } => "measured-as-given".into(),
             Provenance::Estimated { fit, .. } => report
                 .fit(*fit, row.precision, metric)
                 .map_or(String::new(), |f| f.source.to_string()),
@@ -74,14 +91,7 @@ fn source_id(report: &SweepReport, row: &SweepRow, metric: Metric) -> String {
 
 fn top_cell(figure: &Figure) -> String {
     match figure {
-        Ok(Accuracy {
-            value,
-            provenance:
-                Provenance::Measured {
-                    interval: [low, high],
-                    ..
-                },
-        }) => format!(
+        Ok(a @ Accuracy { value, .. }) if let Some([low, high]) = a.interval() => format!(
             "{value:.1} ({low:.0}-{high:.0}){}",
             if figure.as_ref().is_ok_and(Accuracy::off_trained_resolution) {
                 "~"
@@ -165,6 +175,7 @@ fn sweep_csv(report: &SweepReport) -> Document {
         ("pareto_mult_adds", Align::Left),
         ("fits_budget", Align::Left),
         ("best", Align::Left),
+        ("weights", Align::Left),
     ]);
     let opt = |v: Option<f64>| v.map_or(String::new(), |v| format!("{v}"));
     for r in &report.rows {
@@ -189,6 +200,7 @@ fn sweep_csv(report: &SweepReport) -> Document {
             let figure = r.figure(metric);
             let model = match figure.as_ref().map(|a| &a.provenance) {
                 Ok(Provenance::Published { model, .. } | Provenance::Measured { model, .. }) => model.clone(),
+                Ok(Provenance::MeasuredAsGiven { weights, .. }) => weights.clone(),
                 _ => String::new(),
             };
             cells.extend([
@@ -203,6 +215,7 @@ fn sweep_csv(report: &SweepReport) -> Document {
             r.pareto_mult_adds.to_string(),
             r.fits_budget.map_or(String::new(), |b| b.to_string()),
             r.best.to_string(),
+            r.weights.clone().unwrap_or_default(),
         ]);
         t.push(cells);
     }
@@ -228,7 +241,9 @@ fn accuracy_lines(report: &SweepReport) -> Vec<String> {
                 ref table,
                 ..
             } => Some(format!("{source} {table}")),
-            Provenance::Estimated { .. } | Provenance::Measured { .. } => None,
+            Provenance::Estimated { .. }
+            | Provenance::Measured { .. }
+            | Provenance::MeasuredAsGiven { .. } => None,
         }),
     );
     if !published.is_empty() {
@@ -237,7 +252,9 @@ fn accuracy_lines(report: &SweepReport) -> Vec<String> {
     let fits = distinct(
         figures().filter_map(|(r, metric, f)| match f.as_ref().ok()?.provenance {
             Provenance::Estimated { fit, .. } => Some((fit, r.precision, metric)),
-            Provenance::Published { .. } | Provenance::Measured { .. } => None,
+            Provenance::Published { .. }
+            | Provenance::Measured { .. }
+            | Provenance::MeasuredAsGiven { .. } => None,
         }),
     );
     if let Some(data) = &report.data {
@@ -277,6 +294,14 @@ fn accuracy_lines(report: &SweepReport) -> Vec<String> {
                 "{} -: no published figure and too few published points to estimate one ({})",
                 metric.name(),
                 no_fit.iter().map(|r| row_label(r)).collect::<Vec<_>>().join(", ")
+            ));
+        }
+        let unpublished = missing(|u| matches!(u, Unavailable::NoPublishedFigure));
+        if !unpublished.is_empty() {
+            lines.push(format!(
+                "{} -: your own weights have no published figure (measure one with --data DIR on folders named by the file's labels); not on the Pareto front, in the plot or best within budget: {}",
+                metric.name(),
+                distinct(unpublished.iter().map(|r| row_label(r))).join(", ")
             ));
         }
         let unmeasured = missing(|u| matches!(u, Unavailable::NotMeasured));
@@ -328,11 +353,22 @@ fn measured_lines(report: &SweepReport, data: &MeasuredOn) -> Vec<String> {
         count(|c| c.validation),
         count(|c| c.test),
     )];
+    for row in &report.rows {
+        if let Ok(Accuracy {
+            provenance: Provenance::MeasuredAsGiven { weights, images, .. },
+            ..
+        }) = &row.top1
+        {
+            lines.push(format!(
+                "top-1 of {weights}: measured as given (its own classifier, not retrained; its labels matched to the class folders) on the same {images} test images"
+            ));
+        }
+    }
     let off: Vec<String> = report
         .rows
         .iter()
         .filter(|r| r.top1.as_ref().is_ok_and(Accuracy::off_trained_resolution))
-        .map(|r| format!("{} at {}", measured_model(r).unwrap_or_default(), r.resolution))
+        .map(|r| format!("{} at {}", row_weights(r).unwrap_or_default(), r.resolution))
         .collect();
     if !off.is_empty() {
         lines.push(format!(
@@ -396,7 +432,9 @@ pub fn sweep_document(report: &SweepReport, format: Format) -> Document {
     let mut doc = Document::default();
     let timed = report.rows.iter().any(|r| r.latency_ms.is_some());
     let budget = report.budget.is_set();
-    let measured = report.data.is_some();
+    // The weights column names what ran: the shipped backbones of --data, --weights files.
+    let measured = report.data.is_some() || report.rows.iter().any(|r| r.weights.is_some());
+    let classes = distinct(report.rows.iter().map(|r| r.classes));
     let mut columns = vec![];
     if measured {
         columns.push(("weights", Align::Left));
@@ -406,6 +444,12 @@ pub fn sweep_document(report: &SweepReport, format: Format) -> Document {
         ("alpha", Align::Right),
         ("res", Align::Right),
         ("precision", Align::Left),
+    ]);
+    // Rows of different classifiers (a --weights file's classes): each states its count.
+    if classes.len() > 1 {
+        columns.push(("classes", Align::Right));
+    }
+    columns.extend([
         ("mult-adds", Align::Right),
         ("params", Align::Right),
         ("f32 weights", Align::Right),
@@ -431,13 +475,18 @@ pub fn sweep_document(report: &SweepReport, format: Format) -> Document {
     for r in &report.rows {
         let mut row = Vec::new();
         if measured {
-            row.push(measured_model(r).unwrap_or("-").to_string());
+            row.push(row_weights(r).unwrap_or("-").to_string());
         }
         row.extend([
             r.member().name(),
             format_alpha(r.alpha),
             r.resolution.to_string(),
             r.precision.to_string(),
+        ]);
+        if classes.len() > 1 {
+            row.push(r.classes.to_string());
+        }
+        row.extend([
             format!("{:.1}M", r.mult_adds as f64 / 1e6),
             format!("{:.2}M", r.params as f64 / 1e6),
             megabytes(r.weight_bytes_f32),
@@ -466,10 +515,7 @@ pub fn sweep_document(report: &SweepReport, format: Format) -> Document {
         t.push(row);
     }
     let families: Vec<String> = report.families.iter().map(|m| m.name()).collect();
-    let classes: Vec<String> = distinct(report.rows.iter().map(|r| r.classes))
-        .iter()
-        .map(u32::to_string)
-        .collect();
+    let classes: Vec<String> = classes.iter().map(u32::to_string).collect();
     let sources: Vec<String> = match report.precisions.as_slice() {
         [one] => vec![report.accuracy_source.title_at(*one).to_string()],
         many => many
@@ -612,6 +658,42 @@ mod tests {
             "no best within budget: the rows that fit it have only an extrapolated top-1 estimate or none (v1 1.2-224)"
         );
         assert_eq!(budget_line(&report(&[(v1, 2.0, 224)])), "no row fits the budget");
+    }
+
+    #[test]
+    fn a_weights_file_row_is_named_by_its_file_and_measured_as_given() {
+        let config = Member::standard(Family::V1).config(0.25, 128).unwrap();
+        let as_given: Figure = Ok(Accuracy {
+            value: 90.0,
+            provenance: Provenance::MeasuredAsGiven {
+                data: "photos".into(),
+                weights: "mine.safetensors".into(),
+                images: 50,
+                correct: 45,
+                interval: [78.6, 95.65],
+            },
+        });
+        assert_eq!(top_cell(&as_given), "90.0 (79-96)");
+        assert_eq!(provenance_id(&as_given), "measured-as-given");
+        assert!(as_given.as_ref().unwrap().is_measured() && as_given.as_ref().unwrap().is_trusted());
+        let row = SweepRow {
+            weights: Some("mine.safetensors".into()),
+            precision: Precision::Int8,
+            ..SweepRow::with_figures(
+                &config,
+                &analyze(&config).totals,
+                as_given,
+                Err(Unavailable::NotMeasured),
+            )
+        };
+        assert_eq!(row_label(&row), "mine.safetensors int8");
+        assert_eq!(point_label(&row), "mine.safetensors");
+        assert_eq!(row_weights(&row), Some("mine.safetensors"));
+        let json = serde_json::to_value(Unavailable::NoPublishedFigure).unwrap();
+        assert_eq!(
+            json["reason"],
+            provenance_id(&Err(Unavailable::NoPublishedFigure))
+        );
     }
 
     #[test]

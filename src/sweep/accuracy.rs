@@ -147,13 +147,29 @@ impl Accuracy {
     pub fn extrapolation(&self) -> Option<&Extrapolation> {
         match &self.provenance {
             Provenance::Estimated { extrapolation, .. } => extrapolation.as_ref(),
-            Provenance::Published { .. } | Provenance::Measured { .. } => None,
+            Provenance::Published { .. }
+            | Provenance::Measured { .. }
+            | Provenance::MeasuredAsGiven { .. } => None,
         }
     }
 
-    /// Measured on the user's data (`sweep --data`), not published or estimated.
+    /// Measured on the user's data (`sweep --data`: a retrained head, or a `--weights` file as
+    /// given), not published or estimated.
     pub fn is_measured(&self) -> bool {
-        matches!(self.provenance, Provenance::Measured { .. })
+        matches!(
+            self.provenance,
+            Provenance::Measured { .. } | Provenance::MeasuredAsGiven { .. }
+        )
+    }
+
+    /// The 95% Wilson interval (percent) of a measured figure.
+    pub fn interval(&self) -> Option<[f64; 2]> {
+        match self.provenance {
+            Provenance::Measured { interval, .. } | Provenance::MeasuredAsGiven { interval, .. } => {
+                Some(interval)
+            }
+            Provenance::Published { .. } | Provenance::Estimated { .. } => None,
+        }
     }
 
     /// A measured figure's backbone ran at another resolution than its weights were trained at.
@@ -221,6 +237,19 @@ pub enum Provenance {
         /// 95% Wilson interval, percent.
         interval: [f64; 2],
     },
+    /// The test accuracy of a `--weights` file run as it is (its own classifier, no retraining)
+    /// on the test split of `sweep --data`, its labels matched to the class folders as
+    /// `evaluate` matches them: `correct` of `images`, with the 95% Wilson interval (percent).
+    MeasuredAsGiven {
+        /// The labelled folder (`SweepReport::data` has its split and classes).
+        data: String,
+        /// The weights file, as the command line named it.
+        weights: String,
+        images: usize,
+        correct: usize,
+        /// 95% Wilson interval, percent.
+        interval: [f64; 2],
+    },
     /// Predicted by the fit of `fit`'s published points for the same metric (`SweepReport::fits`).
     Estimated {
         fit: Member,
@@ -260,6 +289,9 @@ pub enum Unavailable {
     /// `sweep --data` measures top-1 on the user's classes only (top-5 of a handful of classes
     /// says little).
     NotMeasured,
+    /// A `--weights` file's own network: no table publishes its accuracy, and without `--data`
+    /// nothing measures it.
+    NoPublishedFigure,
 }
 
 /// A point's figure for one metric, or why it has none.

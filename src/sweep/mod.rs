@@ -30,7 +30,9 @@ use crate::infer::Precision;
 /// The version of the JSON `SweepReport` serialises to (docs/schema/sweep.schema.json). `sweep
 /// --data` added to 3 without changing what a sweep without it writes: the `data` key (absent
 /// without it), the `measured` provenance and the `not-measured` reason; 4 adds the precision
-/// (`precisions`, and `precision` on every row and fit).
+/// (`precisions`, and `precision` on every row and fit). `sweep --weights` added to 4 the same
+/// way: `weights` on a file's row, the `measured-as-given` provenance and the
+/// `no-published-figure` reason.
 pub const SCHEMA_VERSION: u32 = 4;
 
 /// The labelled folder a `sweep --data` measured its accuracy on: one split for every backbone.
@@ -55,6 +57,10 @@ pub struct MeasuredOn {
 /// One point of a sweep.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct SweepRow {
+    /// A `--weights` file's row: the file as the command line named it (absent for grid and
+    /// pretrained rows; an addition to version 4 that leaves files without it unchanged).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub weights: Option<String>,
     pub family: crate::arch::Family,
     pub minimalistic: bool,
     pub alpha: f64,
@@ -112,6 +118,7 @@ impl SweepRow {
     /// --data`, whose heads are trained on f32 features).
     pub fn with_figures(config: &Config, totals: &Totals, top1: Figure, top5: Figure) -> Self {
         SweepRow {
+            weights: None,
             family: config.family,
             minimalistic: config.minimalistic,
             alpha: config.alpha,

@@ -128,6 +128,7 @@ mod tests {
 
     fn row(ms: f64, top1: f64, size: u64) -> SweepRow {
         SweepRow {
+            weights: None,
             family: crate::arch::Family::V1,
             minimalistic: false,
             alpha: 1.0,

@@ -17,3 +17,4 @@ mod properties;
 mod retrain;
 mod schema;
 mod sweep_data;
+mod sweep_weights;

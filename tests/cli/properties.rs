@@ -132,7 +132,7 @@ proptest! {
                             prop_assert_eq!(*extrapolation, outside);
                             prop_assert!(outside.is_none_or(|e| e.within_limit()));
                         }
-                        Provenance::Measured { .. } => prop_assert!(false, "a published table measures nothing: {acc:?}"),
+                        Provenance::Measured { .. } | Provenance::MeasuredAsGiven { .. } => prop_assert!(false, "a published table measures nothing: {acc:?}"),
                     }
                 }
                 Err(Unavailable::NoFit) => prop_assert!(fit.is_none()),
@@ -141,6 +141,7 @@ proptest! {
                     prop_assert!(extrapolation.distance() > MAX_EXTRAPOLATION_RATIO.ln());
                 }
                 Err(Unavailable::NotMeasured) => prop_assert!(false, "only sweep --data leaves a figure unmeasured"),
+                Err(Unavailable::NoPublishedFigure) => prop_assert!(false, "only a --weights file has no published figure"),
             }
         }
         // Every member but the one-point minimalistic models estimates top-1 near its fit.

@@ -298,3 +298,35 @@ fn sweep_data_json_validates() {
         .remove("interval");
     assert!(validate(&s, &s, &broken, "$").is_err());
 }
+
+#[test]
+fn sweep_weights_json_validates() {
+    let s = schema("sweep.schema.json");
+    let task = crate::sweep_weights::Retrained::new();
+    // Without --data: the file's figures are unavailable; timed by the mock timer.
+    let v = task.json(&["--mock-timer", "--runs", "2"]);
+    validate(&s, &s, &v, "$").unwrap();
+    let last = v["rows"].as_array().unwrap().len() - 1;
+    assert_eq!(
+        v["rows"][last]["top1"]["unavailable"]["reason"],
+        "no-published-figure"
+    );
+    let mut broken = v.clone();
+    broken["rows"][last]["top1"]["unavailable"]["reason"] = Value::from("custom");
+    assert!(validate(&s, &s, &broken, "$").is_err());
+
+    // With --data: measured as given.
+    let data = task.data_args();
+    let mut extra: Vec<&str> = data.iter().map(String::as_str).collect();
+    extra.extend(["--no-timing", "--min-top1", "50"]);
+    let v = task.json(&extra);
+    validate(&s, &s, &v, "$").unwrap();
+    let last = v["rows"].as_array().unwrap().len() - 1;
+    assert_eq!(v["rows"][last]["top1"]["provenance"]["type"], "measured-as-given");
+    let mut broken = v.clone();
+    broken["rows"][last]["top1"]["provenance"]
+        .as_object_mut()
+        .unwrap()
+        .remove("weights");
+    assert!(validate(&s, &s, &broken, "$").is_err());
+}

@@ -16,7 +16,7 @@ pub use analyze::{AnalyzePlan, PresetsPlan};
 pub use bench::BenchPlan;
 pub use images::{ClassifyPlan, EvaluatePlan, Input};
 pub use retrain::{CachePlan, RetrainPlan};
-pub use sweep::{DataPlan, FEATURE_BATCH, SweepPlan, SweepPoint};
+pub use sweep::{DataPlan, FEATURE_BATCH, SweepPlan, SweepPoint, WeightsRow};
 
 use std::path::{Path, PathBuf};
 

@@ -3,15 +3,18 @@
 
 use std::path::PathBuf;
 
+use anyhow::Result;
+
 use super::retrain::{SplitFlags, cache_plan, folder, split_rule};
-use super::{CachePlan, OutputPlan, RunPlan, Target, UsageError, distinct_outputs};
+use super::{CachePlan, ModelChoice, ModelSource, OutputPlan, RunPlan, Target, UsageError, distinct_outputs};
+use crate::app::network::{load_from, weights_bytes};
 use crate::arch::{Alpha, Config, Resolution};
 use crate::bench::TimingPlan;
 use crate::cli::{MemberChoice, SweepArgs};
 use crate::infer::{Precision, int8_unsupported};
 use crate::memory::estimate;
-use crate::nn::ModelId;
-use crate::output::OutputFile;
+use crate::nn::{ModelId, WeightOverrides};
+use crate::output::{OutputFile, path_text};
 use crate::published::Store;
 use crate::sweep::{AccuracySource, Budget, Member};
 use crate::transfer::{HeadSettings, Source, SplitRule};
@@ -55,8 +58,154 @@ pub struct SweepPlan {
     pub plot: Option<OutputFile>,
     /// `--data`: accuracy measured on the user's folder.
     pub data: Option<DataPlan>,
+    /// `--weights`: one more row per file (and precision), after the grid's; the files are
+    /// read and checked by [`SweepPlan::weights_rows`] before any row is measured.
+    pub weights: Vec<PathBuf>,
     /// `--quiet` (global; set by `Plan::try_from`).
     pub quiet: bool,
+}
+
+/// A `--weights` file, read and checked: its rows are its network as the file describes it.
+#[derive(Debug)]
+pub struct WeightsRow {
+    pub path: PathBuf,
+    /// The file's content, read once: what is measured is what was checked.
+    pub bytes: Vec<u8>,
+    /// The network the file holds (family, alpha, resolution and classes from its metadata).
+    pub config: crate::arch::Config,
+    /// With `--data`: for each class folder of DIR (by name), the output of the file's
+    /// classifier whose label it names.
+    pub classes: Option<Vec<(String, usize)>>,
+}
+
+impl WeightsRow {
+    /// How the row is loaded: the file as it is, at its own resolution.
+    pub fn choice(&self) -> ModelChoice {
+        ModelChoice {
+            source: ModelSource::File {
+                path: self.path.clone(),
+                overrides: WeightOverrides::default(),
+            },
+            resolution: None,
+        }
+    }
+
+    /// The batch its rows run at: the timing's, and with `--data` the measurement's.
+    pub fn batch(plan: &SweepPlan) -> usize {
+        let timed = !plan.no_timing && !plan.mock_timer;
+        let timing = if timed { plan.batch } else { 1 };
+        if plan.data.is_some() {
+            timing.max(FEATURE_BATCH)
+        } else {
+            timing
+        }
+    }
+}
+
+impl SweepPlan {
+    /// Reads and checks every `--weights` file before any row is measured, the way bench loads
+    /// its `--weights` (the whole file validated, the memory of its rows estimated against the
+    /// limit, `--precision int8` refused without the file's activation quantization), and with
+    /// `--data` its labels matched to DIR's class folders as evaluate matches them. Not part of
+    /// `TryFrom`: a file that cannot be read or is not valid weights is a runtime failure (exit
+    /// 1), as for bench and classify; the refusals are usage errors (exit 2).
+    pub fn weights_rows(&self) -> Result<Vec<WeightsRow>> {
+        let folders = match &self.data {
+            Some(data) => Some(crate::dataset::read_labelled_folder(&data.dir)?),
+            None => None,
+        };
+        let mut rows = Vec::with_capacity(self.weights.len());
+        for path in &self.weights {
+            let file = path_text(path);
+            let choice = ModelChoice {
+                source: ModelSource::File {
+                    path: path.clone(),
+                    overrides: WeightOverrides::default(),
+                },
+                resolution: None,
+            };
+            let bytes = weights_bytes(&choice)?
+                .map(std::borrow::Cow::into_owned)
+                .unwrap_or_default();
+            let mut config = None;
+            let mut labels = None;
+            for &precision in &self.precisions {
+                let run = RunPlan {
+                    precision,
+                    ..self.run
+                };
+                let loaded = load_from(&choice, Some(&bytes), &run, WeightsRow::batch(self), 0)?;
+                config = Some(*loaded.net.config());
+                labels = loaded.net.labels().map(<[String]>::to_vec);
+            }
+            // `precisions` is never empty (f32 by default), so every file was loaded.
+            let Some(config) = config else { continue };
+            let classes = match (&self.data, &folders) {
+                (Some(data), Some(folders)) => {
+                    let names: Vec<&str> = folders.classes.iter().map(|c| c.name.as_str()).collect();
+                    Some(match_labels(&file, &data.dir, &names, labels.as_deref())?)
+                }
+                _ => None,
+            };
+            rows.push(WeightsRow {
+                path: path.clone(),
+                bytes,
+                config,
+                classes,
+            });
+        }
+        Ok(rows)
+    }
+}
+
+/// The output index of the file's label each of `folders` names (evaluate's matching), or a
+/// one-line refusal naming the file and the folders that match none (or the same one).
+fn match_labels(
+    file: &str,
+    dir: &std::path::Path,
+    folders: &[&str],
+    labels: Option<&[String]>,
+) -> Result<Vec<(String, usize)>, UsageError> {
+    let refuse = |reason: String| UsageError::Conflict {
+        flag: "--weights",
+        other: format!("--data {}", path_text(dir)),
+        reason,
+    };
+    let Some(labels) = labels else {
+        return Err(refuse(format!(
+            "{file} names no classes (no metadata labels, as retrain writes them), so its outputs cannot be matched to the class folders ({}); drop --data to list it unmeasured",
+            folders.join(", ")
+        )));
+    };
+    let matched: Vec<Option<usize>> = folders
+        .iter()
+        .map(|f| crate::classify::custom_label(f, labels))
+        .collect();
+    let unmatched: Vec<&str> = folders
+        .iter()
+        .zip(&matched)
+        .filter(|(_, m)| m.is_none())
+        .map(|(f, _)| *f)
+        .collect();
+    if !unmatched.is_empty() {
+        return Err(refuse(format!(
+            "{file}'s labels ({}) do not match the class folders: {} match{} none of them",
+            labels.join(", "),
+            unmatched.join(", "),
+            if unmatched.len() == 1 { "es" } else { "" }
+        )));
+    }
+    let mut out: Vec<(String, usize)> = Vec::with_capacity(folders.len());
+    for (folder, index) in folders.iter().zip(matched.into_iter().flatten()) {
+        if let Some((other, _)) = out.iter().find(|(_, i)| *i == index) {
+            return Err(refuse(format!(
+                "class folders {other} and {folder} both name {file}'s label {}",
+                labels[index]
+            )));
+        }
+        out.push(((*folder).to_string(), index));
+    }
+    Ok(out)
 }
 
 /// `--data`'s plan (None without it): the folder and split checked, the cache created.
@@ -224,6 +373,15 @@ impl TryFrom<&SweepArgs> for SweepPlan {
             min_top1: budget_value("--min-top1", args.min_top1, 100.0)?,
         };
         let output = OutputPlan::try_from(&args.out)?;
+        for (i, path) in args.weights.iter().enumerate() {
+            if args.weights[..i].contains(path) {
+                return Err(UsageError::Invalid {
+                    flag: "--weights",
+                    value: path_text(path),
+                    reason: "duplicate value".into(),
+                });
+            }
+        }
         let plot = match &args.plot {
             Some(path) if path.extension().is_none_or(|e| e != "svg") => {
                 return Err(UsageError::Path {
@@ -338,6 +496,7 @@ impl TryFrom<&SweepArgs> for SweepPlan {
             output,
             plot: plot.file().cloned(),
             data,
+            weights: args.weights.clone(),
             quiet: false,
         })
     }
@@ -414,6 +573,36 @@ mod tests {
         assert_eq!(of("0.75_192"), [192, 128, 224]);
         assert_eq!(of("v2_1.0_224"), [224, 128]);
         assert!(points.iter().all(|p| members[p.member] == Member::of(&p.config)));
+    }
+
+    #[test]
+    fn a_files_labels_are_matched_to_the_class_folders_as_evaluate_matches_them() {
+        let labels: Vec<String> = ["hot dog", "not hot dog"].map(String::from).to_vec();
+        let dir = std::path::Path::new("photos");
+        let matched = match_labels(
+            "mine.safetensors",
+            dir,
+            &["not_hot_dog", "Hot_Dog"],
+            Some(&labels),
+        );
+        assert_eq!(
+            matched.unwrap(),
+            [("not_hot_dog".to_string(), 1), ("Hot_Dog".to_string(), 0)]
+        );
+        let err = match_labels("mine.safetensors", dir, &["cat", "hot dog", "dog"], Some(&labels))
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            err,
+            "--weights cannot be used with --data photos: mine.safetensors's labels (hot dog, not hot dog) do not match the class folders: cat, dog match none of them"
+        );
+        let twice = match_labels("m", dir, &["hot dog", "hot_dog"], Some(&labels)).unwrap_err();
+        assert!(
+            twice.to_string().contains("both name m's label hot dog"),
+            "{twice}"
+        );
+        let unnamed = match_labels("m", dir, &["a", "b"], None).unwrap_err();
+        assert!(unnamed.to_string().contains("m names no classes"), "{unnamed}");
     }
 
     #[test]
