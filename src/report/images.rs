@@ -5,15 +5,17 @@ use super::document::{Align, Document, TextTable, csv_line};
 use super::units::percent;
 use crate::classify::{EvalReport, ImageRecord, Outcome, Prediction};
 use crate::text::escape_controls;
+use crate::vision::Crop;
 
 /// Columns of classify's CSV: one row per (image, rank), or one row for a failed image with
 /// `status` "failed", its `error` and the prediction columns empty. Raw values: probabilities
 /// as fractions (at int8 exactly q / 256), `imagenet_index` empty where the JSON has null.
-const CLASSIFY_COLUMNS: [&str; 11] = [
+const CLASSIFY_COLUMNS: [&str; 12] = [
     "image",
     "model",
     "precision",
     "resolution",
+    "crop",
     "status",
     "rank",
     "class_index",
@@ -31,6 +33,7 @@ fn classify_rows(record: &ImageRecord) -> Vec<Vec<String>> {
             record.model.clone(),
             record.precision.to_string(),
             record.resolution.to_string(),
+            record.crop.get().to_string(),
             status.to_string(),
         ];
         row.extend(match prediction {
@@ -96,12 +99,16 @@ pub fn classify_document(records: &[ImageRecord], format: Format) -> Document {
         return doc;
     }
     for r in records {
-        let model = match r.trained_resolution {
+        let mut model = match r.trained_resolution {
             Some(trained) if trained != r.resolution => {
                 format!("{} at {res}x{res}, {}", r.model, r.precision, res = r.resolution)
             }
             _ => format!("{}, {}", r.model, r.precision),
         };
+        // The default crop goes unsaid, as TF-slim's evaluation crop; any other is named.
+        if r.crop != Crop::TF_SLIM {
+            model.push_str(&format!(", crop {}", r.crop.get()));
+        }
         doc.heading(format!("{} ({model})", r.image));
         match &r.outcome {
             Outcome::Ok { predictions } => {
@@ -328,14 +335,14 @@ mod tests {
         let header = classify_csv_header();
         assert_eq!(
             header,
-            "image,model,precision,resolution,status,rank,class_index,imagenet_index,label,probability,error\n"
+            "image,model,precision,resolution,crop,status,rank,class_index,imagenet_index,label,probability,error\n"
         );
         let rows = classify_csv_rows(&records());
         assert_eq!(
             rows,
-            "\"a, b.jpg\",0.25_128,int8,128,ok,1,286,285,Egyptian cat,0.75,\n\
-             \"a, b.jpg\",0.25_128,int8,128,ok,2,0,,background,0.25,\n\
-             cut.jpg,0.25_128,int8,128,failed,,,,,,truncated image (Exhausted data in the image)\n"
+            "\"a, b.jpg\",0.25_128,int8,128,0.875,ok,1,286,285,Egyptian cat,0.75,\n\
+             \"a, b.jpg\",0.25_128,int8,128,0.875,ok,2,0,,background,0.25,\n\
+             cut.jpg,0.25_128,int8,128,0.875,failed,,,,,,truncated image (Exhausted data in the image)\n"
         );
         let doc = classify_document(&records(), Format::Csv);
         assert_eq!(

@@ -84,7 +84,7 @@ fn both_engines_give_the_same_labels() {
             .assert()
             .success()
             .stdout(predicate::str::starts_with(
-                "image,model,precision,resolution,status,rank,class_index,imagenet_index,label,probability,error\n",
+                "image,model,precision,resolution,crop,status,rank,class_index,imagenet_index,label,probability,error\n",
             ))
             .stdout(predicate::str::contains("hotdog, hot dog, red hot"));
     }
@@ -274,14 +274,14 @@ fn failed_images_are_records_in_json_and_csv() {
     assert_eq!(lines.len(), 3, "{csv}");
     assert!(
         lines[1].starts_with(&format!(
-            "{},1.0_224,f32,224,failed,,,,,,truncated image (",
+            "{},1.0_224,f32,224,0.875,failed,,,,,,truncated image (",
             cut.display()
         )),
         "{csv}"
     );
     assert!(
         lines[2].starts_with(&format!(
-            "{},1.0_224,f32,224,ok,1,286,285,Egyptian cat,0.9",
+            "{},1.0_224,f32,224,0.875,ok,1,286,285,Egyptian cat,0.9",
             chelsea.display()
         )),
         "{csv}"
@@ -778,7 +778,7 @@ fn the_shipped_v2_runs_on_the_fast_engine() {
         .assert()
         .success()
         .stdout(predicates::str::contains(
-            "v2_1.0_224,f32,224,ok,1,653,652,military uniform,0.7",
+            "v2_1.0_224,f32,224,0.875,ok,1,653,652,military uniform,0.7",
         ));
 }
 
@@ -796,7 +796,7 @@ fn the_shipped_v3_small_runs_on_both_engines() {
             .assert()
             .success()
             .stdout(predicates::str::contains(
-                "v3-small_1.0_224,f32,224,ok,1,653,652,military uniform,",
+                "v3-small_1.0_224,f32,224,0.875,ok,1,653,652,military uniform,",
             ));
     }
 }

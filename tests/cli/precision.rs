@@ -447,7 +447,7 @@ fn int8_and_the_crop_are_recorded_in_classify_and_evaluate_output() {
         .output()
         .unwrap();
     let table = String::from_utf8(out.stdout).unwrap();
-    assert!(table.contains("chelsea.png (1.0_224, int8)"), "{table}");
+    assert!(table.contains("chelsea.png (1.0_224, int8, crop 0.5)"), "{table}");
     let v = json_of(&["classify", chelsea, "--crop", "0.5", "--format", "json"]);
     assert_eq!(
         (v[0]["precision"].as_str(), v[0]["crop"].as_f64()),

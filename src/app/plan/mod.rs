@@ -213,7 +213,7 @@ pub struct RunPlan {
     /// `sweep` runs every precision of its list: this is the first.
     pub precision: Precision,
     /// At least 1 and at most the logical CPUs: `--threads 0` (or none) is every CPU, so
-    /// reports show the real count; 1 when int8 runs (its kernels are single-threaded).
+    /// reports show the real count (f32 and int8 alike).
     pub threads: usize,
     pub memory_limit: MemoryLimit,
     /// The int8 kernels: `--int8-kernels` (checked against this CPU), else the fastest it runs.
