@@ -178,11 +178,19 @@ impl Tile<'_> {
             let first = self.a.add(row * k);
             (first, first.add(k), first.add(2 * k), first.add(3 * k))
         };
-        let z = _mm512_setzero_si512();
-        let (mut c00, mut c01, mut c02, mut c03) = (z, z, z, z);
-        let (mut c10, mut c11, mut c12, mut c13) = (z, z, z, z);
-        let (mut c20, mut c21, mut c22, mut c23) = (z, z, z, z);
-        let (mut c30, mut c31, mut c32, mut c33) = (z, z, z, z);
+        // The accumulators start at `column constant - row correction`, so the epilogue has
+        // neither to add (exact integers: the order of the sum does not change it).
+        // SAFETY: the block's 64 column constants are at `bias` (width 64, the contract).
+        let [b0, b1, b2, b3] =
+            [0, 1, 2, 3].map(|j| unsafe { _mm512_loadu_si512(self.bias.add(j * LANES).cast()) });
+        let start = |i: usize| {
+            let c = _mm512_set1_epi32(corrections[i]);
+            [b0, b1, b2, b3].map(|b| _mm512_sub_epi32(b, c))
+        };
+        let [mut c00, mut c01, mut c02, mut c03] = start(0);
+        let [mut c10, mut c11, mut c12, mut c13] = start(1);
+        let [mut c20, mut c21, mut c22, mut c23] = start(2);
+        let [mut c30, mut c31, mut c32, mut c33] = start(3);
         let full = k / GROUP;
         let mut weights = self.weights;
         for group in 0..full {
@@ -224,7 +232,7 @@ impl Tile<'_> {
             [c30, c31, c32, c33],
         ];
         // SAFETY: forwarded from the caller; `weights` is the group after the last full one.
-        unsafe { self.finish::<4, 4>(acc, full, weights, row, corrections, out) };
+        unsafe { self.finish::<4, 4, true>(acc, full, weights, row, corrections, out) };
     }
 
     /// # Safety
@@ -259,16 +267,18 @@ impl Tile<'_> {
             weights = unsafe { weights.add(self.weight_stride) };
         }
         // SAFETY: forwarded from the caller; `weights` is the group after the last full one.
-        unsafe { self.finish::<R, V>(acc, full, weights, row, corrections, out) };
+        unsafe { self.finish::<R, V, false>(acc, full, weights, row, corrections, out) };
     }
 
     /// The last partial group of four inputs (k % 4 != 0), then the epilogue and the store.
+    /// `FOLDED`: the accumulators started at the column constants less the row corrections
+    /// ([`Tile::run_full`]), so neither is added here.
     ///
     /// # Safety
     /// As [`Tile::run_vectors`]; `weights` must point at group `full = k / 4` of the block.
     #[inline]
     #[target_feature(enable = "avx512vnni,avx512bw,avx512f")]
-    unsafe fn finish<const R: usize, const V: usize>(
+    unsafe fn finish<const R: usize, const V: usize, const FOLDED: bool>(
         &self,
         mut acc: [[__m512i; V]; R],
         full: usize,
@@ -310,9 +320,12 @@ impl Tile<'_> {
             let correction = _mm512_set1_epi32(corrections[i]);
             let mut q = [_mm512_setzero_si512(); VECTORS];
             for j in 0..V {
-                q[j] = self
-                    .epilogue
-                    .apply(_mm512_sub_epi32(_mm512_add_epi32(acc[j], bias[j]), correction));
+                q[j] = if FOLDED {
+                    self.epilogue.apply(acc[j])
+                } else {
+                    self.epilogue
+                        .apply(_mm512_sub_epi32(_mm512_add_epi32(acc[j], bias[j]), correction))
+                };
             }
             let bytes = self.epilogue.clamp(pack_in_order(q));
             // SAFETY: the masked store writes only the `width` channels of row `row + i`.
