@@ -216,6 +216,55 @@ impl GemmWeights {
     }
 }
 
+/// The weights of a 3x3 convolution on 3 input channels (the stem) for the direct vector
+/// kernel, which reads each output pixel's 27 input bytes straight from the image: per kernel
+/// row, its 9 bytes (3 taps x 3 channels, contiguous in NHWC) as groups of four bytes 0-3 and
+/// 4-7 and a group holding byte 8 alone, so no group straddles two image rows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct StemWeights {
+    /// Output channels (at most 64).
+    pub(crate) o: usize,
+    /// `o` rounded up to [`LANES`].
+    pub(crate) o_pad: usize,
+    /// `w - 128` as int8, `[ky][group of 3][o_pad][4]`, zero past byte 8 of a row and past `o`.
+    pub(crate) packed: Vec<i8>,
+    /// `bias - zx * sum (w - zw)` per output channel, zero past `o` (`o_pad` values).
+    pub(crate) column_bias: Vec<i32>,
+    /// `zw - 128`, as in [`GemmWeights`].
+    pub(crate) row_factor: i32,
+}
+
+/// Groups of four bytes per kernel row of the stem: bytes 0-3, 4-7 and 8.
+pub(crate) const STEM_GROUPS: usize = 3;
+
+impl StemWeights {
+    /// From the GEMM's weights of a 3x3 convolution on 3 channels (k = 27 in (ky, kx, c)
+    /// order), if it has at most 64 output channels.
+    pub fn new(gemm: &GemmWeights, weight: &[u8]) -> Option<Self> {
+        if gemm.k != 27 || gemm.o > 4 * LANES {
+            return None;
+        }
+        let (o, o_pad) = (gemm.o, gemm.o_pad);
+        let mut packed = vec![0i8; 3 * STEM_GROUPS * o_pad * GROUP];
+        for (oc, row) in weight.chunks_exact(27).enumerate() {
+            for (i, &w) in row.iter().enumerate() {
+                let (ky, byte) = (i / 9, i % 9);
+                let group = ky * STEM_GROUPS + byte / GROUP;
+                packed[(group * o_pad + oc) * GROUP + byte % GROUP] = (i32::from(w) - 128) as i8;
+            }
+        }
+        let mut column_bias = gemm.column_bias.clone();
+        column_bias.resize(o_pad, 0);
+        Some(StemWeights {
+            o,
+            o_pad,
+            packed,
+            column_bias,
+            row_factor: gemm.row_factor,
+        })
+    }
+}
+
 /// `out[r][o] = requantize(sum_k a[r][k] * w'[k][o] + column_bias[o] - row_factor * sum_k a[r][k])`
 /// for `rows` rows of `a` (`rows x k` uint8) into `out` (`rows x o`).
 pub(crate) fn gemm(a: &[u8], rows: usize, w: &GemmWeights, requantize: &Requantize, out: &mut [u8]) {

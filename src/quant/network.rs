@@ -6,7 +6,7 @@ use std::sync::Mutex;
 
 use super::add::{AddParams, AddQuant};
 use super::fixed_point::{QuantizedMultiplier, activation_range};
-use super::kernels::{self, DepthwiseWeights, GemmWeights, Geometry, Requantize};
+use super::kernels::{self, DepthwiseWeights, GemmWeights, Geometry, Requantize, StemWeights};
 use super::params::{LayerParams, NetworkParams, add_name, supported_shape};
 use super::softmax::SoftmaxParams;
 use super::{ConvParams, Quant, QuantError, reference};
@@ -79,6 +79,7 @@ impl Kernels {
                 gemm: super::avx2::gemm,
                 depthwise: super::avx2::depthwise,
                 add: super::avx2::add,
+                stem: None,
             };
         }
         #[cfg(target_arch = "x86_64")]
@@ -87,12 +88,14 @@ impl Kernels {
                 gemm: super::vnni::gemm,
                 depthwise: super::vnni::depthwise,
                 add: super::vnni::add,
+                stem: Some(super::vnni::stem),
             };
         }
         KernelSet {
             gemm: kernels::gemm,
             depthwise: kernels::depthwise,
             add: AddParams::run,
+            stem: None,
         }
     }
 }
@@ -103,6 +106,7 @@ type Trace<'a> = &'a mut dyn FnMut(&str, &[u8]);
 type GemmFn = fn(&[u8], usize, &GemmWeights, &Requantize, &mut [u8]);
 type DepthwiseFn = fn(&[u8], &Geometry, &DepthwiseWeights, i32, &Requantize, Range<usize>, &mut [u8]);
 type AddFn = fn(&AddParams, &[u8], &[u8], &mut [u8]);
+type StemFn = fn(&[u8], &Geometry, &StemWeights, i32, &Requantize, Range<usize>, &mut [u8]);
 
 /// One instruction set's kernels.
 #[derive(Clone, Copy)]
@@ -110,6 +114,9 @@ struct KernelSet {
     gemm: GemmFn,
     depthwise: DepthwiseFn,
     add: AddFn,
+    /// A direct kernel for a 3x3 convolution on 3 channels ([`ConvKernel::Im2col`]'s stem
+    /// weights), where the set has one.
+    stem: Option<StemFn>,
 }
 
 /// Where the forward pass stops.
@@ -146,8 +153,10 @@ struct ConvOp {
 }
 
 enum ConvKernel {
-    /// A full convolution through im2col (out-of-image taps hold the input zero point).
-    Im2col(GemmWeights),
+    /// A full convolution through im2col (out-of-image taps hold the input zero point), and for
+    /// a 3x3 convolution on 3 channels with at most 64 outputs (the stem) the weights of the
+    /// direct kernel the instruction set may have instead.
+    Im2col(GemmWeights, Option<StemWeights>),
     /// A 1x1 convolution straight on the NHWC pixels (pointwise layers and the logits).
     Pointwise(GemmWeights),
     /// A depthwise convolution (boxed: its packings for each vector width make it several
@@ -782,7 +791,23 @@ impl Pass<'_> {
                     );
                 });
             }
-            ConvKernel::Im2col(w) => {
+            ConvKernel::Im2col(_, Some(stem)) if self.set.stem.is_some() => {
+                let run = self.set.stem.expect("checked");
+                work.for_each(self.batch * g.out_h, 1, |rows| {
+                    for (image, oy) in image_rows(rows, g.out_h) {
+                        // SAFETY: this unit's output rows only.
+                        let out = unsafe {
+                            self.output(
+                                step.output,
+                                image * output_len + oy.start * row..image * output_len + oy.end * row,
+                            )
+                        };
+                        let x = &x[image * input_len..][..input_len];
+                        run(x, g, stem, op.input_zero_point, &op.requantize, oy, out);
+                    }
+                });
+            }
+            ConvKernel::Im2col(w, _) => {
                 // The input zero point is a uint8 value (checked in prepare_conv).
                 let pad = op.input_zero_point as u8;
                 work.for_each(self.batch * g.out_h, 1, |rows| {
@@ -865,7 +890,20 @@ impl ConvOp {
             (_, ConvKernel::Pointwise(w)) => {
                 (set.gemm)(x, batch * g.in_h * g.in_w, w, &self.requantize, &mut out);
             }
-            (_, ConvKernel::Im2col(w)) => {
+            (_, ConvKernel::Im2col(_, Some(stem))) if set.stem.is_some() => {
+                for (image, out) in images {
+                    (set.stem.expect("checked"))(
+                        image,
+                        g,
+                        stem,
+                        self.input_zero_point,
+                        &self.requantize,
+                        0..g.out_h,
+                        out,
+                    );
+                }
+            }
+            (_, ConvKernel::Im2col(w, _)) => {
                 let mut cols = Vec::new();
                 for (image, out) in images {
                     kernels::im2col(image, g, self.input_zero_point as u8, 0..g.out_h, &mut cols);
@@ -957,7 +995,11 @@ fn prepare_conv(layer: &Layer, shape: &[usize], conv: &ConvParams) -> Result<Con
                     reordered[oc * c * taps + tap * c + ci] = w;
                 }
             }
-            ConvKernel::Im2col(GemmWeights::new(&reordered, o, reduction, zw, zx, &conv.bias))
+            let gemm = GemmWeights::new(&reordered, o, reduction, zw, zx, &conv.bias);
+            let stem = (geometry.kernel == 3 && c == 3)
+                .then(|| StemWeights::new(&gemm, &reordered))
+                .flatten();
+            ConvKernel::Im2col(gemm, stem)
         }
         LayerKind::Pointwise | LayerKind::Fc => {
             if geometry.stride != 1 || geometry.in_h != geometry.out_h || geometry.in_w != geometry.out_w {

@@ -32,7 +32,9 @@ use std::ops::Range;
 
 use super::add::AddParams;
 use super::fixed_point::QuantizedMultiplier;
-use super::kernels::{DepthwiseWeights, GROUP, GemmWeights, Geometry, LANES, Requantize, TapPointers};
+use super::kernels::{
+    DepthwiseWeights, GROUP, GemmWeights, Geometry, LANES, Requantize, STEM_GROUPS, StemWeights, TapPointers,
+};
 
 /// Output channels per tile: four vectors of 16 int32.
 const VECTORS: usize = 4;
@@ -66,7 +68,7 @@ pub(crate) fn gemm(a: &[u8], rows: usize, w: &GemmWeights, requantize: &Requanti
 #[target_feature(enable = "avx512vnni,avx512bw,avx512f")]
 unsafe fn gemm_avx512(a: &[u8], rows: usize, w: &GemmWeights, requantize: &Requantize, out: &mut [u8]) {
     let k = w.k;
-    let corrections: Vec<i32> = a.chunks_exact(k).map(|row| w.row_factor * row_sum(row)).collect();
+    let corrections = corrections(a, k, w.row_factor);
     let epilogue = Epilogue::new(requantize);
     for start in (0..w.o).step_by(VECTORS * LANES) {
         let width = (VECTORS * LANES).min(w.o - start);
@@ -102,9 +104,35 @@ unsafe fn gemm_avx512(a: &[u8], rows: usize, w: &GemmWeights, requantize: &Requa
     }
 }
 
-/// The sum of a row's bytes (`vpsadbw` against zero, 64 bytes at a time).
+/// `factor * (sum of the row's bytes)` for each `k`-byte row of `a`: eight rows at a time,
+/// their eight partial sums each reduced together (three levels of pairwise adds) rather than
+/// one horizontal reduction per row, which cost as much as a tenth of pw_1 of v1 1.0_224.
 #[target_feature(enable = "avx512bw,avx512f")]
-fn row_sum(row: &[u8]) -> i32 {
+fn corrections(a: &[u8], k: usize, factor: i32) -> Vec<i32> {
+    let rows = a.len() / k;
+    let mut out = vec![0i32; rows];
+    let eight = rows / 8 * 8;
+    let factor_v = _mm256_set1_epi32(factor);
+    for (block, dst) in a[..eight * k].chunks_exact(8 * k).zip(out.chunks_exact_mut(8)) {
+        let s: [__m512i; 8] = std::array::from_fn(|r| partial_sums(&block[r * k..][..k]));
+        let (t0, t1) = (pair_sums(s[0], s[1]), pair_sums(s[2], s[3]));
+        let (t2, t3) = (pair_sums(s[4], s[5]), pair_sums(s[6], s[7]));
+        // qword r: the sum of row r (at most 12,288 x 255, MAX_REDUCTION: fits in int32).
+        let v = lane_sums(lane_sums(t0, t1), lane_sums(t2, t3));
+        let c = _mm256_mullo_epi32(_mm512_cvtepi64_epi32(v), factor_v);
+        // SAFETY: `dst` holds 8 int32.
+        unsafe { _mm256_storeu_si256(dst.as_mut_ptr().cast(), c) };
+    }
+    for (row, d) in a[eight * k..].chunks_exact(k).zip(&mut out[eight..]) {
+        *d = factor * _mm512_reduce_add_epi64(partial_sums(row)) as i32;
+    }
+    out
+}
+
+/// A row's bytes summed into eight qwords (`vpsadbw` against zero, 64 bytes at a time).
+#[inline]
+#[target_feature(enable = "avx512bw,avx512f")]
+fn partial_sums(row: &[u8]) -> __m512i {
     let mut sums = _mm512_setzero_si512();
     let zero = _mm512_setzero_si512();
     for chunk in row.chunks(64) {
@@ -113,8 +141,24 @@ fn row_sum(row: &[u8]) -> i32 {
         let x = unsafe { _mm512_maskz_loadu_epi8(mask, chunk.as_ptr().cast()) };
         sums = _mm512_add_epi64(sums, _mm512_sad_epu8(x, zero));
     }
-    // At most 12,288 x 255 (MAX_REDUCTION): fits.
-    _mm512_reduce_add_epi64(sums) as i32
+    sums
+}
+
+/// Per 128-bit lane L: `[x.q(2L) + x.q(2L+1), y.q(2L) + y.q(2L+1)]`.
+#[inline]
+#[target_feature(enable = "avx512f")]
+fn pair_sums(x: __m512i, y: __m512i) -> __m512i {
+    _mm512_add_epi64(_mm512_unpacklo_epi64(x, y), _mm512_unpackhi_epi64(x, y))
+}
+
+/// 128-bit lanes `[x.L0 + x.L1, x.L2 + x.L3, y.L0 + y.L1, y.L2 + y.L3]`.
+#[inline]
+#[target_feature(enable = "avx512f")]
+fn lane_sums(x: __m512i, y: __m512i) -> __m512i {
+    _mm512_add_epi64(
+        _mm512_shuffle_i64x2::<0b10_00_10_00>(x, y),
+        _mm512_shuffle_i64x2::<0b11_01_11_01>(x, y),
+    )
 }
 
 /// One block of up to 64 output channels, any rows.
@@ -176,11 +220,19 @@ impl Tile<'_> {
             let first = self.a.add(row * k);
             (first, first.add(k), first.add(2 * k), first.add(3 * k))
         };
-        let z = _mm512_setzero_si512();
-        let (mut c00, mut c01, mut c02, mut c03) = (z, z, z, z);
-        let (mut c10, mut c11, mut c12, mut c13) = (z, z, z, z);
-        let (mut c20, mut c21, mut c22, mut c23) = (z, z, z, z);
-        let (mut c30, mut c31, mut c32, mut c33) = (z, z, z, z);
+        // The accumulators start at `column constant - row correction`, so the epilogue has
+        // neither to add (exact integers: the order of the sum does not change it).
+        // SAFETY: the block's 64 column constants are at `bias` (width 64, the contract).
+        let [b0, b1, b2, b3] =
+            [0, 1, 2, 3].map(|j| unsafe { _mm512_loadu_si512(self.bias.add(j * LANES).cast()) });
+        let start = |i: usize| {
+            let c = _mm512_set1_epi32(corrections[i]);
+            [b0, b1, b2, b3].map(|b| _mm512_sub_epi32(b, c))
+        };
+        let [mut c00, mut c01, mut c02, mut c03] = start(0);
+        let [mut c10, mut c11, mut c12, mut c13] = start(1);
+        let [mut c20, mut c21, mut c22, mut c23] = start(2);
+        let [mut c30, mut c31, mut c32, mut c33] = start(3);
         let full = k / GROUP;
         let mut weights = self.weights;
         for group in 0..full {
@@ -222,7 +274,7 @@ impl Tile<'_> {
             [c30, c31, c32, c33],
         ];
         // SAFETY: forwarded from the caller; `weights` is the group after the last full one.
-        unsafe { self.finish::<4, 4>(acc, full, weights, row, corrections, out) };
+        unsafe { self.finish::<4, 4, true>(acc, full, weights, row, corrections, out) };
     }
 
     /// # Safety
@@ -257,16 +309,18 @@ impl Tile<'_> {
             weights = unsafe { weights.add(self.weight_stride) };
         }
         // SAFETY: forwarded from the caller; `weights` is the group after the last full one.
-        unsafe { self.finish::<R, V>(acc, full, weights, row, corrections, out) };
+        unsafe { self.finish::<R, V, false>(acc, full, weights, row, corrections, out) };
     }
 
     /// The last partial group of four inputs (k % 4 != 0), then the epilogue and the store.
+    /// `FOLDED`: the accumulators started at the column constants less the row corrections
+    /// ([`Tile::run_full`]), so neither is added here.
     ///
     /// # Safety
     /// As [`Tile::run_vectors`]; `weights` must point at group `full = k / 4` of the block.
     #[inline]
     #[target_feature(enable = "avx512vnni,avx512bw,avx512f")]
-    unsafe fn finish<const R: usize, const V: usize>(
+    unsafe fn finish<const R: usize, const V: usize, const FOLDED: bool>(
         &self,
         mut acc: [[__m512i; V]; R],
         full: usize,
@@ -308,9 +362,12 @@ impl Tile<'_> {
             let correction = _mm512_set1_epi32(corrections[i]);
             let mut q = [_mm512_setzero_si512(); VECTORS];
             for j in 0..V {
-                q[j] = self
-                    .epilogue
-                    .apply(_mm512_sub_epi32(_mm512_add_epi32(acc[j], bias[j]), correction));
+                q[j] = if FOLDED {
+                    self.epilogue.apply(acc[j])
+                } else {
+                    self.epilogue
+                        .apply(_mm512_sub_epi32(_mm512_add_epi32(acc[j], bias[j]), correction))
+                };
             }
             let bytes = self.epilogue.clamp(pack_in_order(q));
             // SAFETY: the masked store writes only the `width` channels of row `row + i`.
@@ -337,6 +394,135 @@ fn pack_in_order(q: [__m512i; 4]) -> __m512i {
 #[target_feature(enable = "avx512bw,avx512f")]
 fn pack_lanes(q: [__m512i; 4]) -> __m512i {
     _mm512_packus_epi16(_mm512_packs_epi32(q[0], q[1]), _mm512_packs_epi32(q[2], q[3]))
+}
+
+/// Output rows `rows` of one image's 3x3 convolution on 3 input channels (the stem) into `out`
+/// (those rows only, `o` channels per pixel): the bytes of [`super::kernels::im2col`] then
+/// [`super::kernels::gemm`], without the im2col buffer. Each output pixel reads its three
+/// 9-byte kernel rows straight from the image (from a copy holding the input zero point at
+/// out-of-image taps on the border, as the im2col pads), as three broadcast groups per kernel
+/// row, and sums its 27 bytes with the same broadcasts (`vpdpbusd` against ones) for the
+/// `(zw - 128) * sum x` correction. Panics on a CPU without AVX-512 VNNI.
+pub(crate) fn stem(
+    image: &[u8],
+    g: &Geometry,
+    w: &StemWeights,
+    input_zero_point: i32,
+    requantize: &Requantize,
+    rows: Range<usize>,
+    out: &mut [u8],
+) {
+    assert!(available(), "this CPU lacks AVX-512 VNNI");
+    assert!(g.kernel == 3 && g.in_c == 3 && g.out_c == w.o && w.o <= 4 * LANES && w.o > 0);
+    assert!(w.o_pad == w.o.div_ceil(LANES) * LANES);
+    assert!(w.packed.len() == 3 * STEM_GROUPS * w.o_pad * GROUP && w.column_bias.len() == w.o_pad);
+    assert_eq!(image.len(), g.input_len());
+    assert!(rows.end <= g.out_h && out.len() == rows.len() * g.out_w * w.o);
+    let zx = u8::try_from(input_zero_point).expect("a uint8 input zero point");
+    // SAFETY: the CPU has AVX-512F, BW and VNNI (asserted above), the features `stem_avx512`
+    // is compiled for; the shapes it relies on are asserted above.
+    unsafe {
+        match w.o_pad / LANES {
+            1 => stem_avx512::<1>(image, g, w, zx, requantize, rows, out),
+            2 => stem_avx512::<2>(image, g, w, zx, requantize, rows, out),
+            3 => stem_avx512::<3>(image, g, w, zx, requantize, rows, out),
+            _ => stem_avx512::<4>(image, g, w, zx, requantize, rows, out),
+        }
+    }
+}
+
+/// The stem with `V` vectors of 16 output channels.
+///
+/// # Safety
+/// The CPU must have AVX-512F, BW and VNNI, and the shapes must be those [`stem`] asserts,
+/// with `V = o_pad / 16`.
+#[target_feature(enable = "avx512vnni,avx512bw,avx512f")]
+unsafe fn stem_avx512<const V: usize>(
+    image: &[u8],
+    g: &Geometry,
+    w: &StemWeights,
+    zx: u8,
+    requantize: &Requantize,
+    rows: Range<usize>,
+    out: &mut [u8],
+) {
+    let o = w.o;
+    let epilogue = Epilogue::new(requantize);
+    let weights: [[__m512i; V]; 9] = std::array::from_fn(|group| {
+        std::array::from_fn(|j| {
+            let at = (group * w.o_pad + j * LANES) * GROUP;
+            // SAFETY: `packed` holds 9 groups of `o_pad` channels of 4 bytes (asserted by
+            // `stem`) and V vectors of 16 channels are `o_pad`: 64 bytes from `at` are inside.
+            unsafe { _mm512_loadu_si512(w.packed[at..].as_ptr().cast()) }
+        })
+    });
+    let bias: [__m512i; V] = std::array::from_fn(|j| {
+        // SAFETY: `column_bias` holds `o_pad` = 16 V values (asserted by `stem`).
+        unsafe { _mm512_loadu_si512(w.column_bias[j * LANES..].as_ptr().cast()) }
+    });
+    let ones = _mm512_set1_epi8(1);
+    let row_factor = _mm512_set1_epi32(w.row_factor);
+    let store = u64::MAX >> (64 - o);
+    let line = g.in_w * 3;
+    // Kernel rows above or below the image read a row of input zero points.
+    let pad_line = vec![zx; line];
+    let first = rows.start;
+    for oy in rows {
+        let lines: [&[u8]; 3] = std::array::from_fn(|ky| {
+            match (oy * g.stride + ky)
+                .checked_sub(g.pad_top)
+                .filter(|&iy| iy < g.in_h)
+            {
+                Some(iy) => &image[iy * line..][..line],
+                None => &pad_line[..],
+            }
+        });
+        let dst = &mut out[(oy - first) * g.out_w * o..][..g.out_w * o];
+        for ox in 0..g.out_w {
+            let left = ox * g.stride;
+            let mut border = [[zx; 12]; 3];
+            let pointers: [*const u8; 3] = if left >= g.pad_left && left - g.pad_left + 3 <= g.in_w {
+                let x0 = (left - g.pad_left) * 3;
+                std::array::from_fn(|ky| lines[ky][x0..][..9].as_ptr())
+            } else {
+                for (b, l) in border.iter_mut().zip(&lines) {
+                    for kx in 0..3 {
+                        if let Some(ix) = (left + kx).checked_sub(g.pad_left).filter(|&ix| ix < g.in_w) {
+                            b[kx * 3..kx * 3 + 3].copy_from_slice(&l[ix * 3..ix * 3 + 3]);
+                        }
+                    }
+                }
+                std::array::from_fn(|ky| border[ky].as_ptr())
+            };
+            let mut acc = bias;
+            let mut sum = _mm512_setzero_si512();
+            for (ky, &p) in pointers.iter().enumerate() {
+                // SAFETY: each pointer holds 9 bytes (a kernel row inside the image or `border`).
+                let xs = unsafe {
+                    [
+                        _mm512_set1_epi32(p.cast::<i32>().read_unaligned()),
+                        _mm512_set1_epi32(p.add(4).cast::<i32>().read_unaligned()),
+                        _mm512_set1_epi32(i32::from(*p.add(8))),
+                    ]
+                };
+                for (group, x) in xs.into_iter().enumerate() {
+                    let wv = &weights[ky * STEM_GROUPS + group];
+                    for (a, &wj) in acc.iter_mut().zip(wv) {
+                        *a = _mm512_dpbusd_epi32(*a, x, wj);
+                    }
+                    sum = _mm512_dpbusd_epi32(sum, x, ones);
+                }
+            }
+            let correction = _mm512_mullo_epi32(sum, row_factor);
+            let mut q = [_mm512_setzero_si512(); VECTORS];
+            for (q, &a) in q.iter_mut().zip(&acc) {
+                *q = epilogue.apply(_mm512_sub_epi32(a, correction));
+            }
+            let bytes = epilogue.clamp(pack_in_order(q));
+            // SAFETY: the masked store writes only the `o` channels of pixel `ox` of `dst`.
+            unsafe { _mm512_mask_storeu_epi8(dst[ox * o..].as_mut_ptr().cast(), store, bytes) };
+        }
+    }
 }
 
 /// [`super::kernels::depthwise`]'s contract and bytes. Panics on a CPU without AVX-512 VNNI.
@@ -707,6 +893,7 @@ mod tests {
     use crate::nn::SplitMix64;
     use crate::quant::add::AddQuant;
     use crate::quant::fixed_point::QuantizedMultiplier;
+    use crate::quant::kernels::StemWeights;
     use crate::quant::{Quant, kernels};
 
     /// A seeded generator of values below `n`; `None`, with a note, on a CPU without the kernels.
@@ -792,6 +979,91 @@ mod tests {
                 let mut vnni = vec![0; rows * o];
                 gemm(&a, rows, &weights, &requantize, &mut vnni);
                 assert_eq!(vnni, portable, "k {k} o {o} rows {rows} case {case}");
+            }
+        }
+    }
+
+    #[test]
+    fn stem_gives_the_im2col_gemm_bytes() {
+        let Some(mut next) = values(14) else {
+            return;
+        };
+        // Output channel counts 8-64 (partial and full vectors); strides 1 and 2 on even and
+        // odd sizes (SAME padding on both sides, or only bottom/right); row ranges.
+        for (o, size, stride) in [
+            (32usize, 9usize, 2usize),
+            (32, 8, 2),
+            (8, 7, 1),
+            (16, 6, 2),
+            (24, 5, 1),
+            (48, 10, 2),
+            (64, 3, 1),
+            (17, 4, 2),
+        ] {
+            for case in 0..3 {
+                let out_size = size.div_ceil(stride);
+                let total = ((out_size - 1) * stride + 3).saturating_sub(size);
+                let g = Geometry {
+                    kernel: 3,
+                    stride,
+                    in_h: size,
+                    in_w: size,
+                    in_c: 3,
+                    out_h: out_size,
+                    out_w: out_size,
+                    out_c: o,
+                    pad_top: total / 2,
+                    pad_left: total / 2,
+                };
+                let image: Vec<u8> = (0..g.input_len()).map(|_| next(256) as u8).collect();
+                let weight: Vec<u8> = (0..o * 27).map(|_| next(256) as u8).collect();
+                let bias: Vec<i32> = (0..o).map(|_| next(200_001) as i32 - 100_000).collect();
+                let (zw, zx) = (next(256) as i32, next(256) as i32);
+                let gemm = GemmWeights::new(&weight, o, 27, zw, zx, &bias);
+                let stem_weights = StemWeights::new(&gemm, &weight).unwrap();
+                let requantize = Requantize {
+                    multiplier: QuantizedMultiplier::from_real([1e-4, 3e-3, 0.5][case]),
+                    zero_point: next(256) as i32,
+                    min: next(40) as u8,
+                    max: 215 + next(41) as u8,
+                };
+                let mut cols = Vec::new();
+                kernels::im2col(&image, &g, zx as u8, 0..g.out_h, &mut cols);
+                let mut portable = vec![0; g.output_len()];
+                kernels::gemm(&cols, g.out_h * g.out_w, &gemm, &requantize, &mut portable);
+                let mut ours = vec![0; g.output_len()];
+                stem(&image, &g, &stem_weights, zx, &requantize, 0..g.out_h, &mut ours);
+                assert_eq!(ours, portable, "o {o} size {size} stride {stride} case {case}");
+                let from = g.out_h / 2;
+                let row = g.out_w * o;
+                let mut part = vec![0; (g.out_h - from) * row];
+                stem(
+                    &image,
+                    &g,
+                    &stem_weights,
+                    zx,
+                    &requantize,
+                    from..g.out_h,
+                    &mut part,
+                );
+                assert_eq!(part, portable[from * row..], "o {o} rows {from}..");
+            }
+        }
+    }
+
+    #[test]
+    fn corrections_are_the_row_sums_times_the_factor() {
+        let Some(mut next) = values(15) else {
+            return;
+        };
+        for k in [1usize, 3, 27, 32, 64, 65, 200, 1024] {
+            for rows in [1usize, 7, 8, 9, 16, 21] {
+                let a: Vec<u8> = (0..rows * k).map(|_| next(256) as u8).collect();
+                let factor = next(256) as i32 - 128;
+                let expected: Vec<i32> = kernels::row_sums(&a, k).iter().map(|s| factor * s).collect();
+                // SAFETY: the CPU has AVX-512F and BW (`values` checked).
+                let ours = unsafe { corrections(&a, k, factor) };
+                assert_eq!(ours, expected, "k {k} rows {rows}");
             }
         }
     }
