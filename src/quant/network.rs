@@ -749,11 +749,37 @@ impl Pass<'_> {
         }
     }
 
+    /// The unit of work of the kernels split by output rows (stem, im2col, depthwise): on this
+    /// thread's share of the batch's output rows, `f(image's input, its output rows, their
+    /// output)` for each image the share touches.
+    fn for_each_output_rows(
+        &self,
+        work: &crate::engine::parallel::Work<'_>,
+        g: &Geometry,
+        x: &[u8],
+        output: usize,
+        mut f: impl FnMut(&[u8], Range<usize>, &mut [u8]),
+    ) {
+        let (input_len, output_len) = (g.input_len(), g.output_len());
+        let row = g.out_w * g.out_c;
+        work.for_each(self.batch * g.out_h, 1, |rows| {
+            for (image, oy) in image_rows(rows, g.out_h) {
+                // SAFETY: this unit's output rows only (the units of `work` are disjoint).
+                let out = unsafe {
+                    self.output(
+                        output,
+                        image * output_len + oy.start * row..image * output_len + oy.end * row,
+                    )
+                };
+                f(&x[image * input_len..][..input_len], oy, out);
+            }
+        });
+    }
+
     /// One convolution's share.
     fn conv(&self, op: &ConvOp, work: &crate::engine::parallel::Work<'_>, x: &[u8], step: &Step) {
         let g = &op.geometry;
         let (input_len, output_len) = (g.input_len(), g.output_len());
-        let row = g.out_w * g.out_c;
         let params = match &self.network.params.layers[step.layer] {
             LayerParams::Conv { conv, .. } => conv,
             LayerParams::Pool => unreachable!("validated in new"),
@@ -793,57 +819,22 @@ impl Pass<'_> {
             }
             ConvKernel::Im2col(_, Some(stem)) if self.set.stem.is_some() => {
                 let run = self.set.stem.expect("checked");
-                work.for_each(self.batch * g.out_h, 1, |rows| {
-                    for (image, oy) in image_rows(rows, g.out_h) {
-                        // SAFETY: this unit's output rows only.
-                        let out = unsafe {
-                            self.output(
-                                step.output,
-                                image * output_len + oy.start * row..image * output_len + oy.end * row,
-                            )
-                        };
-                        let x = &x[image * input_len..][..input_len];
-                        run(x, g, stem, op.input_zero_point, &op.requantize, oy, out);
-                    }
+                self.for_each_output_rows(work, g, x, step.output, |x, oy, out| {
+                    run(x, g, stem, op.input_zero_point, &op.requantize, oy, out);
                 });
             }
             ConvKernel::Im2col(w, _) => {
                 // The input zero point is a uint8 value (checked in prepare_conv).
                 let pad = op.input_zero_point as u8;
-                work.for_each(self.batch * g.out_h, 1, |rows| {
-                    let mut cols = Vec::new();
-                    for (image, oy) in image_rows(rows, g.out_h) {
-                        // SAFETY: this unit's output rows only.
-                        let out = unsafe {
-                            self.output(
-                                step.output,
-                                image * output_len + oy.start * row..image * output_len + oy.end * row,
-                            )
-                        };
-                        kernels::im2col(
-                            &x[image * input_len..][..input_len],
-                            g,
-                            pad,
-                            oy.clone(),
-                            &mut cols,
-                        );
-                        (self.set.gemm)(&cols, oy.len() * g.out_w, w, &op.requantize, out);
-                    }
+                let mut cols = Vec::new();
+                self.for_each_output_rows(work, g, x, step.output, |x, oy, out| {
+                    kernels::im2col(x, g, pad, oy.clone(), &mut cols);
+                    (self.set.gemm)(&cols, oy.len() * g.out_w, w, &op.requantize, out);
                 });
             }
             ConvKernel::Depthwise(w) => {
-                work.for_each(self.batch * g.out_h, 1, |rows| {
-                    for (image, oy) in image_rows(rows, g.out_h) {
-                        // SAFETY: this unit's output rows only.
-                        let out = unsafe {
-                            self.output(
-                                step.output,
-                                image * output_len + oy.start * row..image * output_len + oy.end * row,
-                            )
-                        };
-                        let x = &x[image * input_len..][..input_len];
-                        (self.set.depthwise)(x, g, w, op.input_zero_point, &op.requantize, oy, out);
-                    }
+                self.for_each_output_rows(work, g, x, step.output, |x, oy, out| {
+                    (self.set.depthwise)(x, g, w, op.input_zero_point, &op.requantize, oy, out);
                 });
             }
         }
