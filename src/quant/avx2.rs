@@ -4,7 +4,7 @@
 //!
 //! **GEMM.** AVX2 has no u8 x s8 dot product that cannot saturate: `vpmaddubsw` sums two u8 x s8
 //! products into an i16 and saturates (255 x 127 x 2 > 32767). So the kernel reads the same
-//! packed weights as the VNNI one (`[ceil(k/4)][o_pad][4]` int8, one 32-bit lane per output
+//! packed weights as the VNNI one (`[block of 64][ceil(k/4)][64][4]` int8, one 32-bit lane per output
 //! channel) and splits each group of four into its even and odd bytes, sign-extended to i16
 //! (`w << 8 >> 8` and `w >> 8`, arithmetic), the broadcast input into its even and odd bytes,
 //! zero-extended; two `vpmaddwd` (i16 x i16, pairs summed into i32, exact: |x w| <= 255 x 128)
@@ -76,8 +76,8 @@ unsafe fn gemm_avx2(a: &[u8], rows: usize, w: &GemmWeights, requantize: &Requant
         let tile = Tile {
             a: a.as_ptr(),
             k,
-            weights: w.packed[start * GROUP..].as_ptr(),
-            weight_stride: w.o_pad * GROUP,
+            weights: w.packed[w.column(start).0..].as_ptr(),
+            weight_stride: w.column(start).1,
             bias,
             epilogue: &epilogue,
             width,
@@ -110,7 +110,7 @@ struct Tile<'a> {
     k: usize,
     /// The block's first channel in group 0 of the packed weights.
     weights: *const i8,
-    /// Bytes from one group to the next: `o_pad * 4`.
+    /// Bytes from one group to the next ([`GemmWeights::column`]).
     weight_stride: usize,
     /// The block's column constants, zero past `width`.
     bias: [i32; TILE_COLUMNS],

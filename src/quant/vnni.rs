@@ -3,7 +3,7 @@
 //! TFLite's requantization in 512-bit integer vectors (the arithmetic: module [`super`]; the
 //! instructions: Intel's Intrinsics Guide).
 //!
-//! **GEMM.** The packed weights (`[ceil(k/4)][o_pad][4]` int8) are exactly one `vpdpbusd`
+//! **GEMM.** The packed weights (`[block of 64][ceil(k/4)][64][4]` int8) are exactly one `vpdpbusd`
 //! (`_mm512_dpbusd_epi32`: four u8 x s8 products summed into each int32 lane) operand per 16
 //! output channels and group of four inputs; the four input bytes of a row are broadcast to
 //! every lane. A tile is up to 4 rows x 64 output channels: 16 accumulators, 4 weight vectors and
@@ -75,8 +75,8 @@ unsafe fn gemm_avx512(a: &[u8], rows: usize, w: &GemmWeights, requantize: &Requa
         let tile = Tile {
             a: a.as_ptr(),
             k,
-            weights: w.packed[start * GROUP..].as_ptr(),
-            weight_stride: w.o_pad * GROUP,
+            weights: w.packed[w.column(start).0..].as_ptr(),
+            weight_stride: w.column(start).1,
             bias: w.column_bias[start..].as_ptr(),
             epilogue: &epilogue,
             width,
@@ -167,7 +167,7 @@ struct Tile<'a> {
     k: usize,
     /// The block's first channel in group 0 of the packed weights.
     weights: *const i8,
-    /// Bytes from one group to the next: `o_pad * 4`.
+    /// Bytes from one group to the next ([`GemmWeights::column`]).
     weight_stride: usize,
     /// The block's first column constant.
     bias: *const i32,
