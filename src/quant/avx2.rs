@@ -483,7 +483,8 @@ unsafe fn add_avx2(params: &AddParams, a: &[u8], b: &[u8], out: &mut [u8]) {
 
 /// [`Requantize`] in 256-bit vectors: `clamp(RDBPOT(SRDHM(v << left, q), r) + zero_point, min,
 /// max)`, the rounding constants merged as in [`super::vnni`]'s epilogue, the 64-bit shift as in
-/// the module documentation.
+/// the module documentation; RDBPOT's negative correction skipped where the clamp makes it
+/// moot, as there.
 pub(crate) struct Epilogue {
     left: __m128i,
     shift_left: bool,
@@ -491,6 +492,8 @@ pub(crate) struct Epilogue {
     constant: __m256i,
     negative: __m256i,
     negative_correction: __m256i,
+    /// Whether results with `t < 0` can survive the clamp, so need RDBPOT's correction.
+    correct_negative: bool,
     /// `s - 32` when `s >= 32` (`high`), else unused (`s = 31`).
     high_shift: __m128i,
     high: bool,
@@ -520,6 +523,7 @@ impl Epilogue {
             constant: _mm256_set1_epi64x(constant),
             negative: _mm256_set1_epi64x(-(1i64 << 30)),
             negative_correction: _mm256_set1_epi64x(if right > 0 { 1i64 << 31 } else { 0 }),
+            correct_negative: right > 0 && i32::from(r.min) < r.zero_point,
             high_shift: _mm_cvtsi32_si128((right - 1).max(0)),
             high: right > 0,
             late_zero_point: (!fold).then(|| _mm256_set1_epi32(r.zero_point)),
@@ -559,8 +563,11 @@ impl Epilogue {
     #[inline]
     #[target_feature(enable = "avx2")]
     fn sum(&self, p: __m256i) -> __m256i {
-        let negative = _mm256_cmpgt_epi64(self.negative, p);
         let sum = _mm256_add_epi64(p, self.constant);
+        if !self.correct_negative {
+            return sum;
+        }
+        let negative = _mm256_cmpgt_epi64(self.negative, p);
         _mm256_sub_epi64(sum, _mm256_and_si256(negative, self.negative_correction))
     }
 
@@ -617,10 +624,17 @@ mod tests {
             // Multipliers from 2^-36 to 2^8: right shifts up to 35 (past the folded range) and
             // left shifts.
             let real = 2f64.powf(next(44) as f64 - 36.0) * (1.0 + next(1000) as f64 / 1000.0);
+            // Half the cases are ReLU-like (zero point <= minimum), where the epilogue skips
+            // RDBPOT's negative correction.
+            let min = next(40) as u8;
             let requantize = Requantize {
                 multiplier: QuantizedMultiplier::from_real(real),
-                zero_point: next(256) as i32,
-                min: next(40) as u8,
+                zero_point: if case % 2 == 0 {
+                    next(256) as i32
+                } else {
+                    next(u64::from(min) + 1) as i32
+                },
+                min,
                 max: 215 + next(41) as u8,
             };
             // SAFETY: the CPU has AVX2 (`values` checked).
@@ -670,10 +684,17 @@ mod tests {
                 let (zw, zx) = (next(256) as i32, next(256) as i32);
                 let weights = GemmWeights::new(&w, o, k, zw, zx, &bias);
                 let scale = [1e-5, 3e-4, 0.02, 40.0][case];
+                // Half the cases are ReLU-like (zero point <= minimum), where the epilogue skips
+                // RDBPOT's negative correction.
+                let min = next(40) as u8;
                 let requantize = Requantize {
                     multiplier: QuantizedMultiplier::from_real(scale / (k as f64).sqrt()),
-                    zero_point: next(256) as i32,
-                    min: next(40) as u8,
+                    zero_point: if case % 2 == 0 {
+                        next(256) as i32
+                    } else {
+                        next(u64::from(min) + 1) as i32
+                    },
+                    min,
                     max: 215 + next(41) as u8,
                 };
                 let mut portable = vec![0; rows * o];

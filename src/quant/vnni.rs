@@ -803,6 +803,11 @@ unsafe fn add_avx512(params: &AddParams, a: &[u8], b: &[u8], out: &mut [u8]) {
 /// when `p + 2^30 < 0`; the zero point `z` rides along while `r <= 22`, where the sum stays
 /// below 2^63). Per 64-bit lane: one `vpmuldq`, a compare, two adds and one shift; the even
 /// and odd lanes are merged by one masked `vpshufd`. The clamp happens on the packed bytes.
+///
+/// The compare and its correction are skipped when the activation's minimum is at least the
+/// zero point (every ReLU and ReLU6 layer): the correction only changes results with `t < 0`,
+/// which are `<= 0` either way and clamp to the minimum (`floor((t + 2^(r-1)) / 2^r) <= 0`
+/// for `t <= -1`). That is a third of the epilogue's instructions.
 pub(crate) struct Epilogue {
     left: __m128i,
     shift_left: bool,
@@ -810,6 +815,8 @@ pub(crate) struct Epilogue {
     constant: __m512i,
     negative: __m512i,
     negative_correction: __m512i,
+    /// Whether results with `t < 0` can survive the clamp, so need RDBPOT's correction.
+    correct_negative: bool,
     shift: __m128i,
     late_zero_point: Option<__m512i>,
     min: __m512i,
@@ -837,6 +844,7 @@ impl Epilogue {
             constant: _mm512_set1_epi64(constant),
             negative: _mm512_set1_epi64(-(1i64 << 30)),
             negative_correction: _mm512_set1_epi64(if right > 0 { 1i64 << 31 } else { 0 }),
+            correct_negative: right > 0 && i32::from(r.min) < r.zero_point,
             shift: _mm_cvtsi32_si128(31 + right),
             late_zero_point: (!fold).then(|| _mm512_set1_epi32(r.zero_point)),
             min: _mm512_set1_epi8(r.min as i8),
@@ -869,8 +877,11 @@ impl Epilogue {
     #[inline]
     #[target_feature(enable = "avx512bw,avx512f")]
     fn round(&self, p: __m512i) -> __m512i {
-        let negative = _mm512_cmplt_epi64_mask(p, self.negative);
         let sum = _mm512_add_epi64(p, self.constant);
+        if !self.correct_negative {
+            return _mm512_sra_epi64(sum, self.shift);
+        }
+        let negative = _mm512_cmplt_epi64_mask(p, self.negative);
         let sum = _mm512_mask_sub_epi64(sum, negative, sum, self.negative_correction);
         _mm512_sra_epi64(sum, self.shift)
     }
@@ -914,10 +925,17 @@ mod tests {
         let edges = [i32::MIN, i32::MIN + 1, -(1 << 30), -1, 0, 1, 1 << 30, i32::MAX];
         for case in 0..400 {
             let real = 2f64.powf(next(44) as f64 - 36.0) * (1.0 + next(1000) as f64 / 1000.0);
+            // Half the cases are ReLU-like (zero point <= minimum), where the epilogue skips
+            // RDBPOT's negative correction.
+            let min = next(40) as u8;
             let requantize = Requantize {
                 multiplier: QuantizedMultiplier::from_real(real),
-                zero_point: next(256) as i32,
-                min: next(40) as u8,
+                zero_point: if case % 2 == 0 {
+                    next(256) as i32
+                } else {
+                    next(u64::from(min) + 1) as i32
+                },
+                min,
                 max: 215 + next(41) as u8,
             };
             // SAFETY: the CPU has AVX-512F and BW (`values` checked).
@@ -968,10 +986,17 @@ mod tests {
                 let (zw, zx) = (next(256) as i32, next(256) as i32);
                 let weights = GemmWeights::new(&w, o, k, zw, zx, &bias);
                 let scale = [1e-5, 3e-4, 0.02, 40.0][case];
+                // Half the cases are ReLU-like (zero point <= minimum), where the epilogue skips
+                // RDBPOT's negative correction.
+                let min = next(40) as u8;
                 let requantize = Requantize {
                     multiplier: QuantizedMultiplier::from_real(scale / (k as f64).sqrt()),
-                    zero_point: next(256) as i32,
-                    min: next(40) as u8,
+                    zero_point: if case % 2 == 0 {
+                        next(256) as i32
+                    } else {
+                        next(u64::from(min) + 1) as i32
+                    },
+                    min,
                     max: 215 + next(41) as u8,
                 };
                 let mut portable = vec![0; rows * o];
@@ -1021,10 +1046,17 @@ mod tests {
                 let (zw, zx) = (next(256) as i32, next(256) as i32);
                 let gemm = GemmWeights::new(&weight, o, 27, zw, zx, &bias);
                 let stem_weights = StemWeights::new(&gemm, &weight).unwrap();
+                // Half the cases are ReLU-like (zero point <= minimum), where the epilogue skips
+                // RDBPOT's negative correction.
+                let min = next(40) as u8;
                 let requantize = Requantize {
                     multiplier: QuantizedMultiplier::from_real([1e-4, 3e-3, 0.5][case]),
-                    zero_point: next(256) as i32,
-                    min: next(40) as u8,
+                    zero_point: if case % 2 == 0 {
+                        next(256) as i32
+                    } else {
+                        next(u64::from(min) + 1) as i32
+                    },
+                    min,
                     max: 215 + next(41) as u8,
                 };
                 let mut cols = Vec::new();
