@@ -394,6 +394,9 @@ pub(crate) struct DepthwiseWeights {
     /// For a layer of exactly 32 channels, 512-bit vectors over two adjacent pixels at once
     /// (NHWC: pixels `x` and `x + 1` are 64 contiguous bytes): the 32 channels' weights twice.
     pub(crate) paired: Option<PackedDepthwise>,
+    /// For `vpdpbusd` on a column's three vertical taps at once: 3x3 kernels whose `128 - zw`
+    /// is an int8 (every weight zero point but 0).
+    pub(crate) triples: Option<TripleDepthwise>,
 }
 
 impl DepthwiseWeights {
@@ -424,10 +427,13 @@ impl DepthwiseWeights {
             let bias: Vec<i32> = bias.iter().chain(bias).copied().collect();
             PackedDepthwise::new(&twice, &bias, 64, kernel, input_zero_point, 16)
         });
+        let triples = (kernel == 3 && weight_zero_point >= 1)
+            .then(|| TripleDepthwise::new(&taps, bias, channels, weight_zero_point, input_zero_point));
         DepthwiseWeights {
             wide: pack(16),
             narrow: pack(8),
             paired,
+            triples,
             taps,
             bias: bias.to_vec(),
         }
@@ -507,6 +513,74 @@ impl PackedDepthwise {
             pairs,
             bias: packed_bias,
             pad: vec![zx as u8; blocks * block],
+        }
+    }
+}
+
+/// 3x3 depthwise weights for `vpdpbusd` on vertical triples: the input bytes of a column's
+/// three taps (rows `ky = 0, 1, 2`) sit in one 32-bit lane, `(x0, x1, x2, 0)`, so one
+/// instruction multiplies all three by their `w - 128` (int8) and sums them. `w - zw` does not
+/// fit an int8 (it spans [-255, 255]), so `x (w - zw) = x (w - 128) + x (128 - zw)`: a second
+/// `vpdpbusd` against the constant `128 - zw` in every byte adds the rest, exactly.
+///
+/// A block is 64 byte positions of a chunk of input (`[block][kx][vector][lane][ky]`); the
+/// lanes are in the order [`PackedDepthwise`] describes (`unpacklo/hi_epi8` then
+/// `unpacklo/hi_epi16` within 128-bit lanes put position `16 L + 4 j + i` in lane `4 L + i` of
+/// vector `j`). Position `p` of block `b` is channel `p mod C` when `C` divides 64 (a chunk then
+/// holds `64 / C` adjacent pixels, which stride-1 layers use), else channel `64 b + p`, zero
+/// past the last.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct TripleDepthwise {
+    /// `[block][kx][vector][lane][ky]`: `w - 128` as int8, zero in byte 3 and past the channels.
+    pub(crate) weights: Vec<i8>,
+    /// `[block][vector][lane]`: the bias less `zx * sum (w - zw)` (out-of-image taps read the
+    /// input zero point), zero past the channels.
+    pub(crate) bias: Vec<i32>,
+    /// `128 - zw`.
+    pub(crate) zero: i8,
+}
+
+impl TripleDepthwise {
+    /// From `w - zw` in `[tap][c]` order (3x3 taps), the bias and the zero points (`zw >= 1`).
+    fn new(taps: &[i32], bias: &[i32], channels: usize, zw: i32, zx: i32) -> Self {
+        let blocks = channels.div_ceil(64);
+        let channel = |b: usize, position: usize| {
+            if channels < 64 && 64 % channels == 0 {
+                Some(position % channels)
+            } else {
+                Some(64 * b + position).filter(|&c| c < channels)
+            }
+        };
+        let position = |j: usize, lane: usize| 16 * (lane / 4) + 4 * j + lane % 4;
+        let mut weights = Vec::with_capacity(blocks * 3 * 4 * 64);
+        let mut packed_bias = Vec::with_capacity(blocks * 64);
+        for b in 0..blocks {
+            for kx in 0..3 {
+                for j in 0..4 {
+                    for lane in 0..16 {
+                        let c = channel(b, position(j, lane));
+                        for ky in 0..4 {
+                            weights.push(match c {
+                                Some(c) if ky < 3 => (taps[(3 * ky + kx) * channels + c] + zw - 128) as i8,
+                                _ => 0,
+                            });
+                        }
+                    }
+                }
+            }
+            for j in 0..4 {
+                for lane in 0..16 {
+                    packed_bias.push(channel(b, position(j, lane)).map_or(0, |c| {
+                        let sum: i32 = (0..9).map(|t| taps[t * channels + c]).sum();
+                        bias[c] - zx * sum
+                    }));
+                }
+            }
+        }
+        TripleDepthwise {
+            weights,
+            bias: packed_bias,
+            zero: (128 - zw) as i8,
         }
     }
 }
