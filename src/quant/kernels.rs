@@ -110,11 +110,6 @@ impl<'a> TapPointers<'a> {
         }
     }
 
-    /// Output columns whose taps all lie inside the image horizontally.
-    pub(crate) fn interior_x(&self) -> Range<usize> {
-        self.interior_x.clone()
-    }
-
     /// Output rows whose taps all lie inside the image vertically.
     pub(crate) fn interior_y(&self) -> Range<usize> {
         let g = &self.g;
@@ -391,9 +386,6 @@ pub(crate) struct DepthwiseWeights {
     pub(crate) wide: PackedDepthwise,
     /// For 256-bit vectors: blocks of 32 channels.
     pub(crate) narrow: PackedDepthwise,
-    /// For a layer of exactly 32 channels, 512-bit vectors over two adjacent pixels at once
-    /// (NHWC: pixels `x` and `x + 1` are 64 contiguous bytes): the 32 channels' weights twice.
-    pub(crate) paired: Option<PackedDepthwise>,
     /// For `vpdpbusd` on a column's three vertical taps at once: 3x3 kernels.
     pub(crate) triples: Option<TripleDepthwise>,
 }
@@ -417,20 +409,10 @@ impl DepthwiseWeights {
             }
         }
         let pack = |lanes| PackedDepthwise::new(&taps, bias, channels, kernel, input_zero_point, lanes);
-        let paired = (channels == 32).then(|| {
-            let twice: Vec<i32> = taps
-                .chunks_exact(32)
-                .flat_map(|tap| tap.iter().chain(tap))
-                .copied()
-                .collect();
-            let bias: Vec<i32> = bias.iter().chain(bias).copied().collect();
-            PackedDepthwise::new(&twice, &bias, 64, kernel, input_zero_point, 16)
-        });
         let triples = (kernel == 3).then(|| TripleDepthwise::new(&taps, bias, channels, input_zero_point));
         DepthwiseWeights {
             wide: pack(16),
             narrow: pack(8),
-            paired,
             triples,
             taps,
             bias: bias.to_vec(),

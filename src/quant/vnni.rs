@@ -28,8 +28,7 @@
 //! by the pair of weights `w - zw` (i16) with `vpdpwssd`, exact (|x (w - zw)| <= 255 * 255). The
 //! lane order that the in-lane shuffles leave is undone by the packs of the epilogue
 //! ([`super::kernels::PackedDepthwise`]). Out-of-image taps read a pixel of input zero points,
-//! whose contribution the packed bias removes. A 32-channel stride-1 layer runs two interior
-//! pixels as one 64-channel block (their taps are 64 contiguous bytes).
+//! whose contribution the packed bias removes.
 //!
 //! **ADD.** `SRDHM((x - z) << 20, q)` is `x' * (q >> 11) + ((x' * (q & 2047) + 2^10) >> 11)` for
 //! `x' = x - z` in [-255, 255], exactly, in 32-bit lanes; the output stage is the [`Epilogue`].
@@ -591,9 +590,6 @@ unsafe fn depthwise_avx512(
     let mut left = TapPointers::new(image, g, p.pad.as_ptr());
     let mut right = TapPointers::new(image, g, p.pad.as_ptr());
     let interior_y = left.interior_y();
-    let interior_x = left.interior_x();
-    // Two pixels of a 32-channel stride-1 layer make one 64-channel block (below).
-    let paired = w.paired.as_ref().filter(|_| g.stride == 1);
     let first = rows.start;
     for oy in rows {
         let inside_y = interior_y.contains(&oy);
@@ -608,26 +604,6 @@ unsafe fn depthwise_avx512(
                 right.set(oy, ox + 1, inside_y);
             }
             let dst = &mut row[ox * c..][..n * c];
-            if let Some(paired) = paired
-                .filter(|_| n == 2 && inside_y && interior_x.contains(&ox) && interior_x.contains(&(ox + 1)))
-            {
-                // 32 channels, stride 1, both pixels inside: their taps are 64 contiguous
-                // bytes from the left pixel's, one block of the paired weights.
-                let block = DepthwiseBlock {
-                    mask: u64::MAX,
-                    start: 0,
-                    weights: &paired.pairs,
-                    bias: &paired.bias,
-                    pairs,
-                    epilogue: &epilogue,
-                };
-                // SAFETY: the CPU has AVX-512F, BW and VNNI (this function's contract); every
-                // tap of both pixels is inside the image, so the 64 bytes from each of the left
-                // pixel's tap pointers are those two pixels' 32 channels; `dst` holds 64 bytes.
-                unsafe { block.run::<1>([&left.pointers], dst.as_mut_ptr(), c) };
-                ox += n;
-                continue;
-            }
             for (b, start) in (0..c).step_by(64).enumerate() {
                 let block = DepthwiseBlock {
                     mask: u64::MAX >> (64 - (c - start).min(64)),
