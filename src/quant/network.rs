@@ -654,6 +654,19 @@ unsafe impl Sync for Pass<'_> {}
 
 /// Rows per unit of work of the GEMMs (a whole number of the VNNI tile's rows).
 const ROW_ALIGN: usize = 4;
+
+/// Rows per unit of work of a parallel GEMM: every unit streams all the layer's weights
+/// through the cache once per tile of rows it runs, so a unit gets at least [`GEMM_UNIT_ROWS`]
+/// rows where the layer has them (fewer units, one per thread at least), and at most eight
+/// units per thread balance the load. On the 7x7 and 14x14 layers (49 and 196 rows against
+/// 256 KiB-1 MiB of weights) 4-row units re-streamed the weights 12-16 times per layer.
+fn gemm_unit_rows(rows: usize, threads: usize) -> usize {
+    let units = (rows / GEMM_UNIT_ROWS / threads.max(1)).clamp(1, 8) * threads.max(1);
+    rows.div_ceil(units).next_multiple_of(ROW_ALIGN)
+}
+
+/// See [`gemm_unit_rows`].
+const GEMM_UNIT_ROWS: usize = 64;
 /// Bytes per unit of work of the ADDs (one vector).
 const BYTE_ALIGN: usize = 64;
 
@@ -805,7 +818,7 @@ impl Pass<'_> {
         match &op.kernel {
             ConvKernel::Pointwise(w) => {
                 let rows = self.batch * g.in_h * g.in_w;
-                work.for_each(rows, ROW_ALIGN, |rows| {
+                work.for_each(rows, gemm_unit_rows(rows, work.threads), |rows| {
                     // SAFETY: this unit's rows only.
                     let out = unsafe { self.output(step.output, rows.start * w.o..rows.end * w.o) };
                     (self.set.gemm)(
