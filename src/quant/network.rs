@@ -775,7 +775,10 @@ impl Pass<'_> {
     ) {
         let (input_len, output_len) = (g.input_len(), g.output_len());
         let row = g.out_w * g.out_c;
-        work.for_each(self.batch * g.out_h, 1, |rows| {
+        // Units of at least four output rows: each unit pads its first input rows afresh (the
+        // depthwise kernel keeps them across its rows), and the 7x7 and 14x14 layers split
+        // into 2-4 units rather than one per row.
+        work.for_each(self.batch * g.out_h, 4, |rows| {
             for (image, oy) in image_rows(rows, g.out_h) {
                 // SAFETY: this unit's output rows only (the units of `work` are disjoint).
                 let out = unsafe {
