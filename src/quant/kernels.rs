@@ -234,18 +234,32 @@ fn block_layout(groups: usize, o_pad: usize, channel: usize) -> (usize, usize) {
 /// kernel, which reads each output pixel's 27 input bytes straight from the image: per kernel
 /// row, its 9 bytes (3 taps x 3 channels, contiguous in NHWC) as groups of four bytes 0-3 and
 /// 4-7 and a group holding byte 8 alone, so no group straddles two image rows.
+///
+/// The weights are `w - zw` clamped to an int8, as the depthwise triples' ([`TripleDepthwise`]
+/// says why that is exact with its fix-ups): no per-pixel input sum is needed, and one weight
+/// of the 864 in v1 1.0_224's and v2's stems is clamped.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct StemWeights {
     /// Output channels (at most 64).
     pub(crate) o: usize,
     /// `o` rounded up to [`LANES`].
     pub(crate) o_pad: usize,
-    /// `w - 128` as int8, `[ky][group of 3][o_pad][4]`, zero past byte 8 of a row and past `o`.
+    /// `w - zw` clamped to an int8, `[ky][group of 3][o_pad][4]`, zero past byte 8 of a row and
+    /// past `o`.
     pub(crate) packed: Vec<i8>,
     /// `bias - zx * sum (w - zw)` per output channel, zero past `o` (`o_pad` values).
     pub(crate) column_bias: Vec<i32>,
-    /// `zw - 128`, as in [`GemmWeights`].
-    pub(crate) row_factor: i32,
+    /// The vectors of 16 channels with a clamped weight: the group, the vector and the rest of
+    /// `w - zw` (laid out as one vector of `packed`), in group order.
+    pub(crate) fixes: Vec<StemFix>,
+}
+
+/// One vector of [`StemWeights`] whose weights did not all fit an int8.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct StemFix {
+    pub(crate) group: usize,
+    pub(crate) vector: usize,
+    pub(crate) rest: [i8; 64],
 }
 
 /// Groups of four bytes per kernel row of the stem: bytes 0-3, 4-7 and 8.
@@ -259,14 +273,30 @@ impl StemWeights {
             return None;
         }
         let (o, o_pad) = (gemm.o, gemm.o_pad);
+        let zw = gemm.row_factor + 128;
         let mut packed = vec![0i8; 3 * STEM_GROUPS * o_pad * GROUP];
+        let mut rest = vec![0i8; packed.len()];
         for (oc, row) in weight.chunks_exact(27).enumerate() {
             for (i, &w) in row.iter().enumerate() {
                 let (ky, byte) = (i / 9, i % 9);
                 let group = ky * STEM_GROUPS + byte / GROUP;
-                packed[(group * o_pad + oc) * GROUP + byte % GROUP] = (i32::from(w) - 128) as i8;
+                let at = (group * o_pad + oc) * GROUP + byte % GROUP;
+                let centred = i32::from(w) - zw;
+                let clamped = centred.clamp(-128, 127);
+                packed[at] = clamped as i8;
+                rest[at] = (centred - clamped) as i8;
             }
         }
+        let fixes = rest
+            .chunks_exact(LANES * GROUP)
+            .enumerate()
+            .filter(|(_, r)| r.iter().any(|&b| b != 0))
+            .map(|(v, r)| StemFix {
+                group: v / (o_pad / LANES),
+                vector: v % (o_pad / LANES),
+                rest: r.try_into().expect("64 bytes"),
+            })
+            .collect();
         let mut column_bias = gemm.column_bias.clone();
         column_bias.resize(o_pad, 0);
         Some(StemWeights {
@@ -274,7 +304,7 @@ impl StemWeights {
             o_pad,
             packed,
             column_bias,
-            row_factor: gemm.row_factor,
+            fixes,
         })
     }
 }

@@ -408,8 +408,8 @@ fn pack_lanes(q: [__m512i; 4]) -> __m512i {
 /// [`super::kernels::gemm`], without the im2col buffer. Each output pixel reads its three
 /// 9-byte kernel rows straight from the image (from a copy holding the input zero point at
 /// out-of-image taps on the border, as the im2col pads), as three broadcast groups per kernel
-/// row, and sums its 27 bytes with the same broadcasts (`vpdpbusd` against ones) for the
-/// `(zw - 128) * sum x` correction. Panics on a CPU without AVX-512 VNNI.
+/// row, against `w - zw` clamped to an int8 plus the rare fix-up vectors ([`StemWeights`]), so
+/// no input sum is needed. Panics on a CPU without AVX-512 VNNI.
 pub(crate) fn stem(
     image: &[u8],
     g: &Geometry,
@@ -467,9 +467,14 @@ unsafe fn stem_avx512<const V: usize>(
         // SAFETY: `column_bias` holds `o_pad` = 16 V values (asserted by `stem`).
         unsafe { _mm512_loadu_si512(w.column_bias[j * LANES..].as_ptr().cast()) }
     });
-    let ones = _mm512_set1_epi8(1);
-    let row_factor = _mm512_set1_epi32(w.row_factor);
     let store = u64::MAX >> (64 - o);
+    let mut fixed = [false; 3 * STEM_GROUPS];
+    let mut rest = [[_mm512_setzero_si512(); V]; 3 * STEM_GROUPS];
+    for fix in &w.fixes {
+        fixed[fix.group] = true;
+        // SAFETY: `rest` holds 64 bytes.
+        rest[fix.group][fix.vector] = unsafe { _mm512_loadu_si512(fix.rest.as_ptr().cast()) };
+    }
     let line = g.in_w * 3;
     // Kernel rows above or below the image read a row of input zero points.
     let pad_line = vec![zx; line];
@@ -502,7 +507,6 @@ unsafe fn stem_avx512<const V: usize>(
                 std::array::from_fn(|ky| border[ky].as_ptr())
             };
             let mut acc = bias;
-            let mut sum = _mm512_setzero_si512();
             for (ky, &p) in pointers.iter().enumerate() {
                 // SAFETY: each pointer holds 9 bytes (a kernel row inside the image or `border`).
                 let xs = unsafe {
@@ -513,17 +517,22 @@ unsafe fn stem_avx512<const V: usize>(
                     ]
                 };
                 for (group, x) in xs.into_iter().enumerate() {
-                    let wv = &weights[ky * STEM_GROUPS + group];
-                    for (a, &wj) in acc.iter_mut().zip(wv) {
+                    let group = ky * STEM_GROUPS + group;
+                    for (a, &wj) in acc.iter_mut().zip(&weights[group]) {
                         *a = _mm512_dpbusd_epi32(*a, x, wj);
                     }
-                    sum = _mm512_dpbusd_epi32(sum, x, ones);
+                    if fixed[group] {
+                        // Every vector of the group (zero rest where none was clamped): fixed
+                        // indices keep the accumulators in registers.
+                        for (a, &r) in acc.iter_mut().zip(&rest[group]) {
+                            *a = _mm512_dpbusd_epi32(*a, x, r);
+                        }
+                    }
                 }
             }
-            let correction = _mm512_mullo_epi32(sum, row_factor);
             let mut q = [_mm512_setzero_si512(); VECTORS];
             for (q, &a) in q.iter_mut().zip(&acc) {
-                *q = epilogue.apply(_mm512_sub_epi32(a, correction));
+                *q = epilogue.apply(a);
             }
             let bytes = epilogue.clamp(pack_in_order(q));
             // SAFETY: the masked store writes only the `o` channels of pixel `ox` of `dst`.
