@@ -258,15 +258,7 @@ pub fn run_retrain(plan: &RetrainPlan) -> Result<ExitCode> {
         data: DataInfo {
             dir: path_text(&data.dir),
             split: data.rule.clone(),
-            classes: data
-                .classes
-                .iter()
-                .zip(&retrained.counts)
-                .map(|(name, counts)| ClassInfo {
-                    name: name.clone(),
-                    counts: *counts,
-                })
-                .collect(),
+            classes: ClassInfo::list(&data.classes, &retrained.counts),
             failed: retrained.failed.clone(),
             unlabelled: data.unlabelled.iter().map(|p| path_text(p)).collect(),
             skipped: data.skipped.len(),

@@ -143,15 +143,7 @@ fn measured_row(
     on.cache_hits += retrained.extraction.cache_hits;
     on.forwarded += retrained.extraction.forwarded;
     if on.classes.is_empty() {
-        on.classes = split
-            .classes
-            .iter()
-            .zip(&retrained.counts)
-            .map(|(name, counts)| ClassInfo {
-                name: name.clone(),
-                counts: *counts,
-            })
-            .collect();
+        on.classes = ClassInfo::list(&split.classes, &retrained.counts);
         on.failed = retrained.failed.clone();
     }
     let top1 = match &retrained.test {

@@ -92,6 +92,20 @@ pub struct ClassInfo {
     pub counts: SplitCounts,
 }
 
+impl ClassInfo {
+    /// One per class: the class names beside their usable images per split.
+    pub fn list(names: &[String], counts: &[SplitCounts]) -> Vec<ClassInfo> {
+        names
+            .iter()
+            .zip(counts)
+            .map(|(name, counts)| ClassInfo {
+                name: name.clone(),
+                counts: *counts,
+            })
+            .collect()
+    }
+}
+
 /// How training went.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct TrainingInfo {
