@@ -412,8 +412,9 @@ pub(crate) fn im2col(image: &[u8], g: &Geometry, pad: u8, rows: Range<usize>, co
 pub(crate) struct DepthwiseWeights {
     pub(crate) taps: Vec<i32>,
     pub(crate) bias: Vec<i32>,
-    /// For 512-bit vectors: blocks of 64 channels.
-    pub(crate) wide: PackedDepthwise,
+    /// For 512-bit vectors on kernels other than 3x3 (those run on `triples`): blocks of 64
+    /// channels.
+    pub(crate) wide: Option<PackedDepthwise>,
     /// For 256-bit vectors: blocks of 32 channels.
     pub(crate) narrow: PackedDepthwise,
     /// For `vpdpbusd` on a column's three vertical taps at once: 3x3 kernels.
@@ -441,7 +442,7 @@ impl DepthwiseWeights {
         let pack = |lanes| PackedDepthwise::new(&taps, bias, channels, kernel, input_zero_point, lanes);
         let triples = (kernel == 3).then(|| TripleDepthwise::new(&taps, bias, channels, input_zero_point));
         DepthwiseWeights {
-            wide: pack(16),
+            wide: triples.is_none().then(|| pack(16)),
             narrow: pack(8),
             triples,
             taps,

@@ -39,8 +39,8 @@ use std::ops::Range;
 use super::add::AddParams;
 use super::fixed_point::QuantizedMultiplier;
 use super::kernels::{
-    DepthwiseWeights, GROUP, GemmWeights, Geometry, LANES, Requantize, STEM_GROUPS, StemWeights, TapPointers,
-    TripleDepthwise,
+    DepthwiseWeights, GROUP, GemmWeights, Geometry, LANES, PackedDepthwise, Requantize, STEM_GROUPS,
+    StemWeights, TapPointers, TripleDepthwise,
 };
 
 /// Output channels per tile: four vectors of 16 int32.
@@ -564,7 +564,10 @@ pub(crate) fn depthwise(
             depthwise_triples(image, g, t, &row, input_zero_point as u8, requantize, rows, out)
         };
     }
-    let p = &w.wide;
+    let p = w
+        .wide
+        .as_ref()
+        .expect("packed for every depthwise kernel but 3x3");
     let blocks = g.in_c.div_ceil(p.block());
     let pairs = (g.kernel * g.kernel).div_ceil(2);
     assert_eq!(image.len(), g.input_len());
@@ -575,7 +578,7 @@ pub(crate) fn depthwise(
     );
     // SAFETY: the CPU has AVX-512F, BW and VNNI (asserted above), the features
     // `depthwise_avx512` is compiled for; the shapes it relies on are asserted above.
-    unsafe { depthwise_avx512(image, g, w, requantize, rows, out) }
+    unsafe { depthwise_avx512(image, g, p, requantize, rows, out) }
 }
 
 /// The depthwise convolution.
@@ -586,12 +589,11 @@ pub(crate) fn depthwise(
 unsafe fn depthwise_avx512(
     image: &[u8],
     g: &Geometry,
-    w: &DepthwiseWeights,
+    p: &PackedDepthwise,
     requantize: &Requantize,
     rows: Range<usize>,
     out: &mut [u8],
 ) {
-    let p = &w.wide;
     let c = g.in_c;
     let taps = g.kernel * g.kernel;
     let pairs = taps.div_ceil(2);
