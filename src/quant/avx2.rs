@@ -40,7 +40,8 @@ const ROWS: usize = 4;
 
 /// Whether this CPU runs the kernels of this module.
 pub(crate) fn available() -> bool {
-    is_x86_feature_detected!("avx2")
+    // FMA for the float output stage; every AVX2 CPU of Intel and AMD has it.
+    is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma")
 }
 
 /// [`super::kernels::gemm`]'s contract and bytes. Panics on a CPU without AVX2.
@@ -61,7 +62,7 @@ pub(crate) fn gemm(a: &[u8], rows: usize, w: &GemmWeights, requantize: &Requanti
 ///
 /// # Safety
 /// The CPU must have AVX2, and the shapes must be those [`gemm`] asserts.
-#[target_feature(enable = "avx2")]
+#[target_feature(enable = "avx2,fma")]
 unsafe fn gemm_avx2(a: &[u8], rows: usize, w: &GemmWeights, requantize: &Requantize, out: &mut [u8]) {
     let k = w.k;
     let corrections: Vec<i32> = super::kernels::row_sums(a, k)
@@ -127,7 +128,7 @@ impl Tile<'_> {
     /// The CPU must have AVX2; rows `[row, row + R)` of `a` (k bytes each), `width` output
     /// channels of those rows at `out` and 16 channels of every group at `weights` must be valid.
     #[inline(never)] // keeps the epilogue's constants out of the k loop's registers (see vnni)
-    #[target_feature(enable = "avx2")]
+    #[target_feature(enable = "avx2,fma")]
     unsafe fn run<const R: usize>(&self, row: usize, corrections: &[i32], out: *mut u8) {
         let k = self.k;
         // SAFETY: rows [row, row + R) of `a` are valid (the caller's contract).
@@ -185,7 +186,7 @@ impl Tile<'_> {
 /// # Safety
 /// The CPU must have AVX2; 64 bytes at `weights` must be readable.
 #[inline]
-#[target_feature(enable = "avx2")]
+#[target_feature(enable = "avx2,fma")]
 unsafe fn step<const R: usize>(weights: *const i8, x: [i32; R], acc: &mut [[__m256i; 2]; R]) {
     let low_bytes = _mm256_set1_epi16(0x00ff);
     let mut even = [_mm256_setzero_si256(); 2];
@@ -212,7 +213,7 @@ unsafe fn step<const R: usize>(weights: *const i8, x: [i32; R], acc: &mut [[__m2
 /// Two vectors of int32 (channels 0-7 and 8-15) to 16 bytes in channel order, saturated to
 /// [0, 255].
 #[inline]
-#[target_feature(enable = "avx2")]
+#[target_feature(enable = "avx2,fma")]
 fn pack_16(a: __m256i, b: __m256i) -> __m128i {
     // packs interleaves per 128-bit lane: [a 0-3, b 0-3 | a 4-7, b 4-7]; reorder the quadwords.
     let words = _mm256_permute4x64_epi64::<0b11_01_10_00>(_mm256_packs_epi32(a, b));
@@ -227,7 +228,7 @@ fn pack_16(a: __m256i, b: __m256i) -> __m128i {
 /// # Safety
 /// `n` bytes at `dst` must be writable.
 #[inline]
-#[target_feature(enable = "avx2")]
+#[target_feature(enable = "avx2,fma")]
 unsafe fn store(dst: *mut u8, n: usize, bytes: __m128i) {
     if n == 16 {
         // SAFETY: 16 bytes at `dst` are writable (the caller's contract).
@@ -246,7 +247,7 @@ unsafe fn store(dst: *mut u8, n: usize, bytes: __m128i) {
 /// # Safety
 /// `n` (at most 32) bytes at `src` must be readable.
 #[inline]
-#[target_feature(enable = "avx2")]
+#[target_feature(enable = "avx2,fma")]
 unsafe fn load_32(src: *const u8, n: usize) -> __m256i {
     if n == 32 {
         // SAFETY: 32 readable bytes (the caller's contract).
@@ -265,7 +266,7 @@ unsafe fn load_32(src: *const u8, n: usize) -> __m256i {
 /// # Safety
 /// `n` bytes at `dst` must be writable.
 #[inline]
-#[target_feature(enable = "avx2")]
+#[target_feature(enable = "avx2,fma")]
 unsafe fn store_32(dst: *mut u8, n: usize, bytes: __m256i) {
     if n == 32 {
         // SAFETY: 32 writable bytes (the caller's contract).
@@ -282,7 +283,7 @@ unsafe fn store_32(dst: *mut u8, n: usize, bytes: __m256i) {
 /// `packus_epi16(packs_epi32(q0, q1), packs_epi32(q2, q3))`: int32 to uint8 with saturation,
 /// in the per-128-bit-lane order of the packs.
 #[inline]
-#[target_feature(enable = "avx2")]
+#[target_feature(enable = "avx2,fma")]
 fn pack_lanes(q: [__m256i; 4]) -> __m256i {
     _mm256_packus_epi16(_mm256_packs_epi32(q[0], q[1]), _mm256_packs_epi32(q[2], q[3]))
 }
@@ -316,7 +317,7 @@ pub(crate) fn depthwise(
 ///
 /// # Safety
 /// The CPU must have AVX2, and the shapes must be those [`depthwise`] asserts.
-#[target_feature(enable = "avx2")]
+#[target_feature(enable = "avx2,fma")]
 unsafe fn depthwise_avx2(
     image: &[u8],
     g: &Geometry,
@@ -409,7 +410,7 @@ struct AddInput {
 }
 
 impl AddInput {
-    #[target_feature(enable = "avx2")]
+    #[target_feature(enable = "avx2,fma")]
     fn new(offset: i32, m: QuantizedMultiplier) -> Self {
         let shift = -m.shift;
         AddInput {
@@ -424,7 +425,7 @@ impl AddInput {
 
     /// 8 bytes, widened.
     #[inline]
-    #[target_feature(enable = "avx2")]
+    #[target_feature(enable = "avx2,fma")]
     fn scale(&self, x: __m128i) -> __m256i {
         let x = _mm256_add_epi32(_mm256_cvtepu8_epi32(x), self.offset);
         // (x q 2^20 + 2^30) >> 31 = x (q >> 11) + ((x (q & 2047) + 2^10) >> 11): |x| <= 255.
@@ -446,7 +447,7 @@ impl AddInput {
 ///
 /// # Safety
 /// The CPU must have AVX2; `a`, `b` and `out` must have one length.
-#[target_feature(enable = "avx2")]
+#[target_feature(enable = "avx2,fma")]
 unsafe fn add_avx2(params: &AddParams, a: &[u8], b: &[u8], out: &mut [u8]) {
     let first = AddInput::new(params.input1_offset, params.input1);
     let second = AddInput::new(params.input2_offset, params.input2);
@@ -455,6 +456,7 @@ unsafe fn add_avx2(params: &AddParams, a: &[u8], b: &[u8], out: &mut [u8]) {
         zero_point: params.output_offset,
         min: params.act_min,
         max: params.act_max,
+        float: None,
     });
     // packs/packus leave dword 4 L + j holding the bytes of quarter j's lane half L.
     let order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
@@ -501,10 +503,13 @@ pub(crate) struct Epilogue {
     min: __m256i,
     max: __m256i,
     clamp: bool,
+    /// The layer's proved [`FloatForm`](super::float_form::FloatForm): multiplier, offset,
+    /// and the offset of negative accumulators where it differs.
+    float: Option<(__m256, __m256, Option<__m256>)>,
 }
 
 impl Epilogue {
-    #[target_feature(enable = "avx2")]
+    #[target_feature(enable = "avx2,fma")]
     pub(crate) fn new(r: &Requantize) -> Self {
         let left = r.multiplier.shift.max(0);
         let right = (-r.multiplier.shift).max(0);
@@ -530,13 +535,33 @@ impl Epilogue {
             min: _mm256_set1_epi8(r.min as i8),
             max: _mm256_set1_epi8(r.max as i8),
             clamp: (r.min, r.max) != (0, 255),
+            float: r.float.map(|f| {
+                (
+                    _mm256_set1_ps(f.multiplier),
+                    _mm256_set1_ps(f.offset),
+                    (f.negative_offset != f.offset).then(|| _mm256_set1_ps(f.negative_offset)),
+                )
+            }),
         }
     }
 
-    /// The requantized value plus the zero point, unclamped.
+    /// The requantized value plus the zero point: exact before the clamp on the fixed-point form,
+    /// equal after it on the float form (the callers clamp).
     #[inline]
-    #[target_feature(enable = "avx2")]
+    #[target_feature(enable = "avx2,fma")]
     pub(crate) fn apply(&self, v: __m256i) -> __m256i {
+        if let Some((m, c, negative)) = self.float {
+            // The conversion and the FMA round to nearest (MXCSR's default, which nothing in
+            // this program changes), as FloatForm proved; then the floor, exactly.
+            let c = match negative {
+                Some(n) => _mm256_blendv_ps(c, n, _mm256_castsi256_ps(v)),
+                None => c,
+            };
+            let y = _mm256_fmadd_ps(_mm256_cvtepi32_ps(v), m, c);
+            return _mm256_cvttps_epi32(_mm256_round_ps::<{ _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC }>(
+                y,
+            ));
+        }
         let v = if self.shift_left {
             _mm256_sll_epi32(v, self.left)
         } else {
@@ -561,7 +586,7 @@ impl Epilogue {
 
     /// One 64-bit lane's `p + constant - correction`, the numerator of the final floor.
     #[inline]
-    #[target_feature(enable = "avx2")]
+    #[target_feature(enable = "avx2,fma")]
     fn sum(&self, p: __m256i) -> __m256i {
         let sum = _mm256_add_epi64(p, self.constant);
         if !self.correct_negative {
@@ -573,7 +598,7 @@ impl Epilogue {
 
     /// The activation range on 16 packed bytes (saturating packs already clamp to [0, 255]).
     #[inline]
-    #[target_feature(enable = "avx2")]
+    #[target_feature(enable = "avx2,fma")]
     fn clamp(&self, bytes: __m128i) -> __m128i {
         if self.clamp {
             _mm_min_epu8(
@@ -587,7 +612,7 @@ impl Epilogue {
 
     /// The activation range on 32 packed bytes.
     #[inline]
-    #[target_feature(enable = "avx2")]
+    #[target_feature(enable = "avx2,fma")]
     fn clamp_32(&self, bytes: __m256i) -> __m256i {
         if self.clamp {
             _mm256_min_epu8(_mm256_max_epu8(bytes, self.min), self.max)
@@ -619,6 +644,7 @@ mod tests {
         let Some(mut next) = values(20) else {
             return;
         };
+        let mut floats = 0;
         let edges = [i32::MIN, i32::MIN + 1, -(1 << 30), -1, 0, 1, 1 << 30, i32::MAX];
         for case in 0..600 {
             // Multipliers from 2^-36 to 2^8: right shifts up to 35 (past the folded range) and
@@ -636,12 +662,21 @@ mod tests {
                 },
                 min,
                 max: 215 + next(41) as u8,
-            };
+                float: None,
+            }
+            .with_float_form_if(next(2) == 0);
+            floats += usize::from(requantize.float.is_some());
             // SAFETY: the CPU has AVX2 (`values` checked).
             let epilogue = unsafe { Epilogue::new(&requantize) };
-            let v: [i32; 8] = std::array::from_fn(|i| match case % 3 {
+            let v: [i32; 8] = std::array::from_fn(|i| match case % 4 {
                 0 => edges[i % edges.len()].wrapping_add(next(3) as i32 - 1),
                 1 => (next(1 << 32) as u32) as i32,
+                // Next to a level boundary, where a float form could be off by one.
+                3 => {
+                    ((f64::from(next(256) as u32) - f64::from(requantize.zero_point)) / real) as i32
+                        + next(5) as i32
+                        - 2
+                }
                 _ => next(1 << 20) as i32 - (1 << 19),
             });
             let mut lanes = [0i32; 8];
@@ -658,6 +693,8 @@ mod tests {
                 assert_eq!(*l, i32::from(requantize.apply(x)), "{x} {requantize:?}");
             }
         }
+        // The float output stage was drawn often enough to be tested.
+        assert!(floats > 40, "{floats}");
     }
 
     #[test]
@@ -696,7 +733,9 @@ mod tests {
                     },
                     min,
                     max: 215 + next(41) as u8,
-                };
+                    float: None,
+                }
+                .with_float_form_if(next(2) == 0);
                 let mut portable = vec![0; rows * o];
                 kernels::gemm(&a, rows, &weights, &requantize, &mut portable);
                 let mut avx2 = vec![0; rows * o];
@@ -746,7 +785,9 @@ mod tests {
                 zero_point: next(256) as i32,
                 min: next(30) as u8,
                 max: 225 + next(31) as u8,
-            };
+                float: None,
+            }
+            .with_float_form_if(next(2) == 0);
             let row = g.out_w * c;
             let mut portable = vec![0; g.output_len()];
             kernels::depthwise(&image, &g, &weights, zx, &requantize, 0..g.out_h, &mut portable);

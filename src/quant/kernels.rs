@@ -17,6 +17,7 @@
 use std::ops::Range;
 
 use super::fixed_point::QuantizedMultiplier;
+use super::float_form::FloatForm;
 
 /// Output channels per block of the GEMM: a block's accumulators stay in registers (four
 /// 16-lane vectors) and its weights in cache while every row passes.
@@ -27,15 +28,32 @@ pub(crate) const GROUP: usize = 4;
 pub(crate) const LANES: usize = 16;
 
 /// The output stage of a convolution: TFLite's requantization, output zero point and clamp.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub(crate) struct Requantize {
     pub multiplier: QuantizedMultiplier,
     pub zero_point: i32,
     pub min: u8,
     pub max: u8,
+    /// The same bytes in single precision, proved at load ([`FloatForm`]); `None` keeps the
+    /// vector kernels on the fixed-point form.
+    pub float: Option<FloatForm>,
 }
 
 impl Requantize {
+    /// With its float form, where one is proved ([`FloatForm::find`]).
+    pub(crate) fn with_float_form(self) -> Self {
+        Requantize {
+            float: FloatForm::find(self.multiplier, self.zero_point, self.min, self.max),
+            ..self
+        }
+    }
+
+    /// [`Requantize::with_float_form`] when `yes`: the kernel tests draw both forms.
+    #[cfg(test)]
+    pub(crate) fn with_float_form_if(self, yes: bool) -> Self {
+        if yes { self.with_float_form() } else { self }
+    }
+
     /// `clamp(MultiplyByQuantizedMultiplier(acc) + zero_point, min, max)`.
     #[inline]
     pub fn apply(&self, acc: i32) -> u8 {
@@ -695,6 +713,7 @@ mod tests {
             multiplier: QuantizedMultiplier::from_real(1.0),
             zero_point: 128,
             min: 0,
+            float: None,
             max: 255,
         }
     }

@@ -141,6 +141,18 @@ pub struct ConvConstants {
     /// The residual ADD after the layer: its constants and the index of the layer whose input
     /// it adds.
     pub add: Option<(AddParams, usize)>,
+    /// How the vector kernels requantize the layer's accumulators (the same bytes either way).
+    pub output_stage: OutputStage,
+}
+
+/// The form of a layer's requantization in the vector kernels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OutputStage {
+    /// `floor(fma(acc, m, c))` in single precision, proved equal for every int32 accumulator
+    /// at load (module `float_form`): three instructions per 16 accumulators.
+    Float,
+    /// TFLite's 64-bit fixed point (no float form was proved): eight.
+    FixedPoint,
 }
 
 /// A convolution ready to run.
@@ -1016,6 +1028,14 @@ fn prepare_conv(layer: &Layer, shape: &[usize], conv: &ConvParams) -> Result<Con
         }
         LayerKind::SqueezeExcite | LayerKind::AvgPool => unreachable!("not a convolution"),
     };
+    let requantize = Requantize {
+        multiplier,
+        zero_point: conv.output.zero_point,
+        min: act_min,
+        max: act_max,
+        float: None,
+    }
+    .with_float_form();
     Ok(ConvOp {
         geometry,
         constants: ConvConstants {
@@ -1023,13 +1043,12 @@ fn prepare_conv(layer: &Layer, shape: &[usize], conv: &ConvParams) -> Result<Con
             act_min,
             act_max,
             add: None,
+            output_stage: match requantize.float {
+                Some(_) => OutputStage::Float,
+                None => OutputStage::FixedPoint,
+            },
         },
-        requantize: Requantize {
-            multiplier,
-            zero_point: conv.output.zero_point,
-            min: act_min,
-            max: act_max,
-        },
+        requantize,
         input_zero_point: zx,
         kernel,
     })

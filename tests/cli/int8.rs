@@ -10,7 +10,8 @@ use crate::common::fixture;
 use mobilenet_cli::arch::{Config, Family, Variant};
 use mobilenet_cli::nn::ModelId;
 use mobilenet_cli::quant::{
-    Kernels, LayerParams, NetworkParams, Output, QuantError, QuantizedNetwork, activation_tensor_names,
+    Kernels, LayerParams, NetworkParams, Output, OutputStage, QuantError, QuantizedNetwork,
+    activation_tensor_names,
 };
 
 const IMAGES: [&str; 3] = ["grace_hopper", "chelsea", "bike"];
@@ -81,6 +82,38 @@ fn network(id: ModelId) -> QuantizedNetwork {
     let activations = std::fs::read(fixture(&params_file(id))).unwrap();
     let params = NetworkParams::from_safetensors(&id.config(), id.bytes(), &activations).unwrap();
     QuantizedNetwork::new(params).unwrap()
+}
+
+/// The float output stage (module `quant::float_form`) is proved at load for every convolution
+/// of the shipped models but the final 1x1 (no clamp: all 255 levels must line up; 1.0_224's
+/// fails, 0.75_192's passes), v2's linear projections included.
+#[test]
+fn the_float_output_stage_is_proved_for_the_shipped_convolutions() {
+    for id in models() {
+        let net = network(id);
+        let (mut float, mut fixed) = (Vec::new(), Vec::new());
+        for (index, layer) in net.layers().iter().enumerate() {
+            let Some(constants) = net.conv_constants(index) else {
+                continue;
+            };
+            match constants.output_stage {
+                OutputStage::Float => float.push(layer.name.clone()),
+                OutputStage::FixedPoint => fixed.push(layer.name.clone()),
+            }
+            if (constants.act_min, constants.act_max) != (0, 255) {
+                assert_eq!(constants.output_stage, OutputStage::Float, "{id} {}", layer.name);
+            }
+        }
+        assert!(
+            fixed.iter().all(|name| name == "logits"),
+            "{id}: fixed point on {fixed:?}"
+        );
+        assert!(
+            float.len() + 1 >= net.layers().len() - 1,
+            "{id}: {} float",
+            float.len()
+        );
+    }
 }
 
 #[test]
