@@ -241,6 +241,18 @@ impl GemmWeights {
     }
 }
 
+/// What clamping `w - zw` to an int8 left of each weight of one vector (in [-127, 128]), as int8
+/// vectors that sum to it, for the fix-up `vpdpbusd`s: none, one, or two where some rest is 128
+/// (`w - zw = 255`, a weight of 255 on a zero point of 0, which one int8 cannot hold).
+fn rest_vectors(rest: &[i32; 64]) -> Vec<[i8; 64]> {
+    let first = rest.map(|r| r.clamp(-128, 127) as i8);
+    let second: [i8; 64] = std::array::from_fn(|i| (rest[i] - i32::from(first[i])) as i8);
+    [first, second]
+        .into_iter()
+        .filter(|v| v.iter().any(|&b| b != 0))
+        .collect()
+}
+
 /// [`GemmWeights::column`] for `groups` groups of four inputs and `o_pad` channels.
 fn block_layout(groups: usize, o_pad: usize, channel: usize) -> (usize, usize) {
     let first = channel / BLOCK * BLOCK;
@@ -268,7 +280,8 @@ pub(crate) struct StemWeights {
     /// `bias - zx * sum (w - zw)` per output channel, zero past `o` (`o_pad` values).
     pub(crate) column_bias: Vec<i32>,
     /// The vectors of 16 channels with a clamped weight: the group, the vector and the rest of
-    /// `w - zw` (laid out as one vector of `packed`), in group order.
+    /// `w - zw` (laid out as one vector of `packed`; two entries where a rest is 128, see
+    /// [`rest_vectors`]), in group order.
     pub(crate) fixes: Vec<StemFix>,
 }
 
@@ -293,7 +306,7 @@ impl StemWeights {
         let (o, o_pad) = (gemm.o, gemm.o_pad);
         let zw = gemm.row_factor + 128;
         let mut packed = vec![0i8; 3 * STEM_GROUPS * o_pad * GROUP];
-        let mut rest = vec![0i8; packed.len()];
+        let mut rest = vec![0i32; packed.len()];
         for (oc, row) in weight.chunks_exact(27).enumerate() {
             for (i, &w) in row.iter().enumerate() {
                 let (ky, byte) = (i / 9, i % 9);
@@ -302,17 +315,20 @@ impl StemWeights {
                 let centred = i32::from(w) - zw;
                 let clamped = centred.clamp(-128, 127);
                 packed[at] = clamped as i8;
-                rest[at] = (centred - clamped) as i8;
+                rest[at] = centred - clamped;
             }
         }
         let fixes = rest
             .chunks_exact(LANES * GROUP)
             .enumerate()
-            .filter(|(_, r)| r.iter().any(|&b| b != 0))
-            .map(|(v, r)| StemFix {
-                group: v / (o_pad / LANES),
-                vector: v % (o_pad / LANES),
-                rest: r.try_into().expect("64 bytes"),
+            .flat_map(|(v, r)| {
+                rest_vectors(r.try_into().expect("64 values"))
+                    .into_iter()
+                    .map(move |rest| StemFix {
+                        group: v / (o_pad / LANES),
+                        vector: v % (o_pad / LANES),
+                        rest,
+                    })
             })
             .collect();
         let mut column_bias = gemm.column_bias.clone();
@@ -569,7 +585,8 @@ pub(crate) struct TripleDepthwise {
     /// input zero point), zero past the channels.
     pub(crate) bias: Vec<i32>,
     /// The vectors whose weights were clamped, in block order: the block, `kx`, the vector and
-    /// the 64 bytes of `w - zw` less the clamped value (laid out as `weights`).
+    /// the 64 bytes of `w - zw` less the clamped value (laid out as `weights`; two entries where
+    /// a rest is 128, see [`rest_vectors`]).
     pub(crate) fixes: Vec<TripleFix>,
 }
 
@@ -600,7 +617,7 @@ impl TripleDepthwise {
         for b in 0..blocks {
             for kx in 0..3 {
                 for j in 0..4 {
-                    let mut rest = [0i8; 64];
+                    let mut rest = [0i32; 64];
                     for lane in 0..16 {
                         let c = channel(b, position(j, lane));
                         for ky in 0..4 {
@@ -610,17 +627,15 @@ impl TripleDepthwise {
                             };
                             let clamped = w.clamp(-128, 127);
                             weights.push(clamped as i8);
-                            rest[4 * lane + ky] = (w - clamped) as i8;
+                            rest[4 * lane + ky] = w - clamped;
                         }
                     }
-                    if rest.iter().any(|&r| r != 0) {
-                        fixes.push(TripleFix {
-                            block: b,
-                            kx,
-                            vector: j,
-                            rest,
-                        });
-                    }
+                    fixes.extend(rest_vectors(&rest).into_iter().map(|rest| TripleFix {
+                        block: b,
+                        kx,
+                        vector: j,
+                        rest,
+                    }));
                 }
             }
             for j in 0..4 {

@@ -475,12 +475,16 @@ unsafe fn stem_avx512<const V: usize>(
         unsafe { _mm512_loadu_si512(w.column_bias[j * LANES..].as_ptr().cast()) }
     });
     let store = u64::MAX >> (64 - o);
-    let mut fixed = [false; 3 * STEM_GROUPS];
-    let mut rest = [[_mm512_setzero_si512(); V]; 3 * STEM_GROUPS];
+    // Up to two rest vectors per group and vector ([`super::kernels::StemFix`]: the second only
+    // for a weight 255 on a zero point of 0).
+    let mut fixed = [[false; 3 * STEM_GROUPS]; 2];
+    let mut rest = [[[_mm512_setzero_si512(); V]; 3 * STEM_GROUPS]; 2];
+    let mut taken = [[false; VECTORS]; 3 * STEM_GROUPS];
     for fix in &w.fixes {
-        fixed[fix.group] = true;
+        let pass = usize::from(std::mem::replace(&mut taken[fix.group][fix.vector], true));
+        fixed[pass][fix.group] = true;
         // SAFETY: `rest` holds 64 bytes.
-        rest[fix.group][fix.vector] = unsafe { _mm512_loadu_si512(fix.rest.as_ptr().cast()) };
+        rest[pass][fix.group][fix.vector] = unsafe { _mm512_loadu_si512(fix.rest.as_ptr().cast()) };
     }
     let line = g.in_w * 3;
     // Kernel rows above or below the image read a row of input zero points.
@@ -528,11 +532,13 @@ unsafe fn stem_avx512<const V: usize>(
                     for (a, &wj) in acc.iter_mut().zip(&weights[group]) {
                         *a = _mm512_dpbusd_epi32(*a, x, wj);
                     }
-                    if fixed[group] {
-                        // Every vector of the group (zero rest where none was clamped): fixed
-                        // indices keep the accumulators in registers.
-                        for (a, &r) in acc.iter_mut().zip(&rest[group]) {
-                            *a = _mm512_dpbusd_epi32(*a, x, r);
+                    for pass in 0..2 {
+                        if fixed[pass][group] {
+                            // Every vector of the group (zero rest where none was clamped):
+                            // fixed indices keep the accumulators in registers.
+                            for (a, &r) in acc.iter_mut().zip(&rest[pass][group]) {
+                                *a = _mm512_dpbusd_epi32(*a, x, r);
+                            }
                         }
                     }
                 }
@@ -1261,7 +1267,8 @@ mod tests {
                 let image: Vec<u8> = (0..g.input_len()).map(|_| next(256) as u8).collect();
                 let weight: Vec<u8> = (0..o * 27).map(|_| next(256) as u8).collect();
                 let bias: Vec<i32> = (0..o).map(|_| next(200_001) as i32 - 100_000).collect();
-                let (zw, zx) = (next(256) as i32, next(256) as i32);
+                // Zero points 0 and 255 reach `w - zw = 255` and -255, the ends of the rest.
+                let (zw, zx) = ([0, 255, next(256) as i32][case], next(256) as i32);
                 let gemm = GemmWeights::new(&weight, o, 27, zw, zx, &bias);
                 let stem_weights = StemWeights::new(&gemm, &weight).unwrap();
                 // Half the cases are ReLU-like (zero point <= minimum), where the epilogue skips
@@ -1366,11 +1373,13 @@ mod tests {
             let bias: Vec<i32> = (0..c).map(|_| next(20_001) as i32 - 10_000).collect();
             let zx = next(256) as i32;
             // Random weights against a random zero point leave many vectors with weights
-            // outside an int8 (fix-ups); zero point 128 leaves none.
-            let zw = if c == 32 && stride == 1 && size == 8 {
-                128
-            } else {
-                next(256) as i32
+            // outside an int8 (fix-ups); zero point 128 leaves none; 0 and 255 reach
+            // `w - zw = 255` and -255, the ends of the rest.
+            let zw = match (c, stride, size) {
+                (32, 1, 8) => 128,
+                (144, ..) => 0,
+                (200, ..) => 255,
+                _ => next(256) as i32,
             };
             let weights = DepthwiseWeights::new(&weight, c, kernel, zw, zx, &bias);
             let fixes = weights.triples.as_ref().map_or(0, |t| t.fixes.len());
