@@ -163,7 +163,20 @@ impl Work<'_> {
     /// `align`) and returns once every unit of the layer, whoever ran it, is finished; their
     /// writes are then visible to this thread. Every thread must call this exactly once per
     /// layer, with the same `total` and `align`.
-    pub(crate) fn for_each(&self, total: usize, align: usize, mut f: impl FnMut(Range<usize>)) {
+    pub(crate) fn for_each(&self, total: usize, align: usize, f: impl FnMut(Range<usize>)) {
+        self.for_each_units(total, align, UNITS_PER_THREAD * self.threads, f);
+    }
+
+    /// [`Work::for_each`] in at most `units` units (at least one; no more than `total / align`
+    /// rounded up): for work whose units have a cost of their own (a GEMM unit streams all the
+    /// layer's weights), where a few units per thread, as equal as `align` allows, beat many.
+    pub(crate) fn for_each_units(
+        &self,
+        total: usize,
+        align: usize,
+        units: usize,
+        mut f: impl FnMut(Range<usize>),
+    ) {
         let Some(schedule) = self.schedule else {
             if total > 0 {
                 f(0..total);
@@ -176,7 +189,7 @@ impl Work<'_> {
             let needed = self.layer;
             schedule.wait_until(|| schedule.inspected.0.load(Ordering::SeqCst) >= needed);
         }
-        let units = total.div_ceil(align).min(UNITS_PER_THREAD * self.threads);
+        let units = total.div_ceil(align).min(units.max(1));
         let claimed = &schedule.claimed[self.layer * self.threads..][..self.threads];
         let done = &schedule.done[self.layer].0;
         // Own units first, in order; then the others', which they have not started.
@@ -391,6 +404,41 @@ mod tests {
         for _ in 0..3 {
             let (hits, _) = run_items(&mut team, 5, 100, None);
             assert!(hits.iter().all(|&n| n == 1));
+        }
+    }
+
+    #[test]
+    fn for_each_units_runs_every_item_once_in_at_most_that_many_units() {
+        let mut team = Team::new(2, 4).unwrap();
+        for (total, align, units) in [
+            (49usize, 4usize, 2usize),
+            (196, 4, 2),
+            (14, 7, 2),
+            (10, 4, 50),
+            (0, 4, 2),
+            (5, 1, 0),
+        ] {
+            let hits: Vec<AtomicUsize> = (0..total).map(|_| AtomicUsize::new(0)).collect();
+            let calls = AtomicUsize::new(0);
+            let body = |ctx: Ctx<'_>| {
+                ctx.layer(0).for_each_units(total, align, units, |range| {
+                    calls.fetch_add(1, Ordering::Relaxed);
+                    assert!(range.start.is_multiple_of(align));
+                    for item in range {
+                        hits[item].fetch_add(1, Ordering::Relaxed);
+                    }
+                });
+            };
+            team.run(None, body, body);
+            assert!(
+                hits.iter().all(|h| h.load(Ordering::Relaxed) == 1),
+                "{total} {align} {units}"
+            );
+            let calls = calls.load(Ordering::Relaxed);
+            assert!(
+                calls <= units.max(1) && calls <= total.div_ceil(align),
+                "{total} {align} {units}: {calls}"
+            );
         }
     }
 

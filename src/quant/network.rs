@@ -667,18 +667,33 @@ unsafe impl Sync for Pass<'_> {}
 /// Rows per unit of work of the GEMMs (a whole number of the VNNI tile's rows).
 const ROW_ALIGN: usize = 4;
 
-/// Rows per unit of work of a parallel GEMM: every unit streams all the layer's weights
-/// through the cache once per tile of rows it runs, so a unit gets at least [`GEMM_UNIT_ROWS`]
-/// rows where the layer has them (fewer units, one per thread at least), and at most eight
-/// units per thread balance the load. On the 7x7 and 14x14 layers (49 and 196 rows against
-/// 256 KiB-1 MiB of weights) 4-row units re-streamed the weights 12-16 times per layer.
-fn gemm_unit_rows(rows: usize, threads: usize) -> usize {
-    let units = (rows / GEMM_UNIT_ROWS / threads.max(1)).clamp(1, 8) * threads.max(1);
-    rows.div_ceil(units).next_multiple_of(ROW_ALIGN)
+/// Units of work of a parallel GEMM: every unit streams all the layer's weights through the
+/// cache once per tile of rows it runs, so a unit gets at least [`GEMM_UNIT_ROWS`] rows where
+/// the layer has them (fewer units, one per thread at least), and at most eight units per
+/// thread balance the load. On the 7x7 and 14x14 layers (49 and 196 rows against 256 KiB-1 MiB
+/// of weights) 4-row units re-streamed the weights 12-16 times per layer. The units are as equal
+/// as whole tiles of [`ROW_ALIGN`] rows allow (49 rows on two threads: 24 and 25, where rounding
+/// each unit up to a tile gave 28 and 21 and the 7x7 layers waited for the larger).
+fn gemm_units(rows: usize, threads: usize) -> usize {
+    (rows / GEMM_UNIT_ROWS / threads.max(1)).clamp(1, 8) * threads.max(1)
 }
 
-/// See [`gemm_unit_rows`].
+/// See [`gemm_units`].
 const GEMM_UNIT_ROWS: usize = 64;
+
+/// Units of a split by output rows (stem, im2col, depthwise), as (rows per unit, units): at
+/// least four rows each, since each unit pads its first input rows afresh (the depthwise kernel
+/// keeps them across its rows), and equal where the rows allow: `threads x m` units for the
+/// largest `m <= 8` that divides them (14 rows on two threads: 7 and 7, where four-row units gave
+/// one thread 8 rows and the other 6); else four-row units, eight per thread.
+fn output_row_units(rows: usize, threads: usize) -> (usize, usize) {
+    (1..=8)
+        .rev()
+        .map(|m| threads.max(1) * m)
+        .find(|&parts| rows.is_multiple_of(parts) && rows / parts >= 4)
+        .map_or((4, 8 * threads.max(1)), |parts| (rows / parts, parts))
+}
+
 /// Bytes per unit of work of the ADDs (one vector).
 const BYTE_ALIGN: usize = 64;
 
@@ -787,10 +802,10 @@ impl Pass<'_> {
     ) {
         let (input_len, output_len) = (g.input_len(), g.output_len());
         let row = g.out_w * g.out_c;
-        // Units of at least four output rows: each unit pads its first input rows afresh (the
-        // depthwise kernel keeps them across its rows), and the 7x7 and 14x14 layers split
-        // into 2-4 units rather than one per row.
-        work.for_each(self.batch * g.out_h, 4, |rows| {
+        // Units of at least four output rows, as equal as the rows allow (output_row_units).
+        let total = self.batch * g.out_h;
+        let (align, units) = output_row_units(total, work.threads);
+        work.for_each_units(total, align, units, |rows| {
             for (image, oy) in image_rows(rows, g.out_h) {
                 // SAFETY: this unit's output rows only (the units of `work` are disjoint).
                 let out = unsafe {
@@ -833,7 +848,7 @@ impl Pass<'_> {
         match &op.kernel {
             ConvKernel::Pointwise(w) => {
                 let rows = self.batch * g.in_h * g.in_w;
-                work.for_each(rows, gemm_unit_rows(rows, work.threads), |rows| {
+                work.for_each_units(rows, ROW_ALIGN, gemm_units(rows, work.threads), |rows| {
                     // SAFETY: this unit's rows only.
                     let out = unsafe { self.output(step.output, rows.start * w.o..rows.end * w.o) };
                     (self.set.gemm)(
@@ -1108,6 +1123,21 @@ mod tests {
             weight_quant: quant(zw),
             bias: vec![bias],
         }
+    }
+
+    #[test]
+    fn row_units_are_equal_where_the_rows_allow() {
+        // (rows per unit, units): equal halves or more on two threads, four-row units else.
+        assert_eq!(output_row_units(14, 2), (7, 2));
+        assert_eq!(output_row_units(28, 2), (7, 4));
+        assert_eq!(output_row_units(112, 2), (7, 16));
+        assert_eq!(output_row_units(7, 2), (4, 16));
+        assert_eq!(output_row_units(112, 1), (14, 8));
+        // GEMMs: one unit per thread on the 7x7 and 14x14 layers, more on larger ones.
+        assert_eq!(gemm_units(49, 2), 2);
+        assert_eq!(gemm_units(196, 2), 2);
+        assert_eq!(gemm_units(3136, 2), 16);
+        assert_eq!(gemm_units(1, 3), 3);
     }
 
     #[test]
