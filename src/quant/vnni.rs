@@ -717,10 +717,31 @@ unsafe fn depthwise_triples(
     let blocks = c.div_ceil(64);
     let epilogue = Epilogue::new(requantize);
     let none = _mm512_setzero_si512();
-    let outside = vec![zx; shape.padded_len];
-    // Padded copies of input rows, tagged with their row; `None` marks a free slot.
-    let mut slots: [(Option<usize>, Vec<u8>); 3] = std::array::from_fn(|_| (None, outside.clone()));
-    let mut chunks = vec![none; shape.chunks * 4];
+    // This thread's buffers, kept across calls (`TRIPLE_BUFFERS` says why); given back below.
+    let (mut scratch, mut chunk_buffer) = TRIPLE_BUFFERS.with_borrow_mut(std::mem::take);
+    let len = shape.padded_len;
+    if scratch.len() < 4 * len {
+        scratch.resize(4 * len, 0);
+    }
+    if chunk_buffer.len() < shape.chunks * 4 {
+        chunk_buffer.resize(shape.chunks * 4, none);
+    }
+    // Every chunk is built before it is read, so the buffer's old contents do not matter.
+    let chunks = &mut chunk_buffer[..shape.chunks * 4];
+    let (outside, rest) = scratch[..4 * len].split_at_mut(len);
+    // A row of input zero points (kernel rows outside the image), and the padded copies of
+    // input rows: zero points left and right of the row, whose bytes each copy fills in.
+    outside.fill(zx);
+    let (first_slot, rest) = rest.split_at_mut(len);
+    let (second_slot, third_slot) = rest.split_at_mut(len);
+    let mut buffers: [&mut [u8]; 3] = [first_slot, second_slot, third_slot];
+    let middle = g.pad_left * c..(g.pad_left + g.in_w) * c;
+    for buffer in &mut buffers {
+        buffer[..middle.start].fill(zx);
+        buffer[middle.end..].fill(zx);
+    }
+    // The input row each slot holds; `None` marks a free slot.
+    let mut tags: [Option<usize>; 3] = [None; 3];
     let first = rows.start;
     for oy in rows {
         // The input rows of this output row (`None` outside the image).
@@ -731,7 +752,7 @@ unsafe fn depthwise_triples(
         });
         let mut picked = [usize::MAX; 3];
         for (ky, want) in wanted.iter().enumerate() {
-            if let Some(slot) = want.and_then(|iy| slots.iter().position(|(tag, _)| *tag == Some(iy))) {
+            if let Some(slot) = want.and_then(|iy| tags.iter().position(|tag| *tag == Some(iy))) {
                 picked[ky] = slot;
             }
         }
@@ -743,13 +764,12 @@ unsafe fn depthwise_triples(
             let free = (0..3)
                 .find(|slot| !picked.contains(slot))
                 .expect("three slots for at most three rows");
-            let (tag, buffer) = &mut slots[free];
-            buffer[g.pad_left * c..][..g.in_w * c].copy_from_slice(&image[iy * g.in_w * c..][..g.in_w * c]);
-            *tag = Some(iy);
+            buffers[free][middle.clone()].copy_from_slice(&image[iy * g.in_w * c..][..g.in_w * c]);
+            tags[free] = Some(iy);
             picked[ky] = free;
         }
         let lines: [*const u8; 3] = std::array::from_fn(|ky| match wanted[ky] {
-            Some(_) => slots[picked[ky]].1.as_ptr(),
+            Some(_) => buffers[picked[ky]].as_ptr(),
             None => outside.as_ptr(),
         });
         let row = &mut out[(oy - first) * g.out_w * c..][..g.out_w * c];
@@ -818,6 +838,16 @@ unsafe fn depthwise_triples(
             }
         }
     }
+    TRIPLE_BUFFERS.with_borrow_mut(|buffers| *buffers = (scratch, chunk_buffer));
+}
+
+thread_local! {
+    /// [`depthwise_triples`]' padded rows (a row of zero points and three slots) and lane
+    /// chunks, kept per thread across calls: two threads split a layer into up to 16 units,
+    /// which allocated and zero-filled them each (44 KB on v1 1.0_224's 112x112 layer); only
+    /// the padding is filled now. About 1% of a 2-thread pass of v1 and v2 on AMD EPYC.
+    static TRIPLE_BUFFERS: std::cell::RefCell<(Vec<u8>, Vec<__m512i>)> =
+        const { std::cell::RefCell::new((Vec::new(), Vec::new())) };
 }
 
 /// One block of 64 channels of the depthwise convolution.
