@@ -673,9 +673,9 @@ mod tests {
                 1 => (next(1 << 32) as u32) as i32,
                 // Next to a level boundary, where a float form could be off by one.
                 3 => {
-                    ((f64::from(next(256) as u32) - f64::from(requantize.zero_point)) / real) as i32
-                        + next(5) as i32
-                        - 2
+                    // (Saturating: the level of a tiny multiplier lies beyond the int32 range.)
+                    (((f64::from(next(256) as u32) - f64::from(requantize.zero_point)) / real) as i32)
+                        .saturating_add(next(5) as i32 - 2)
                 }
                 _ => next(1 << 20) as i32 - (1 << 19),
             });

@@ -708,47 +708,40 @@ pub(crate) fn depthwise(
 pub(crate) fn global_average_pool(input: &[u8], pixels: usize, channels: usize, out: &mut [u8]) {
     assert_eq!(input.len(), out.len() * pixels);
     if pixels <= NARROW_POOL_PIXELS {
-        return narrow_average_pool(input, pixels, channels, out);
+        let (half, count) = ((pixels / 2) as f32, pixels as f32);
+        return average_pool::<u16>(input, pixels, channels, out, |s| {
+            ((f32::from(s) + half) / count) as u8
+        });
     }
     let count = pixels as u32;
-    let mut sums = vec![0u32; channels];
-    for (image, out) in input
-        .chunks_exact(pixels * channels)
-        .zip(out.chunks_exact_mut(channels))
-    {
-        sums.fill(0);
-        for pixel in image.chunks_exact(channels) {
-            for (s, &x) in sums.iter_mut().zip(pixel) {
-                *s += u32::from(x);
-            }
-        }
-        // The mean of uint8 values is at most 255: no clamp needed.
-        for (o, &s) in out.iter_mut().zip(&sums) {
-            *o = ((s + count / 2) / count) as u8;
-        }
-    }
+    // The mean of uint8 values is at most 255: no clamp needed.
+    average_pool::<u32>(input, pixels, channels, out, |s| ((s + count / 2) / count) as u8);
 }
 
 /// The most pixels whose uint8 sum fits 16 bits (257 x 255 = 65,535).
 const NARROW_POOL_PIXELS: usize = 257;
 
-/// [`global_average_pool`] on at most [`NARROW_POOL_PIXELS`] pixels (its docs say why exact).
-fn narrow_average_pool(input: &[u8], pixels: usize, channels: usize, out: &mut [u8]) {
-    let half = (pixels / 2) as f32;
-    let count = pixels as f32;
-    let mut sums = vec![0u16; channels];
+/// Per image, each channel's sum over the pixels in `S`, then `mean(sum)`.
+fn average_pool<S: Copy + Default + std::ops::AddAssign + From<u8>>(
+    input: &[u8],
+    pixels: usize,
+    channels: usize,
+    out: &mut [u8],
+    mean: impl Fn(S) -> u8,
+) {
+    let mut sums = vec![S::default(); channels];
     for (image, out) in input
         .chunks_exact(pixels * channels)
         .zip(out.chunks_exact_mut(channels))
     {
-        sums.fill(0);
+        sums.fill(S::default());
         for pixel in image.chunks_exact(channels) {
             for (s, &x) in sums.iter_mut().zip(pixel) {
-                *s += u16::from(x);
+                *s += S::from(x);
             }
         }
         for (o, &s) in out.iter_mut().zip(&sums) {
-            *o = ((f32::from(s) + half) / count) as u8;
+            *o = mean(s);
         }
     }
 }
