@@ -501,10 +501,36 @@ unsafe fn stem_avx512<const V: usize>(
             }
         });
         let dst = &mut out[(oy - first) * g.out_w * o..][..g.out_w * o];
-        for ox in 0..g.out_w {
+        let interior = |ox: usize| {
+            let left = ox * g.stride;
+            left >= g.pad_left && left - g.pad_left + 3 <= g.in_w
+        };
+        let mut ox = 0;
+        while ox < g.out_w {
+            // Two interior pixels at a time: their accumulator chains interleave, so the
+            // `vpdpbusd` latency of one hides behind the other's.
+            if ox + 1 < g.out_w && interior(ox) && interior(ox + 1) {
+                let pair: [[*const u8; 3]; 2] = std::array::from_fn(|i| {
+                    let x0 = ((ox + i) * g.stride - g.pad_left) * 3;
+                    std::array::from_fn(|ky| lines[ky][x0..][..9].as_ptr())
+                });
+                // SAFETY: each pointer holds 9 bytes of a kernel row inside the image.
+                let acc = unsafe { stem_pixels::<V, 2>(pair, &weights, bias, &fixed, &rest) };
+                for (i, acc) in acc.iter().enumerate() {
+                    let mut q = [_mm512_setzero_si512(); VECTORS];
+                    for (q, &a) in q.iter_mut().zip(acc) {
+                        *q = epilogue.apply(a);
+                    }
+                    let bytes = epilogue.clamp(pack_in_order(q));
+                    // SAFETY: the masked store writes only the `o` channels of pixel `ox + i`.
+                    unsafe { _mm512_mask_storeu_epi8(dst[(ox + i) * o..].as_mut_ptr().cast(), store, bytes) };
+                }
+                ox += 2;
+                continue;
+            }
             let left = ox * g.stride;
             let mut border = [[zx; 12]; 3];
-            let pointers: [*const u8; 3] = if left >= g.pad_left && left - g.pad_left + 3 <= g.in_w {
+            let pointers: [*const u8; 3] = if interior(ox) {
                 let x0 = (left - g.pad_left) * 3;
                 std::array::from_fn(|ky| lines[ky][x0..][..9].as_ptr())
             } else {
@@ -517,32 +543,8 @@ unsafe fn stem_avx512<const V: usize>(
                 }
                 std::array::from_fn(|ky| border[ky].as_ptr())
             };
-            let mut acc = bias;
-            for (ky, &p) in pointers.iter().enumerate() {
-                // SAFETY: each pointer holds 9 bytes (a kernel row inside the image or `border`).
-                let xs = unsafe {
-                    [
-                        _mm512_set1_epi32(p.cast::<i32>().read_unaligned()),
-                        _mm512_set1_epi32(p.add(4).cast::<i32>().read_unaligned()),
-                        _mm512_set1_epi32(i32::from(*p.add(8))),
-                    ]
-                };
-                for (group, x) in xs.into_iter().enumerate() {
-                    let group = ky * STEM_GROUPS + group;
-                    for (a, &wj) in acc.iter_mut().zip(&weights[group]) {
-                        *a = _mm512_dpbusd_epi32(*a, x, wj);
-                    }
-                    for pass in 0..2 {
-                        if fixed[pass][group] {
-                            // Every vector of the group (zero rest where none was clamped):
-                            // fixed indices keep the accumulators in registers.
-                            for (a, &r) in acc.iter_mut().zip(&rest[pass][group]) {
-                                *a = _mm512_dpbusd_epi32(*a, x, r);
-                            }
-                        }
-                    }
-                }
-            }
+            // SAFETY: each pointer holds 9 bytes (a kernel row inside the image or `border`).
+            let [acc] = unsafe { stem_pixels::<V, 1>([pointers], &weights, bias, &fixed, &rest) };
             let mut q = [_mm512_setzero_si512(); VECTORS];
             for (q, &a) in q.iter_mut().zip(&acc) {
                 *q = epilogue.apply(a);
@@ -550,8 +552,60 @@ unsafe fn stem_avx512<const V: usize>(
             let bytes = epilogue.clamp(pack_in_order(q));
             // SAFETY: the masked store writes only the `o` channels of pixel `ox` of `dst`.
             unsafe { _mm512_mask_storeu_epi8(dst[ox * o..].as_mut_ptr().cast(), store, bytes) };
+            ox += 1;
         }
     }
+}
+
+/// The stem's accumulators of `N` output pixels, whose three kernel rows of 9 bytes are at
+/// `pointers[i]`: the column constants plus three broadcast groups per kernel row against the
+/// clamped weights, and the fix-up vectors.
+///
+/// # Safety
+/// The CPU must have AVX-512F, BW and VNNI; each pointer must hold 9 bytes.
+#[inline]
+#[target_feature(enable = "avx512vnni,avx512bw,avx512f")]
+unsafe fn stem_pixels<const V: usize, const N: usize>(
+    pointers: [[*const u8; 3]; N],
+    weights: &[[__m512i; V]; 3 * STEM_GROUPS],
+    bias: [__m512i; V],
+    fixed: &[[bool; 3 * STEM_GROUPS]; 2],
+    rest: &[[[__m512i; V]; 3 * STEM_GROUPS]; 2],
+) -> [[__m512i; V]; N] {
+    let mut acc = [bias; N];
+    // `ky` picks a kernel row of every pixel and its three groups of weights.
+    #[allow(clippy::needless_range_loop)]
+    for ky in 0..3 {
+        // SAFETY: each pointer holds 9 bytes (the caller's contract).
+        let xs: [[__m512i; STEM_GROUPS]; N] = std::array::from_fn(|i| unsafe {
+            let p = pointers[i][ky];
+            [
+                _mm512_set1_epi32(p.cast::<i32>().read_unaligned()),
+                _mm512_set1_epi32(p.add(4).cast::<i32>().read_unaligned()),
+                _mm512_set1_epi32(i32::from(*p.add(8))),
+            ]
+        });
+        for g in 0..STEM_GROUPS {
+            let group = ky * STEM_GROUPS + g;
+            for j in 0..V {
+                for (acc, xs) in acc.iter_mut().zip(&xs) {
+                    acc[j] = _mm512_dpbusd_epi32(acc[j], xs[g], weights[group][j]);
+                }
+            }
+            for pass in 0..2 {
+                if fixed[pass][group] {
+                    // Every vector of the group (zero rest where none was clamped): fixed
+                    // indices keep the accumulators in registers.
+                    for j in 0..V {
+                        for (acc, xs) in acc.iter_mut().zip(&xs) {
+                            acc[j] = _mm512_dpbusd_epi32(acc[j], xs[g], rest[pass][group][j]);
+                        }
+                    }
+                }
+            }
+        }
+    }
+    acc
 }
 
 /// [`super::kernels::depthwise`]'s contract and bytes. Panics on a CPU without AVX-512 VNNI.
