@@ -30,7 +30,7 @@ const SPIN: Duration = Duration::from_micros(50);
 
 /// Work units per thread and layer: enough to rebalance, few enough that claiming (one atomic
 /// add per unit) costs nothing.
-const UNITS_PER_THREAD: usize = 8;
+pub(crate) const UNITS_PER_THREAD: usize = 8;
 
 /// An atomic counter on its own pair of cache lines (adjacent-line prefetch pairs them), so
 /// threads bumping different counters do not contend.

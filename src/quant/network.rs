@@ -11,7 +11,7 @@ use super::params::{LayerParams, NetworkParams, add_name, supported_shape};
 use super::softmax::SoftmaxParams;
 use super::{ConvParams, Quant, QuantError, reference};
 use crate::arch::{Layer, LayerKind, Shape, instantiate};
-use crate::engine::parallel::{Ctx, SyncPtr, Team};
+use crate::engine::parallel::{Ctx, SyncPtr, Team, UNITS_PER_THREAD};
 use crate::nn::SplitMix64;
 
 /// The largest reduction length (taps x input channels) a convolution may have. With biases below
@@ -141,8 +141,6 @@ pub struct ConvConstants {
     /// The residual ADD after the layer: its constants and the index of the layer whose input
     /// it adds.
     pub add: Option<(AddParams, usize)>,
-    /// How the vector kernels requantize the layer's accumulators (the same bytes either way).
-    pub output_stage: OutputStage,
 }
 
 /// The form of a layer's requantization in the vector kernels.
@@ -462,6 +460,19 @@ impl QuantizedNetwork {
         }
     }
 
+    /// How the vector kernels requantize layer `index`'s accumulators, the same bytes either way
+    /// (`None` for the pool): read off the layer's requantization, which holds the proved float
+    /// form or not.
+    pub fn output_stage(&self, index: usize) -> Option<OutputStage> {
+        match &self.ops[index] {
+            Op::Conv(op) => Some(match op.requantize.float {
+                Some(_) => OutputStage::Float,
+                None => OutputStage::FixedPoint,
+            }),
+            Op::Pool => None,
+        }
+    }
+
     /// The softmax's constants.
     pub fn softmax_params(&self) -> SoftmaxParams {
         self.softmax
@@ -675,7 +686,7 @@ const ROW_ALIGN: usize = 4;
 /// as whole tiles of [`ROW_ALIGN`] rows allow (49 rows on two threads: 24 and 25, where rounding
 /// each unit up to a tile gave 28 and 21 and the 7x7 layers waited for the larger).
 fn gemm_units(rows: usize, threads: usize) -> usize {
-    (rows / GEMM_UNIT_ROWS / threads.max(1)).clamp(1, 8) * threads.max(1)
+    (rows / GEMM_UNIT_ROWS / threads.max(1)).clamp(1, UNITS_PER_THREAD) * threads.max(1)
 }
 
 /// See [`gemm_units`].
@@ -684,14 +695,17 @@ const GEMM_UNIT_ROWS: usize = 64;
 /// Units of a split by output rows (stem, im2col, depthwise), as (rows per unit, units): at
 /// least four rows each, since each unit pads its first input rows afresh (the depthwise kernel
 /// keeps them across its rows), and equal where the rows allow: `threads x m` units for the
-/// largest `m <= 8` that divides them (14 rows on two threads: 7 and 7, where four-row units gave
-/// one thread 8 rows and the other 6); else four-row units, eight per thread.
+/// largest `m <= UNITS_PER_THREAD` that divides them (14 rows on two threads: 7 and 7, where
+/// four-row units gave one thread 8 rows and the other 6); else four-row units, as many as
+/// `Work::for_each` cuts.
 fn output_row_units(rows: usize, threads: usize) -> (usize, usize) {
-    (1..=8)
+    (1..=UNITS_PER_THREAD)
         .rev()
         .map(|m| threads.max(1) * m)
         .find(|&parts| rows.is_multiple_of(parts) && rows / parts >= 4)
-        .map_or((4, 8 * threads.max(1)), |parts| (rows / parts, parts))
+        .map_or((4, UNITS_PER_THREAD * threads.max(1)), |parts| {
+            (rows / parts, parts)
+        })
 }
 
 /// Bytes per unit of work of the ADDs (one vector).
@@ -1058,10 +1072,6 @@ fn prepare_conv(layer: &Layer, shape: &[usize], conv: &ConvParams) -> Result<Con
             act_min,
             act_max,
             add: None,
-            output_stage: match requantize.float {
-                Some(_) => OutputStage::Float,
-                None => OutputStage::FixedPoint,
-            },
         },
         requantize,
         input_zero_point: zx,
