@@ -351,7 +351,7 @@ pub struct RunArgs {
     /// sweep takes a comma-separated list and compares them in one table.
     #[arg(long, value_name = "PRECISION", value_enum, value_delimiter = ',')]
     pub precision: Vec<Precision>,
-    /// Force the int8 kernels (tests): avx512vnni, portable or reference [default: the fastest
+    /// Force the int8 kernels (tests): amx, avx512vnni, avx2, portable or reference [default: the fastest
     /// this CPU runs].
     #[arg(long, value_name = "KERNELS", value_parser = int8_kernels, hide = true)]
     pub int8_kernels: Option<Kernels>,

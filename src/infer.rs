@@ -96,7 +96,8 @@ pub fn int8_unsupported(config: &crate::arch::Config) -> Option<&'static str> {
 }
 
 /// Every int8 kernel set, fastest first (what `--int8-kernels` may name).
-pub const INT8_KERNELS: [Kernels; 4] = [
+pub const INT8_KERNELS: [Kernels; 5] = [
+    Kernels::Amx,
     Kernels::Vnni,
     Kernels::Avx2,
     Kernels::Portable,
@@ -106,6 +107,7 @@ pub const INT8_KERNELS: [Kernels; 4] = [
 /// How reports and `--int8-kernels` name a set of int8 kernels.
 pub fn kernels_name(kernels: Kernels) -> &'static str {
     match kernels {
+        Kernels::Amx => "amx",
         Kernels::Vnni => "avx512vnni",
         Kernels::Avx2 => "avx2",
         Kernels::Portable => "portable",

@@ -1,6 +1,7 @@
 //! The peak an int8 layer's speed is put against in `bench --per-layer --precision int8`: the
 //! multiply-accumulates per second of one thread issuing nothing but `vpdpbusd` (AVX-512 VNNI,
-//! Intel SDM vol. 2 VPDPBUSD: 64 u8 x s8 products per 512-bit instruction) on registers,
+//! Intel SDM vol. 2 VPDPBUSD: 64 u8 x s8 products per 512-bit instruction) on registers, or
+//! with the AMX kernels nothing but `tdpbusd` on tiles (16 x 16 x 64 products per instruction),
 //! measured once per run the way `benches/engine.rs` measures the FMA peak (independent chains,
 //! no memory traffic, the best of five timings). No layer can beat it; the share says how far
 //! each layer is from it. It is measured rather than derived from a clock and a datasheet
@@ -40,6 +41,13 @@ impl Peak {
         match kernels {
             Kernels::Vnni => vpdpbusd_gmacs().map(|gmacs| Peak {
                 instruction: "vpdpbusd".into(),
+                gmacs,
+                source: PeakSource::Measured,
+            }),
+            // The AMX kernels run the pointwise layers on tiles and the rest on AVX-512 VNNI:
+            // the share is of the tile peak, what the GEMM could reach.
+            Kernels::Amx => tdpbusd_gmacs().map(|gmacs| Peak {
+                instruction: "tdpbusd".into(),
                 gmacs,
                 source: PeakSource::Measured,
             }),
@@ -96,6 +104,32 @@ fn vpdpbusd_gmacs() -> Option<f64> {
     None
 }
 
+/// Trips of the `tdpbusd` loop per timing: 4 x 16,384 x 2^13 = 537 M multiply-accumulates, about
+/// half a millisecond at the 1,024 per cycle the instruction promises.
+const TILE_ITERATIONS: usize = 1 << 13;
+
+/// The best of five timings of four independent `tdpbusd` chains on the tiles (their latency
+/// is about four times their throughput), in GMAC/s; None where the AMX kernels do not run.
+fn tdpbusd_gmacs() -> Option<f64> {
+    if !Kernels::Amx.available() {
+        return None;
+    }
+    #[cfg(target_arch = "x86_64")]
+    {
+        use std::time::Instant;
+        let best = (0..5)
+            .map(|_| {
+                let start = Instant::now();
+                let macs = crate::quant::tdpbusd_loop(TILE_ITERATIONS);
+                macs as f64 / start.elapsed().as_secs_f64() / 1e9
+            })
+            .fold(0.0, f64::max);
+        Some(best)
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    None
+}
+
 /// `iterations` rounds of [`CHAINS`] independent `vpdpbusd`s; returns the multiply-accumulates
 /// done (64 per instruction).
 #[cfg(target_arch = "x86_64")]
@@ -143,5 +177,23 @@ mod tests {
             }
         }
         assert_eq!(Peak::measure(Kernels::Portable), None);
+    }
+
+    #[test]
+    fn the_amx_peak_is_measured_where_the_kernels_run() {
+        match Peak::measure(Kernels::Amx) {
+            Some(peak) => {
+                assert_eq!(
+                    (peak.instruction.as_str(), peak.source),
+                    ("tdpbusd", PeakSource::Measured)
+                );
+                // From one instruction per 64 cycles at 1 GHz to one per 8 cycles at 6 GHz.
+                assert!(peak.gmacs > 250.0 && peak.gmacs < 13_000.0, "{peak:?}");
+            }
+            None => {
+                let why = Kernels::Amx.unavailable_reason().expect("not available");
+                println!("skipped: {why}; the tdpbusd peak is not measured");
+            }
+        }
     }
 }

@@ -78,11 +78,10 @@ impl fmt::Display for Isa {
 /// 2018, arXiv:1712.05877). Detected for the int8 engine (issue 13); the f32 kernels never use
 /// these.
 ///
-/// AMX-INT8 is not a tier: on stable Rust neither its detection (`is_x86_feature_detected!
-/// ("amx-int8")`) nor its intrinsics are available (feature `x86_amx_intrinsics`,
-/// rust-lang/rust#126622). When they are, it goes first, and its kernel must also ask Linux
-/// for the tile state (`arch_prctl(ARCH_REQ_XCOMP_PERM, XFEATURE_XTILEDATA)`) before the
-/// first tile instruction.
+/// AMX-INT8 is not a tier here: it is a matrix unit, not a vector dot product, and the int8
+/// engine detects and uses it itself (`quant::Kernels::Amx`: CPUID and XCR0, since stable Rust
+/// has neither `is_x86_feature_detected!("amx-int8")` nor the intrinsics, rust-lang/rust#126622,
+/// and Linux's permission for the tile state).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum IntIsa {
     /// AVX-512 VNNI: `VPDPBUSD` on 16 i32 lanes, with AVX-512BW's byte and word operations

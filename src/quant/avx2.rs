@@ -4,7 +4,7 @@
 //!
 //! **GEMM.** AVX2 has no u8 x s8 dot product that cannot saturate: `vpmaddubsw` sums two u8 x s8
 //! products into an i16 and saturates (255 x 127 x 2 > 32767). So the kernel reads the same
-//! packed weights as the VNNI one (`[block of 64][ceil(k/4)][64][4]` int8, one 32-bit lane per output
+//! packed weights as the VNNI one (`[block of 64][groups][64][4]` int8, one 32-bit lane per output
 //! channel) and splits each group of four into its even and odd bytes, sign-extended to i16
 //! (`w << 8 >> 8` and `w >> 8`, arithmetic), the broadcast input into its even and odd bytes,
 //! zero-extended; two `vpmaddwd` (i16 x i16, pairs summed into i32, exact: |x w| <= 255 x 128)
@@ -49,7 +49,7 @@ pub(crate) fn gemm(a: &[u8], rows: usize, w: &GemmWeights, requantize: &Requanti
     assert!(available(), "this CPU lacks AVX2");
     assert_eq!(a.len(), rows * w.k);
     assert_eq!(out.len(), rows * w.o);
-    assert_eq!(w.packed.len(), w.k.div_ceil(GROUP) * w.o_pad * GROUP);
+    assert_eq!(w.packed.len(), w.groups * w.o_pad * GROUP);
     // Tiles of 16 channels read whole vectors up to o_pad.
     assert!(w.o <= w.o_pad && w.o_pad.is_multiple_of(TILE_COLUMNS) && w.column_bias.len() == w.o);
     const { assert!(LANES.is_multiple_of(TILE_COLUMNS)) };

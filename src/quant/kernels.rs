@@ -26,6 +26,9 @@ const BLOCK: usize = 64;
 pub(crate) const GROUP: usize = 4;
 /// Output channels are padded to a multiple of this (one 512-bit vector of int32).
 pub(crate) const LANES: usize = 16;
+/// The packed weights' groups are padded to a multiple of this: 64 inputs, one row of an AMX
+/// tile, so the AMX GEMM reads whole tiles of weights (zero past `k`).
+pub(crate) const TILE_GROUPS: usize = 16;
 
 /// The output stage of a convolution: TFLite's requantization, output zero point and clamp.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -180,9 +183,11 @@ pub(crate) struct GemmWeights {
     pub(crate) o: usize,
     /// `o` rounded up to [`LANES`].
     pub(crate) o_pad: usize,
-    /// `w - 128` as int8 in blocks of [`BLOCK`] output channels, each `[ceil(k/4)][width][4]`
+    /// Groups of four inputs per block: `ceil(k/4)` rounded up to [`TILE_GROUPS`].
+    pub(crate) groups: usize,
+    /// `w - 128` as int8 in blocks of [`BLOCK`] output channels, each `[groups][width][4]`
     /// (`width` = 64, or what is left of `o_pad` in the last block), zero-filled past `k` and
-    /// `o`: the layout `vpdpbusd` reads, one 32-bit lane per output channel, and one block's
+    /// `o`: the layout `vpdpbusd` reads (and, 16 groups x 16 channels at a time, `tdpbusd`), one 32-bit lane per output channel, and one block's
     /// weights contiguous. (Groups `o_pad * 4` bytes apart, the layout before, put a block's
     /// groups 2-4 KiB apart at 512-1024 channels, all in the same few L1 sets: the block no
     /// longer stayed in L1 and pw_12/pw_13 of v1 1.0_224 ran at 46% of the `vpdpbusd` peak.)
@@ -207,7 +212,7 @@ impl GemmWeights {
         assert_eq!(weight.len(), o * k);
         assert_eq!(bias.len(), o);
         let o_pad = o.div_ceil(LANES) * LANES;
-        let groups = k.div_ceil(GROUP);
+        let groups = k.div_ceil(GROUP).next_multiple_of(TILE_GROUPS);
         let mut packed = vec![0i8; groups * o_pad * GROUP];
         for (oc, row) in weight.chunks_exact(k).enumerate() {
             let (offset, stride) = block_layout(groups, o_pad, oc);
@@ -227,6 +232,7 @@ impl GemmWeights {
             k,
             o,
             o_pad,
+            groups,
             packed,
             column_bias,
             row_factor: weight_zero_point - 128,
@@ -237,7 +243,7 @@ impl GemmWeights {
     /// bytes from one group to the next in its block: the channels from `channel` to the end
     /// of its block of [`BLOCK`] are contiguous in every group.
     pub(crate) fn column(&self, channel: usize) -> (usize, usize) {
-        block_layout(self.k.div_ceil(GROUP), self.o_pad, channel)
+        block_layout(self.groups, self.o_pad, channel)
     }
 }
 

@@ -42,6 +42,8 @@ use std::fmt;
 
 mod add;
 #[cfg(target_arch = "x86_64")]
+mod amx;
+#[cfg(target_arch = "x86_64")]
 mod avx2;
 pub mod fixed_point;
 mod float_form;
@@ -59,6 +61,13 @@ pub use params::{
     BIAS_ROUNDING_TOLERANCE, ConvParams, LayerParams, NetworkParams, activation_tensor_names, bias_from_f32,
 };
 pub use softmax::SoftmaxParams;
+
+/// `iterations` rounds of four independent `tdpbusd`s on the AMX tiles; returns the
+/// multiply-accumulates done. Panics where [`Kernels::Amx`] is not available.
+#[cfg(target_arch = "x86_64")]
+pub fn tdpbusd_loop(iterations: usize) -> u64 {
+    amx::tdpbusd_loop(iterations)
+}
 
 use crate::arch::Shape;
 

@@ -36,6 +36,9 @@ pub enum Kernels {
     /// The AVX2 kernels, x86-64 with AVX2: the same GEMM on `vpmaddwd` (no `vpmaddubsw`, whose
     /// i16 sums saturate), depthwise, ADD and requantization in 256-bit vectors.
     Avx2,
+    /// The AMX kernels, x86-64 with AMX-INT8 (and AVX-512 VNNI) where the OS grants the tile
+    /// state: the GEMM on `tdpbusd` tiles, the other layers on the [`Kernels::Vnni`] kernels.
+    Amx,
 }
 
 impl Kernels {
@@ -47,16 +50,33 @@ impl Kernels {
             Kernels::Vnni => super::vnni::available(),
             #[cfg(target_arch = "x86_64")]
             Kernels::Avx2 => super::avx2::available(),
+            #[cfg(target_arch = "x86_64")]
+            Kernels::Amx => super::amx::available(),
             #[cfg(not(target_arch = "x86_64"))]
-            Kernels::Vnni | Kernels::Avx2 => false,
+            Kernels::Vnni | Kernels::Avx2 | Kernels::Amx => false,
         }
     }
 
-    /// The fastest kernels this CPU runs: VNNI, else AVX2, else the portable ones. (This is
-    /// the int8 precision's one ISA dispatch point; AMX-INT8 is not offered: stable Rust has
-    /// neither its detection nor its intrinsics, see `engine::IntIsa`.)
+    /// Why this CPU does not run these kernels (None where it does), for messages.
+    pub fn unavailable_reason(self) -> Option<String> {
+        if self.available() {
+            return None;
+        }
+        #[cfg(target_arch = "x86_64")]
+        if self == Kernels::Amx {
+            return Some(super::amx::support().to_string());
+        }
+        Some(match self {
+            Kernels::Vnni => "this CPU lacks AVX-512 VNNI".into(),
+            Kernels::Avx2 => "this CPU lacks AVX2 with FMA".into(),
+            _ => "this CPU cannot run them".into(),
+        })
+    }
+
+    /// The fastest kernels this CPU runs: AMX, else VNNI, else AVX2, else the portable ones.
+    /// (This is the int8 precision's one ISA dispatch point.)
     pub fn best() -> Kernels {
-        [Kernels::Vnni, Kernels::Avx2]
+        [Kernels::Amx, Kernels::Vnni, Kernels::Avx2]
             .into_iter()
             .find(|k| k.available())
             .unwrap_or(Kernels::Portable)
@@ -65,7 +85,7 @@ impl Kernels {
     /// The kernel sets this CPU runs that use their own instructions (not [`Kernels::Reference`]),
     /// fastest last: what the tests compare byte for byte.
     pub fn fast() -> Vec<Kernels> {
-        [Kernels::Portable, Kernels::Avx2, Kernels::Vnni]
+        [Kernels::Portable, Kernels::Avx2, Kernels::Vnni, Kernels::Amx]
             .into_iter()
             .filter(|k| k.available())
             .collect()
@@ -80,6 +100,15 @@ impl Kernels {
                 depthwise: super::avx2::depthwise,
                 add: super::avx2::add,
                 stem: None,
+            };
+        }
+        #[cfg(target_arch = "x86_64")]
+        if self == Kernels::Amx {
+            return KernelSet {
+                gemm: super::amx::gemm,
+                depthwise: super::vnni::depthwise,
+                add: super::vnni::add,
+                stem: Some(super::vnni::stem),
             };
         }
         #[cfg(target_arch = "x86_64")]
@@ -557,11 +586,31 @@ impl QuantizedNetwork {
         batch: usize,
         output: Output,
         kernels: Kernels,
-        mut trace: Option<Trace<'_>>,
+        trace: Option<Trace<'_>>,
     ) -> Result<Vec<u8>, QuantError> {
         if !kernels.available() {
             return Err(QuantError::Kernels(kernels));
         }
+        self.forward_set(
+            input,
+            batch,
+            output,
+            kernels.set(),
+            kernels == Kernels::Reference,
+            trace,
+        )
+    }
+
+    /// [`Self::forward`] on a set of kernels (`reference`: the straightforward loops instead).
+    fn forward_set(
+        &self,
+        input: &[u8],
+        batch: usize,
+        output: Output,
+        set: KernelSet,
+        reference: bool,
+        mut trace: Option<Trace<'_>>,
+    ) -> Result<Vec<u8>, QuantError> {
         let shape = self.input_shape();
         let expected = batch * shape.elements() as usize;
         if batch == 0 || input.len() != expected {
@@ -602,8 +651,8 @@ impl QuantizedNetwork {
         }
         let pass = Pass {
             network: self,
-            set: kernels.set(),
-            reference: kernels == Kernels::Reference,
+            set,
+            reference,
             input,
             batch,
             steps,
@@ -1095,7 +1144,35 @@ fn prepare_add(add: &AddQuant, output: Quant, block_input: Quant) -> Result<AddP
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::arch::{Activation, Role};
+    use crate::arch::{Activation, Config, Family, Role};
+
+    /// The AMX kernels' schedule on emulated tiles (`amx::gemm_emulated`) through whole random
+    /// v1 and v2 networks: every pointwise shape, the fixed-point logits, residual ADDs, a
+    /// batch of three (rows not a multiple of the tiles'), against the portable bytes.
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn the_amx_schedule_gives_the_portable_bytes_through_networks() {
+        if !Kernels::Vnni.available() {
+            println!("skipped: this CPU lacks AVX-512 VNNI (the AMX kernels' epilogue)");
+            return;
+        }
+        let set = KernelSet {
+            gemm: super::super::amx::gemm_emulated,
+            ..Kernels::Vnni.set()
+        };
+        for (family, alpha, resolution) in [(Family::V1, 0.25, 128), (Family::V2, 0.35, 96)] {
+            let config = Config::family(family, alpha, resolution).unwrap();
+            let net = QuantizedNetwork::new(NetworkParams::random(&config, 3).unwrap()).unwrap();
+            let input = net.random_input(3, 11);
+            let expected = net
+                .run_with(&input, 3, Output::Logits, Kernels::Portable)
+                .unwrap();
+            let tiles = net
+                .forward_set(&input, 3, Output::Logits, set, false, None)
+                .unwrap();
+            assert_eq!(tiles, expected, "{family:?} {alpha} {resolution}");
+        }
+    }
 
     /// A 1x1 convolution of `k` inputs to one output on a 1x1 image.
     fn pointwise(k: usize) -> Layer {

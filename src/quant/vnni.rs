@@ -3,7 +3,7 @@
 //! TFLite's requantization in 512-bit integer vectors (the arithmetic: module [`super`]; the
 //! instructions: Intel's Intrinsics Guide).
 //!
-//! **GEMM.** The packed weights (`[block of 64][ceil(k/4)][64][4]` int8) are exactly one `vpdpbusd`
+//! **GEMM.** The packed weights (`[block of 64][groups][64][4]` int8) are exactly one `vpdpbusd`
 //! (`_mm512_dpbusd_epi32`: four u8 x s8 products summed into each int32 lane) operand per 16
 //! output channels and group of four inputs; the four input bytes of a row are broadcast to
 //! every lane. A tile is up to 4 rows x 64 output channels: 16 accumulators, 4 weight vectors and
@@ -68,7 +68,7 @@ pub(crate) fn gemm(a: &[u8], rows: usize, w: &GemmWeights, requantize: &Requanti
     assert!(available(), "this CPU lacks AVX-512 VNNI");
     assert_eq!(a.len(), rows * w.k);
     assert_eq!(out.len(), rows * w.o);
-    assert_eq!(w.packed.len(), w.k.div_ceil(GROUP) * w.o_pad * GROUP);
+    assert_eq!(w.packed.len(), w.groups * w.o_pad * GROUP);
     assert!(w.o <= w.o_pad && w.o_pad.is_multiple_of(LANES) && w.column_bias.len() == w.o);
     // SAFETY: the CPU has AVX-512F, AVX-512BW and AVX-512 VNNI (asserted above), the features
     // `gemm_avx512` is compiled for; the shapes it relies on are asserted above.
@@ -122,7 +122,7 @@ unsafe fn gemm_avx512(a: &[u8], rows: usize, w: &GemmWeights, requantize: &Requa
 /// their eight partial sums each reduced together (three levels of pairwise adds) rather than
 /// one horizontal reduction per row, which cost as much as a tenth of pw_1 of v1 1.0_224.
 #[target_feature(enable = "avx512bw,avx512f")]
-fn corrections(a: &[u8], k: usize, factor: i32) -> Vec<i32> {
+pub(super) fn corrections(a: &[u8], k: usize, factor: i32) -> Vec<i32> {
     let rows = a.len() / k;
     let mut out = vec![0i32; rows];
     let eight = rows / 8 * 8;
@@ -394,7 +394,7 @@ impl Tile<'_> {
 /// saturated to [0, 255].
 #[inline]
 #[target_feature(enable = "avx512bw,avx512f")]
-fn pack_in_order(q: [__m512i; 4]) -> __m512i {
+pub(super) fn pack_in_order(q: [__m512i; 4]) -> __m512i {
     // packs/packus interleave per 128-bit lane: dword 4 L + j of the result holds channels
     // 16 j + 4 L .. +4; move it to dword 4 j + L.
     let packed = pack_lanes(q);
@@ -875,7 +875,15 @@ unsafe fn depthwise_triples(
                         _ => acc[3] = _mm512_dpbusd_epi32(acc[3], x, rest),
                     }
                 }
-                let q: [__m512i; 4] = std::array::from_fn(|j| epilogue.apply(acc[j]));
+                // Written out rather than `from_fn` / `map`: through a closure LLVM may leave
+                // the epilogue out of line (it did once another module called it too, and the
+                // depthwise layers of v1 1.0_224 ran 2x slower).
+                let q = [
+                    epilogue.apply(acc[0]),
+                    epilogue.apply(acc[1]),
+                    epilogue.apply(acc[2]),
+                    epilogue.apply(acc[3]),
+                ];
                 let bytes = epilogue.clamp(pack_lanes(q));
                 let (at, len) = if shape.pixels > 1 {
                     let first = group * shape.pixels;
@@ -953,7 +961,13 @@ impl DepthwiseBlock<'_> {
             }
         }
         for (i, acc) in acc.into_iter().enumerate() {
-            let q = acc.map(|a| self.epilogue.apply(a));
+            // Written out, as in `depthwise_triples`.
+            let q = [
+                self.epilogue.apply(acc[0]),
+                self.epilogue.apply(acc[1]),
+                self.epilogue.apply(acc[2]),
+                self.epilogue.apply(acc[3]),
+            ];
             let bytes = self.epilogue.clamp(pack_lanes(q));
             // SAFETY: the masked store writes only the selected channels of pixel i (the
             // caller's contract).

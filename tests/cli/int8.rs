@@ -36,12 +36,12 @@ fn ints(tensors: &HashMap<String, (safetensors::Dtype, Vec<usize>, Vec<u8>)>, na
         .collect()
 }
 
-/// The fast kernel sets this CPU runs: the portable ones, AVX2 and AVX-512 VNNI where available
-/// (a note names each set skipped).
+/// The fast kernel sets this CPU runs: the portable ones, AVX2, AVX-512 VNNI and AMX where
+/// available (a note says why each set is skipped).
 fn fast_kernels() -> Vec<Kernels> {
-    for (kernels, name) in [(Kernels::Avx2, "AVX2"), (Kernels::Vnni, "AVX-512 VNNI")] {
-        if !kernels.available() {
-            println!("skipped: this CPU lacks {name}");
+    for kernels in [Kernels::Avx2, Kernels::Vnni, Kernels::Amx] {
+        if let Some(why) = kernels.unavailable_reason() {
+            println!("skipped {kernels:?}: {why}");
         }
     }
     Kernels::fast()

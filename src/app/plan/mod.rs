@@ -284,7 +284,7 @@ impl RunPlan {
                 return Err(UsageError::Invalid {
                     flag: "--int8-kernels",
                     value: kernels_name(kernels).into(),
-                    reason: "this CPU cannot run them".into(),
+                    reason: kernels.unavailable_reason().unwrap_or_default(),
                 });
             }
             Some(kernels) => kernels,
