@@ -66,7 +66,8 @@ pub fn run_bench(plan: &BenchPlan) -> Result<ExitCode> {
         Some(_) if plan.per_layer && plan.mock_timer => Some(Peak::mock()),
         Some((_, kernels)) if plan.per_layer => Peak::measure(kernels),
         _ => None,
-    };
+    }
+    .map(|peak| peak.with_threads(plan.run.threads));
     let (samples, layer_samples) = if plan.mock_timer {
         let samples = measure(
             &plan.timing,

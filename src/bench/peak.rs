@@ -24,7 +24,8 @@ pub enum PeakSource {
     Mock,
 }
 
-/// The register-only peak of one instruction on one thread.
+/// The register-only peak of one instruction on one thread, and the threads the layers ran on:
+/// their shares are of `gmacs x threads`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Peak {
     /// "vpdpbusd".
@@ -32,6 +33,8 @@ pub struct Peak {
     /// Multiply-accumulates per second, in billions, per thread.
     pub gmacs: f64,
     pub source: PeakSource,
+    /// Threads the timed layers ran on (each on its own core, at best).
+    pub threads: usize,
 }
 
 impl Peak {
@@ -43,6 +46,7 @@ impl Peak {
                 instruction: "vpdpbusd".into(),
                 gmacs,
                 source: PeakSource::Measured,
+                threads: 1,
             }),
             // The AMX kernels run the pointwise layers on tiles and the rest on AVX-512 VNNI:
             // the share is of the tile peak, what the GEMM could reach.
@@ -50,6 +54,7 @@ impl Peak {
                 instruction: "tdpbusd".into(),
                 gmacs,
                 source: PeakSource::Measured,
+                threads: 1,
             }),
             // AVX2 has no u8 x s8 dot product: its kernels widen to i16 and use vpmaddwd, whose
             // peak is not what the int8 instructions promise, so no share is claimed for them.
@@ -63,14 +68,20 @@ impl Peak {
             instruction: "mock".into(),
             gmacs: 100.0,
             source: PeakSource::Mock,
+            threads: 1,
         }
     }
 
+    /// This peak for layers run on `threads` threads.
+    pub fn with_threads(self, threads: usize) -> Peak {
+        Peak { threads, ..self }
+    }
+
     /// `mult_adds` per image for `batch` images in `ms` milliseconds as a percentage of the
-    /// peak.
+    /// peak of all the threads.
     pub fn share(&self, mult_adds: u64, batch: usize, ms: f64) -> f64 {
         let gmacs = mult_adds as f64 * batch as f64 / (ms * 1e-3) / 1e9;
-        100.0 * gmacs / self.gmacs
+        100.0 * gmacs / (self.gmacs * self.threads.max(1) as f64)
     }
 }
 
@@ -158,6 +169,9 @@ mod tests {
         // 1 G MACs in 10 ms is 100 GMAC/s: all of a 100 GMAC/s peak.
         assert!((peak.share(500_000_000, 2, 10.0) - 100.0).abs() < 1e-9);
         assert!((peak.share(500_000_000, 1, 10.0) - 50.0).abs() < 1e-9);
+        // On two threads the peak is twice as high.
+        let two = peak.with_threads(2);
+        assert!((two.share(500_000_000, 2, 10.0) - 50.0).abs() < 1e-9);
     }
 
     #[test]

@@ -191,8 +191,12 @@ fn peak_line(peak: &Peak) -> String {
         PeakSource::Measured => "measured now on one thread: independent chains on registers, best of 5",
         PeakSource::Mock => "a fixed figure for the mock timer",
     };
+    let over = match peak.threads {
+        0 | 1 => "it".to_string(),
+        n => format!("{n} times it ({n} threads)"),
+    };
     format!(
-        "Peak: {} {:.1} GMAC/s per thread ({how}); % peak = a layer's multiply-accumulates per second over it",
+        "Peak: {} {:.1} GMAC/s per thread ({how}); % peak = a layer's multiply-accumulates per second over {over}",
         peak.instruction, peak.gmacs
     )
 }
