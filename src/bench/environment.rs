@@ -55,6 +55,10 @@ pub fn simd_features() -> Vec<String> {
             "avx512vnni",
             "f16c"
         );
+        // CPUID directly: `is_x86_feature_detected!("amx-int8")` is not stable.
+        if crate::quant::cpu_has_amx_int8() {
+            found.push("amx-int8");
+        }
     }
     #[cfg(target_arch = "aarch64")]
     {

@@ -88,7 +88,7 @@ pub struct BenchResult {
     /// The arithmetic timed: f32, or int8 (TFLite's uint8 kernels).
     pub precision: Precision,
     /// The kernels' instruction set: the fast engine's ("avx512f", "avx2+fma", "portable"),
-    /// the int8 kernels' ("avx512vnni", "portable", "reference"); None for the reference
+    /// the int8 kernels' ("amx", "avx512vnni", "avx2", "portable", "reference"); None for the reference
     /// engine.
     pub isa: Option<String>,
     pub threads: usize,

@@ -124,7 +124,7 @@ fn detect() -> Support {
 }
 
 /// CPUID.(EAX=7, ECX=0):EDX bits 24 (AMX-TILE) and 25 (AMX-INT8).
-fn cpu_has_amx_int8() -> bool {
+pub(crate) fn cpu_has_amx_int8() -> bool {
     if __cpuid(0).eax < 7 {
         return false;
     }

@@ -62,6 +62,15 @@ pub use params::{
 };
 pub use softmax::SoftmaxParams;
 
+/// Whether CPUID reports AMX-TILE and AMX-INT8 (whatever the OS allows: [`Kernels::Amx`] says
+/// whether the kernels run).
+pub fn cpu_has_amx_int8() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    return amx::cpu_has_amx_int8();
+    #[cfg(not(target_arch = "x86_64"))]
+    false
+}
+
 /// `iterations` rounds of four independent `tdpbusd`s on the AMX tiles; returns the
 /// multiply-accumulates done. Panics where [`Kernels::Amx`] is not available.
 #[cfg(target_arch = "x86_64")]
