@@ -98,19 +98,11 @@ fn vpdpbusd_gmacs() -> Option<f64> {
         return None;
     }
     #[cfg(target_arch = "x86_64")]
-    {
-        use std::time::Instant;
-        let best = (0..5)
-            .map(|_| {
-                let start = Instant::now();
-                // SAFETY: `Kernels::Vnni.available()` checked AVX-512F and AVX-512 VNNI, the
-                // features `vpdpbusd_loop` is compiled for.
-                let macs = unsafe { vpdpbusd_loop(ITERATIONS) };
-                macs as f64 / start.elapsed().as_secs_f64() / 1e9
-            })
-            .fold(0.0, f64::max);
-        Some(best)
-    }
+    return Some(best_of_five(|| {
+        // SAFETY: `Kernels::Vnni.available()` checked AVX-512F and AVX-512 VNNI, the features
+        // `vpdpbusd_loop` is compiled for.
+        unsafe { vpdpbusd_loop(ITERATIONS) }
+    }));
     #[cfg(not(target_arch = "x86_64"))]
     None
 }
@@ -126,19 +118,22 @@ fn tdpbusd_gmacs() -> Option<f64> {
         return None;
     }
     #[cfg(target_arch = "x86_64")]
-    {
-        use std::time::Instant;
-        let best = (0..5)
-            .map(|_| {
-                let start = Instant::now();
-                let macs = crate::quant::tdpbusd_loop(TILE_ITERATIONS);
-                macs as f64 / start.elapsed().as_secs_f64() / 1e9
-            })
-            .fold(0.0, f64::max);
-        Some(best)
-    }
+    return Some(best_of_five(|| crate::quant::tdpbusd_loop(TILE_ITERATIONS)));
     #[cfg(not(target_arch = "x86_64"))]
     None
+}
+
+/// The highest rate of five calls of `run`, which returns the multiply-accumulates it did, in
+/// GMAC/s.
+#[cfg(target_arch = "x86_64")]
+fn best_of_five(mut run: impl FnMut() -> u64) -> f64 {
+    (0..5)
+        .map(|_| {
+            let start = std::time::Instant::now();
+            let macs = run();
+            macs as f64 / start.elapsed().as_secs_f64() / 1e9
+        })
+        .fold(0.0, f64::max)
 }
 
 /// `iterations` rounds of [`CHAINS`] independent `vpdpbusd`s; returns the multiply-accumulates
