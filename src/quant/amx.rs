@@ -28,8 +28,9 @@
 //! CPUID leaf 7 (EDX bit 24 AMX-TILE, bit 25 AMX-INT8) and XCR0 bits 17-18 (the OS saves tile
 //! state). Linux then requires `arch_prctl(ARCH_REQ_XCOMP_PERM, XFEATURE_XTILEDATA)` before the
 //! first tile instruction (Documentation/arch/x86/xstate.rst), else the instruction faults.
-//! Last, a probe runs one `TDPBUSD` on known tiles and compares it with [`Emulated`]; only then
-//! are the kernels offered ([`support`]).
+//! Last, a probe runs the schedule's 2 x 2 block product (every tile and every `TDPBUSD` of the
+//! GEMM) on known data and compares it with [`Emulated`]; only then are the kernels offered
+//! ([`support`]), so a CPU or hypervisor that computes otherwise falls back to AVX-512 VNNI.
 //!
 //! **Testing.** The schedule is generic over [`TileUnit`]: the CPU's tiles ([`Tiles`]) or a
 //! software model of the four instructions as the SDM defines them ([`Emulated`]). The model
@@ -69,7 +70,7 @@ pub(crate) enum Support {
     /// No way to ask this OS for the tile state is implemented (Linux only).
     #[cfg_attr(target_os = "linux", allow(dead_code))]
     UnsupportedOs,
-    /// The probe's `TDPBUSD` gave other values than the instruction's definition.
+    /// The probe's block product gave other values than the instructions' definition.
     ProbeMismatch,
 }
 
@@ -86,7 +87,7 @@ impl fmt::Display for Support {
                 std::io::Error::from_raw_os_error(*errno)
             ),
             Support::UnsupportedOs => write!(f, "AMX tile state is only requested on Linux"),
-            Support::ProbeMismatch => write!(f, "the AMX probe's dot products came out wrong"),
+            Support::ProbeMismatch => write!(f, "the AMX probe's tile products came out wrong"),
         }
     }
 }
@@ -172,21 +173,29 @@ fn request_tile_state() -> Result<(), Support> {
     Err(Support::UnsupportedOs)
 }
 
-/// `tmm0` after `TDPBUSD` of known A and B tiles with both signs and the extremes, from C = 0.
+/// What the schedule's block product ([`Product`], 2 x 2 tiles: every tile, every
+/// `TDPBUSD` of the GEMM, strided loads and stores) leaves in C for known A and B with both
+/// signs and the extremes, over three steps of 64 inputs.
 fn probe<T: TileUnit>(mut tiles: T) -> Vec<u8> {
-    let a: Vec<u8> = (0..TILE_ROWS * TILE_BYTES).map(|i| (i * 37 + 11) as u8).collect();
-    let b: Vec<u8> = (0..TILE_ROWS * TILE_BYTES)
+    const STEPS: usize = 3;
+    let a_stride = STEPS * TILE_BYTES + 8;
+    let b_stride = BLOCK_CHANNELS * GROUP;
+    let a: Vec<u8> = (0..BLOCK_ROWS * a_stride).map(|i| (i * 37 + 11) as u8).collect();
+    let b: Vec<u8> = (0..STEPS * TILE_GROUPS * b_stride)
         .map(|i| (i * 53 + 200) as u8)
         .collect();
-    let mut c = vec![0u8; TILE_ROWS * TILE_BYTES];
-    tiles.zero::<0>();
-    // SAFETY: each buffer holds 16 rows of 64 bytes, 64 bytes apart.
-    unsafe {
-        tiles.load::<4>(a.as_ptr(), TILE_BYTES);
-        tiles.load::<6>(b.as_ptr(), TILE_BYTES);
-        tiles.dpbusd::<0, 4, 6>();
-        tiles.store::<0>(c.as_mut_ptr(), TILE_BYTES);
-    }
+    let mut c = vec![0u8; BLOCK_ROWS * BLOCK_CHANNELS * 4];
+    let product = Product {
+        a: a.as_ptr(),
+        a_stride,
+        b: b.as_ptr(),
+        b_stride,
+        steps: STEPS,
+        c: c.as_mut_ptr(),
+    };
+    // SAFETY: A holds 32 rows of 3 x 64 bytes, `a_stride` apart; B 48 rows of 128 bytes,
+    // `b_stride` apart; C 32 rows of 256 bytes.
+    unsafe { product.run::<T, true, true>(&mut tiles) };
     c
 }
 
@@ -685,6 +694,26 @@ mod tests {
         assert_eq!(int(0), 2 * once);
         assert_eq!(int(60), 2 * (255 + 1 + 2 + 3));
         assert_eq!(int(64), 0, "row 1 of A is zero");
+    }
+
+    #[test]
+    fn the_emulated_probe_is_the_products_definition() {
+        // The probe's data again (see `probe`): 32 rows x 32 channels over 192 inputs.
+        let (a_stride, b_stride) = (3 * 64 + 8, 256);
+        let a = |m: usize, k: usize| i32::from(((m * a_stride + k) * 37 + 11) as u8);
+        let b = |k: usize, n: usize| i32::from(((k / 4 * b_stride + 4 * n + k % 4) * 53 + 200) as u8 as i8);
+        let c = probe(Emulated::new());
+        for m in 0..32 {
+            for n in 0..32 {
+                let expected: i32 = (0..192).map(|k| a(m, k) * b(k, n)).sum();
+                let at = m * 256 + 4 * n;
+                assert_eq!(
+                    i32::from_le_bytes(c[at..at + 4].try_into().unwrap()),
+                    expected,
+                    "C[{m}][{n}]"
+                );
+            }
+        }
     }
 
     #[test]
