@@ -187,10 +187,11 @@ pub(crate) struct GemmWeights {
     pub(crate) groups: usize,
     /// `w - 128` as int8 in blocks of [`BLOCK`] output channels, each `[groups][width][4]`
     /// (`width` = 64, or what is left of `o_pad` in the last block), zero-filled past `k` and
-    /// `o`: the layout `vpdpbusd` reads (and, 16 groups x 16 channels at a time, `tdpbusd`), one 32-bit lane per output channel, and one block's
-    /// weights contiguous. (Groups `o_pad * 4` bytes apart, the layout before, put a block's
-    /// groups 2-4 KiB apart at 512-1024 channels, all in the same few L1 sets: the block no
-    /// longer stayed in L1 and pw_12/pw_13 of v1 1.0_224 ran at 46% of the `vpdpbusd` peak.)
+    /// `o`: the layout `vpdpbusd` reads, one 32-bit lane per output channel (and `tdpbusd`, 16
+    /// groups x 16 channels at a time), and one block's weights contiguous. (Groups `o_pad * 4`
+    /// bytes apart, the layout before, put a block's groups 2-4 KiB apart at 512-1024
+    /// channels, all in the same few L1 sets: the block no longer stayed in L1 and pw_12/pw_13
+    /// of v1 1.0_224 ran at 46% of the `vpdpbusd` peak.)
     pub(crate) packed: Vec<i8>,
     /// `bias - zx * sum_k (w - zw)` per output channel.
     pub(crate) column_bias: Vec<i32>,
