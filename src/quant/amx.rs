@@ -475,9 +475,9 @@ unsafe fn gemm_tiles<T: TileUnit>(
                     c: unsafe { c.as_mut_ptr().add(pair * LANES) }.cast(),
                 };
                 // SAFETY: `src` holds 16 rows (32 with `two_rows`) of `steps` x 64 bytes,
-                // `stride` apart (in place: 32 rows of k, a multiple of 64; else the padded
-                // copy); the block's B rows hold 16 channels (32 with a second column tile)
-                // of `groups` groups, `b_stride` apart; C has 32 rows of 64 int32.
+                // `stride` apart (in place: the last row's `k_pad` bytes end inside `a`; else
+                // the padded copy); the block's B rows hold 16 channels (32 with a second
+                // column tile) of `groups` groups, `b_stride` apart; C has 32 rows of 64 int32.
                 unsafe {
                     match (two_rows, pair + 1 < column_tiles) {
                         (true, true) => product.run::<T, true, true>(tiles),
