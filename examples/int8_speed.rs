@@ -5,8 +5,8 @@
 //! Usage (from the repository root, which holds the int8 fixtures):
 //! `cargo run --release --example int8_speed -- MODEL ENGINE THREADS RUNS [INPUT]`
 //! - MODEL: a shipped v1 or v2 model (`1.0_224`, `v2_1.0_224`, ...);
-//! - ENGINE: `int8` (the fastest kernels this CPU runs; `int8-portable`, `int8-vnni`,
-//!   `int8-avx2` force a kernel set) or `f32` (the fast engine);
+//! - ENGINE: `int8` (the fastest kernels this CPU runs; `int8-portable`, `int8-avx2`,
+//!   `int8-vnni`, `int8-amx` force a kernel set) or `f32` (the fast engine);
 //! - THREADS, RUNS: threads of the pass, timed passes (after RUNS / 5 + 1 warm-up passes);
 //! - INPUT: the image as uint8 HWC bytes at the model's resolution (the network input of
 //!   TFLite's .tflite); without it, a fixed pseudo-random image.
@@ -29,7 +29,7 @@ fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let [model, engine, threads, runs, rest @ ..] = args.as_slice() else {
         anyhow::bail!(
-            "usage: int8_speed MODEL int8|int8-portable|int8-vnni|int8-avx2|f32 THREADS RUNS [INPUT]"
+            "usage: int8_speed MODEL int8|int8-portable|int8-avx2|int8-vnni|int8-amx|f32 THREADS RUNS [INPUT]"
         );
     };
     let id: ModelId = model.parse().map_err(|e| anyhow::anyhow!("{model}: {e}"))?;
@@ -73,6 +73,7 @@ fn main() -> anyhow::Result<()> {
                 "int8-portable" => Kernels::Portable,
                 "int8-vnni" => Kernels::Vnni,
                 "int8-avx2" => Kernels::Avx2,
+                "int8-amx" => Kernels::Amx,
                 other => anyhow::bail!("unknown engine {other}"),
             };
             anyhow::ensure!(
