@@ -258,16 +258,24 @@ def main():
                 agree = "same top-1" if c["top1"] == our_top1 else "DIFFERENT top-1"
                 print(f"  {name:18} top-1 {c['top1']:4} ({agree}), {c['differing_bytes']:4} of {expected.size} "
                       f"output bytes differ (max {c['max_lsb']} LSB)")
+            # On an AMX CPU "ours-int8" runs the AMX kernels: time the AVX-512 VNNI ones beside
+            # them (the same bytes: checked) to show what the tiles bring.
+            ours_engines = {"ours-int8": "int8", "ours-f32": "f32"}
+            if "amx_int8" in host["flags"]:
+                ours_engines["ours-int8-vnni"] = "int8-vnni"
+                _, top1, out = ours(model, "int8-vnni", threads, 1, image_path)
+                checks["ours-int8-vnni"] = {"top1": top1, "differing_bytes": int((out != expected).sum()),
+                                            "max_lsb": int(np.abs(out.astype(int) - expected).max())}
+                print(f"  ours-int8-vnni     top-1 {top1:4}, {checks['ours-int8-vnni']['differing_bytes']:4} "
+                      f"of {expected.size} output bytes differ")
             # Interleaved rounds.
-            names = ["ours-int8", "ours-f32"] + list(runners)
+            names = list(ours_engines) + list(runners)
             medians = {n: [] for n in names}
             for r in range(args.rounds):
                 order = names[r % len(names):] + names[:r % len(names)]
                 for name in order:
-                    if name == "ours-int8":
-                        medians[name].append(ours(model, "int8", threads, args.runs)[0])
-                    elif name == "ours-f32":
-                        medians[name].append(ours(model, "f32", threads, args.runs)[0])
+                    if name in ours_engines:
+                        medians[name].append(ours(model, ours_engines[name], threads, args.runs)[0])
                     else:
                         medians[name].append(time_peer(runners[name], image, args.runs))
             summary = {n: statistics.median(v) for n, v in medians.items()}
