@@ -115,6 +115,19 @@ pub fn kernels_name(kernels: Kernels) -> &'static str {
     }
 }
 
+/// A note for a run on `kernels` on a CPU whose CPUID reports AMX-INT8 (`cpu_has_amx`) but
+/// whose AMX kernels do not run (`amx_unavailable`: why), so the user learns why the tiles sit
+/// idle (an old kernel, a hypervisor that hides the tile state, a refused permission).
+pub fn amx_note(kernels: Kernels, cpu_has_amx: bool, amx_unavailable: Option<String>) -> Option<String> {
+    match (kernels, cpu_has_amx, amx_unavailable) {
+        (Kernels::Amx, ..) | (_, false, _) | (_, _, None) => None,
+        (kernels, true, Some(why)) => Some(format!(
+            "note: this CPU has AMX-INT8 but {why}; the int8 layers run on the {} kernels",
+            kernels_name(kernels)
+        )),
+    }
+}
+
 /// The int8 kernels named `name` ([`kernels_name`]).
 pub fn kernels_named(name: &str) -> Option<Kernels> {
     INT8_KERNELS.into_iter().find(|k| kernels_name(*k) == name)
@@ -465,4 +478,24 @@ pub fn synthetic_input(batch: usize, resolution: u32) -> Vec<f32> {
             ((state >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_amx_note_says_why_the_tiles_are_idle_only_when_they_are() {
+        let why = || Some("Linux refused the AMX tile state".to_string());
+        assert_eq!(
+            amx_note(Kernels::Vnni, true, why()).as_deref(),
+            Some(
+                "note: this CPU has AMX-INT8 but Linux refused the AMX tile state; the int8 layers run on the avx512vnni kernels"
+            )
+        );
+        // AMX running, no AMX in the CPU, or nothing to explain: no note.
+        assert_eq!(amx_note(Kernels::Amx, true, None), None);
+        assert_eq!(amx_note(Kernels::Vnni, false, why()), None);
+        assert_eq!(amx_note(Kernels::Vnni, true, None), None);
+    }
 }

@@ -61,6 +61,16 @@ pub fn run_bench(plan: &BenchPlan) -> Result<ExitCode> {
     let mult_adds = analyze(&config).totals.mult_adds;
     let origin = loaded.origin.clone();
     let mut runner = loaded.runner(&plan.run)?;
+    if let Some((_, kernels)) = runner.quantized() {
+        let cpu_has_amx = crate::quant::cpu_has_amx_int8();
+        if let Some(note) = crate::infer::amx_note(
+            kernels,
+            cpu_has_amx,
+            crate::quant::Kernels::Amx.unavailable_reason(),
+        ) {
+            eprintln!("{note}");
+        }
+    }
     // The peak the int8 layers are put against, measured once (before timing, on a quiet core).
     let peak = match runner.quantized() {
         Some(_) if plan.per_layer && plan.mock_timer => Some(Peak::mock()),
