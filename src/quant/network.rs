@@ -1148,7 +1148,8 @@ mod tests {
 
     /// The AMX kernels' schedule on emulated tiles (`amx::gemm_emulated`) through whole random
     /// v1 and v2 networks: every pointwise shape, the fixed-point logits, residual ADDs, a
-    /// batch of three (rows not a multiple of the tiles'), against the portable bytes.
+    /// batch of three (rows not a multiple of the tiles'), on one thread and on two (each GEMM
+    /// cut into units of rows), against the portable bytes.
     #[cfg(target_arch = "x86_64")]
     #[test]
     fn the_amx_schedule_gives_the_portable_bytes_through_networks() {
@@ -1171,6 +1172,11 @@ mod tests {
                 .forward_set(&input, 3, Output::Logits, set, false, None)
                 .unwrap();
             assert_eq!(tiles, expected, "{family:?} {alpha} {resolution}");
+            let net = net.with_threads(2).unwrap();
+            let tiles = net
+                .forward_set(&input, 3, Output::Logits, set, false, None)
+                .unwrap();
+            assert_eq!(tiles, expected, "{family:?} {alpha} {resolution}, 2 threads");
         }
     }
 
