@@ -19,9 +19,9 @@
 //! wherever 32 rows remain and the last row's tile ends inside the input; otherwise (the last
 //! rows) they are copied to a zero-padded 32-row buffer first, so no tile reads past the input.
 //! (Copying every block whose `k` is not a multiple of 64 cost 0.07 ms of v2 1.0_224's forward
-//! pass with the tile instructions left out, on AMD EPYC.) C is stored
-//! to a 32 x 64 int32 buffer per block of 64 channels, and the epilogue of the VNNI GEMM (column
-//! constants, row corrections, [`Epilogue`], packs) writes the bytes.
+//! pass with the tile instructions left out, on AMD EPYC.) C is stored to a 32 x 64 int32
+//! buffer per block of 64 channels, and the epilogue of the VNNI GEMM (column constants, row
+//! corrections, [`Epilogue`], packs) writes the bytes.
 //!
 //! **Operating system and detection.** Stable Rust has neither AMX intrinsics nor
 //! `is_x86_feature_detected!("amx-int8")`, so the instructions are `asm!` and the detection is
