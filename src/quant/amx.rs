@@ -604,16 +604,8 @@ unsafe fn epilogue_rows(
     debug_assert!(width <= BLOCK_CHANNELS && c.len() >= corrections.len() * BLOCK_CHANNELS);
     debug_assert!(out.len() >= (corrections.len() - 1) * o + width);
     let vectors = width.div_ceil(LANES);
-    let bias: [__m512i; 4] = std::array::from_fn(|j| {
-        let lanes = width.saturating_sub(j * LANES).min(LANES);
-        // SAFETY: the masked load touches only channels [16 j, 16 j + lanes) < width.
-        unsafe {
-            _mm512_maskz_loadu_epi32(
-                ((1u32 << lanes) - 1) as u16,
-                bias.as_ptr().add((j * LANES).min(width)),
-            )
-        }
-    });
+    // SAFETY: `bias` holds `width` constants.
+    let bias = unsafe { vnni::column_constants(bias.as_ptr(), width) };
     let mask = u64::MAX >> (BLOCK_CHANNELS - width);
     for (i, &correction) in corrections.iter().enumerate() {
         let correction = _mm512_set1_epi32(correction);

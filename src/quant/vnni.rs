@@ -365,12 +365,8 @@ impl Tile<'_> {
                 }
             }
         }
-        let mut bias = [_mm512_setzero_si512(); V];
-        for (j, b) in bias.iter_mut().enumerate() {
-            let lanes = (self.width - j * LANES).min(LANES);
-            // SAFETY: the masked load touches only channels [16 j, 16 j + lanes) < width.
-            *b = unsafe { _mm512_maskz_loadu_epi32(((1u32 << lanes) - 1) as u16, self.bias.add(j * LANES)) };
-        }
+        // SAFETY: the block's `width` column constants are at `bias` (the contract).
+        let bias = unsafe { column_constants(self.bias, self.width) };
         let mask = u64::MAX >> (64 - self.width);
         for (i, acc) in acc.iter().enumerate() {
             let correction = _mm512_set1_epi32(corrections[i]);
@@ -388,6 +384,22 @@ impl Tile<'_> {
             unsafe { _mm512_mask_storeu_epi8(out.add(i * self.o).cast(), mask, bytes) };
         }
     }
+}
+
+/// `width` (at most 64) column constants at `bias` as four vectors of 16, zero past `width`.
+///
+/// # Safety
+/// The CPU must have AVX-512F; `bias` must hold `width` int32.
+#[inline]
+#[target_feature(enable = "avx512f")]
+pub(super) unsafe fn column_constants(bias: *const i32, width: usize) -> [__m512i; VECTORS] {
+    let mut vectors = [_mm512_setzero_si512(); VECTORS];
+    for (j, v) in vectors.iter_mut().enumerate().take(width.div_ceil(LANES)) {
+        let lanes = (width - j * LANES).min(LANES);
+        // SAFETY: the masked load touches only constants [16 j, 16 j + lanes) < width.
+        *v = unsafe { _mm512_maskz_loadu_epi32(((1u32 << lanes) - 1) as u16, bias.add(j * LANES)) };
+    }
+    vectors
 }
 
 /// Four vectors of int32 (channels 0-15, 16-31, 32-47, 48-63) to 64 bytes in channel order,
