@@ -7,6 +7,7 @@
 
 use super::Quant;
 use super::fixed_point::{QuantizedMultiplier, rounding_divide_by_pot, srdhm};
+use super::kernels::Requantize;
 
 /// The left shift TFLite applies to both uint8 inputs before rescaling them.
 pub const ADD_LEFT_SHIFT: u32 = 20;
@@ -58,6 +59,19 @@ impl AddParams {
             act_min,
             act_max,
         })
+    }
+
+    /// The output stage as the vector kernels' epilogues take it: `clamp(RDBPOT(SRDHM(sum,
+    /// q_o), -e_o) + z_o)` in fixed point (no float form: the sums, in 2^20-scaled units, lie
+    /// beyond the integers an f32 holds exactly, and none of v2's ADDs proves one).
+    pub(crate) fn output_stage(&self) -> Requantize {
+        Requantize {
+            multiplier: self.output,
+            zero_point: self.output_offset,
+            min: self.act_min,
+            max: self.act_max,
+            float: None,
+        }
     }
 
     /// `out[i] = clamp(RDBPOT(SRDHM(a' + b', q_o), -e_o) + z_o)` with

@@ -451,13 +451,7 @@ impl AddInput {
 unsafe fn add_avx2(params: &AddParams, a: &[u8], b: &[u8], out: &mut [u8]) {
     let first = AddInput::new(params.input1_offset, params.input1);
     let second = AddInput::new(params.input2_offset, params.input2);
-    let epilogue = Epilogue::new(&Requantize {
-        multiplier: params.output,
-        zero_point: params.output_offset,
-        min: params.act_min,
-        max: params.act_max,
-        float: None,
-    });
+    let epilogue = Epilogue::new(&params.output_stage());
     // packs/packus leave dword 4 L + j holding the bytes of quarter j's lane half L.
     let order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
     for start in (0..a.len()).step_by(32) {

@@ -1047,13 +1047,7 @@ impl AddInput {
 unsafe fn add_avx512(params: &AddParams, a: &[u8], b: &[u8], out: &mut [u8]) {
     let first = AddInput::new(params.input1_offset, params.input1);
     let second = AddInput::new(params.input2_offset, params.input2);
-    let epilogue = Epilogue::new(&Requantize {
-        multiplier: params.output,
-        zero_point: params.output_offset,
-        min: params.act_min,
-        max: params.act_max,
-        float: None,
-    });
+    let epilogue = Epilogue::new(&params.output_stage());
     for start in (0..a.len()).step_by(64) {
         let n = (a.len() - start).min(64);
         let mask = u64::MAX >> (64 - n);
