@@ -32,7 +32,7 @@ impl Loaded {
     /// The runner the plan asks for: the engine at f32, the int8 kernels at int8.
     pub fn runner(self, run: &RunPlan) -> Result<Runner> {
         match self.quantized {
-            Some(network) => Runner::int8(self.net, network.with_threads(run.threads)?, run.int8_kernels),
+            Some(network) => Runner::int8(self.net, network.with_threads(run.threads)?, run.int8_kernels()),
             None => Runner::new(self.net, run.engine, run.threads),
         }
     }

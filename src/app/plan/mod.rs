@@ -216,8 +216,10 @@ pub struct RunPlan {
     /// reports show the real count (f32 and int8 alike).
     pub threads: usize,
     pub memory_limit: MemoryLimit,
-    /// The int8 kernels: `--int8-kernels` (checked against this CPU), else the fastest it runs.
-    pub int8_kernels: crate::quant::Kernels,
+    /// The int8 kernels `--int8-kernels` forced (checked against this CPU); None: the fastest
+    /// it runs, chosen when an int8 pass is built ([`RunPlan::int8_kernels`]), so runs without
+    /// one do not probe for them (the AMX probe asks Linux for the tile state).
+    pub forced_int8_kernels: Option<crate::quant::Kernels>,
 }
 
 /// Logical CPUs available to this process.
@@ -273,7 +275,7 @@ impl RunPlan {
                 });
             }
         };
-        let int8_kernels = match args.int8_kernels {
+        let forced_int8_kernels = match args.int8_kernels {
             Some(kernels) if !int8 => {
                 return Err(UsageError::Requires {
                     flag: "--int8-kernels",
@@ -287,15 +289,14 @@ impl RunPlan {
                     reason: kernels.unavailable_reason().unwrap_or_default(),
                 });
             }
-            Some(kernels) => kernels,
-            None => crate::quant::Kernels::best(),
+            forced => forced,
         };
         Ok(RunPlan {
             engine,
             precision: precisions.first().copied().unwrap_or(Precision::F32),
             threads,
             memory_limit: MemoryLimit::resolve(args.max_memory, threads),
-            int8_kernels,
+            forced_int8_kernels,
         })
     }
 
@@ -328,6 +329,12 @@ impl RunPlan {
 }
 
 impl RunPlan {
+    /// The int8 kernels to run: the forced ones, else the fastest this CPU runs.
+    pub fn int8_kernels(&self) -> crate::quant::Kernels {
+        self.forced_int8_kernels
+            .unwrap_or_else(crate::quant::Kernels::best)
+    }
+
     /// Refuses batches of `batch` images of `model` (each decode taking up to `decoding`
     /// bytes) above the memory limit, when the configuration is known before loading (a
     /// weights file is checked once its metadata is read).
